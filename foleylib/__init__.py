@@ -1,0 +1,1 @@
+"""foleylib: learning to generate audio for silent video."""

@@ -1,0 +1,100 @@
+"""The audio/video arithmetic in one place: rates, samples per frame, context lengths, clipping rules.
+
+Every notebook, dataset and CLI command builds from an `AVSpec`. Sample rate and frame rate need not divide:
+`samples_per_frame` is an exact fraction and the frame-of-sample rule is
+
+    frame_of_sample(i) = floor(i * fps / sr)        frame_start(k) = ceil(k * sr / fps)
+
+so frame k owns the samples [frame_start(k), frame_start(k + 1)). When sr/fps is an integer this is the
+paper's rule (frame k owns samples k*spf .. (k+1)*spf - 1).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from fractions import Fraction
+from typing import Literal
+
+PresetName = Literal["tiny", "small", "default", "paper"]
+
+
+def as_fraction(rate: float | int | str | Fraction) -> Fraction:
+    """An exact rate: 25 -> 25, 29.97 -> 30000/1001, '30000/1001' -> 30000/1001."""
+    if isinstance(rate, Fraction):
+        return rate
+    if isinstance(rate, str) and "/" in rate:
+        return Fraction(rate)
+    return Fraction(float(rate)).limit_denominator(1001)
+
+
+@dataclass(frozen=True)
+class AVSpec:
+    """Rates and sizes of an aligned clip, and the context a model sees."""
+
+    sr: int = 16000  # audio sample rate (Hz)
+    fps: float = 25.0  # video frame rate after resampling (frames/s)
+    size: int = 64  # frames are resized to size x size RGB
+    channels: int = 2  # audio channels (mono is duplicated, more are downmixed)
+    context_frames: int = 4  # n: the last n video frames, the current one included
+    context_samples: int = 1024  # audio context length in samples before the predicted position
+
+    def __post_init__(self) -> None:
+        for name in ("sr", "size", "channels", "context_frames", "context_samples"):
+            if int(getattr(self, name)) <= 0:
+                raise ValueError(f"AVSpec.{name} must be positive, got {getattr(self, name)}")
+        if self.fps <= 0:
+            raise ValueError(f"AVSpec.fps must be positive, got {self.fps}")
+
+    @property
+    def fps_exact(self) -> Fraction:
+        return as_fraction(self.fps)
+
+    @property
+    def samples_per_frame(self) -> Fraction:
+        """sr / fps, exactly (e.g. 640 at 16 kHz / 25 fps; 1600/3 at 16 kHz / 30 fps)."""
+        return Fraction(self.sr) / self.fps_exact
+
+    @property
+    def max_samples_per_frame(self) -> int:
+        """The most samples any frame owns (the deep-fusion output length)."""
+        return math.ceil(self.samples_per_frame)
+
+    def frame_of_sample(self, i: int) -> int:
+        """Index of the video frame that is on screen while audio sample i plays."""
+        return math.floor(Fraction(i) / self.samples_per_frame)
+
+    def frame_start(self, k: int) -> int:
+        """First audio sample of video frame k."""
+        return math.ceil(k * self.samples_per_frame)
+
+    def clip_lengths(self, n_samples: int, n_frames: int) -> tuple[int, int]:
+        """(frames, samples) kept by the paper's clipping rules.
+
+        Audio is clipped to whole frames (len % samples_per_frame dropped), frames are clipped to
+        len(audio) / samples_per_frame; if the video is the shorter one, audio is clipped to it.
+        """
+        frames = min(n_frames, math.floor(Fraction(n_samples) / self.samples_per_frame))
+        return frames, self.frame_start(frames)
+
+    def with_(self, **changes) -> "AVSpec":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS: dict[str, AVSpec] = {
+    "tiny": AVSpec(sr=8000, fps=25, size=32, context_frames=2, context_samples=256),
+    "small": AVSpec(sr=16000, fps=25, size=48, context_frames=3, context_samples=512),
+    "default": AVSpec(),
+    # the paper's data: YouTube audio is 44.1 kHz stereo; the paper downsamples (rate not given).
+    "paper": AVSpec(sr=22050, fps=30, size=64, context_frames=8, context_samples=4096),
+}
+
+
+def preset(name: str) -> AVSpec:
+    """The named AVSpec preset; unknown names are refused with the list of known ones."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None

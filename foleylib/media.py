@@ -1,0 +1,244 @@
+"""Video and audio in and out, through the ffmpeg binary of imageio-ffmpeg (moviepy parses its probe).
+
+The only module that talks to ffmpeg, moviepy or cv2. Frames are uint8 RGB [T, H, W, 3]; audio is
+float32 [N, C] in [-1, 1]. Decoding streams (frames are resized as they arrive), writing is atomic.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import cv2
+import imageio_ffmpeg
+import numpy as np
+from moviepy.video.io.ffmpeg_reader import FFmpegInfosParser
+
+from .errors import InputError
+from .fsutil import atomic_path
+
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
+_CHANNELS_BY_LAYOUT = {"mono": 1, "stereo": 2, "2.1": 3, "quad": 4, "5.0": 5, "5.1": 6, "6.1": 7, "7.1": 8}
+
+
+def ffmpeg_exe() -> str:
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What a media file holds. Sizes are as displayed (rotation applied)."""
+
+    path: str
+    duration: float  # seconds (container)
+    has_video: bool
+    has_audio: bool
+    fps: float | None = None  # nominal video frame rate
+    width: int | None = None
+    height: int | None = None
+    video_codec: str | None = None
+    video_duration: float | None = None
+    audio_sr: int | None = None
+    audio_channels: int | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise InputError("no such file", path)
+    if path.is_dir():
+        raise InputError("is a folder, expected a media file", path)
+    if path.stat().st_size == 0:
+        raise InputError("empty file (0 bytes)", path)
+
+
+def _last_error_line(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    return lines[-1] if lines else "ffmpeg failed"
+
+
+def probe(path: str | Path) -> Probe:
+    """Probe a media file; raises InputError when it is missing or not a readable media file."""
+    path = Path(path)
+    _check_file(path)
+    out = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True, text=True, errors="replace"
+    ).stderr
+    if "Stream #" not in out:
+        raise InputError(f"not a readable media file: {_last_error_line(out)}", path)
+    info = FFmpegInfosParser(out, str(path)).parse()
+    width = height = None
+    if info.get("video_found"):
+        width, height = info["video_size"]
+        if abs(info.get("video_rotation", 0)) in (90, 270):
+            width, height = height, width
+    channels = None
+    match = re.search(r"Stream #\S+.*?: Audio: .*?, \d+ Hz, ([^,]+)", out)
+    if match:
+        layout = match.group(1).strip().split("(")[0]
+        n = re.match(r"(\d+) channels", layout)
+        channels = int(n.group(1)) if n else _CHANNELS_BY_LAYOUT.get(layout)
+    return Probe(
+        path=str(path),
+        duration=float(info.get("duration") or 0.0),
+        has_video=bool(info.get("video_found")),
+        has_audio=bool(info.get("audio_found")),
+        fps=info.get("video_fps"),
+        width=width,
+        height=height,
+        video_codec=info.get("video_codec_name"),
+        video_duration=info.get("video_duration"),
+        audio_sr=info.get("audio_fps"),
+        audio_channels=channels,
+    )
+
+
+def iter_frames(path: str | Path, fps: float | None = None, size: int | None = 64) -> Iterator[np.ndarray]:
+    """Yield the frames of a video one at a time as uint8 RGB [size, size, 3].
+
+    `fps` resamples to a constant frame rate by timestamps (variable frame rate input is fine);
+    None keeps the source frames. `size` None keeps the source size, otherwise cv2 squashes each
+    frame to a square (INTER_AREA), as the paper resizes with cv2.
+    """
+    info = probe(path)
+    if not info.has_video or not info.width:
+        raise InputError("no video stream", path)
+    cmd = [ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(path), "-map", "0:v:0", "-an"]
+    if fps is not None:
+        cmd += ["-vf", f"fps={fps}"]
+    cmd += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    w, h = info.width, info.height
+    nbytes = w * h * 3
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=nbytes)
+    try:
+        while True:
+            buf = proc.stdout.read(nbytes)
+            if len(buf) < nbytes:
+                break
+            frame = np.frombuffer(buf, np.uint8).reshape(h, w, 3)
+            if size is not None and (w, h) != (size, size):
+                frame = cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)
+            yield frame
+        stderr = proc.stderr.read().decode(errors="replace")
+        if proc.wait() != 0:
+            raise InputError(f"cannot decode video: {_last_error_line(stderr)}", path)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def read_frames(path: str | Path, fps: float | None = None, size: int | None = 64) -> np.ndarray:
+    """All frames as uint8 [T, size, size, 3] (see iter_frames)."""
+    frames = list(iter_frames(path, fps=fps, size=size))
+    if not frames:
+        raise InputError("video has no decodable frames", path)
+    return np.stack(frames)
+
+
+def read_audio(path: str | Path, sr: int = 16000, channels: int = 2) -> np.ndarray:
+    """The first audio stream as float32 [N, channels] in [-1, 1], resampled to `sr`.
+
+    Mono is duplicated to every channel, more channels than asked are downmixed (ffmpeg's matrix).
+    """
+    info = probe(path)
+    if not info.has_audio:
+        raise InputError("no audio stream", path)
+    cmd = [ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(path), "-map", "0:a:0", "-vn",
+           "-ac", str(channels), "-ar", str(sr), "-f", "f32le", "-"]
+    res = subprocess.run(cmd, capture_output=True)
+    if res.returncode != 0:
+        raise InputError(f"cannot decode audio: {_last_error_line(res.stderr.decode(errors='replace'))}", path)
+    audio = np.frombuffer(res.stdout, np.float32).reshape(-1, channels)
+    if len(audio) == 0:
+        raise InputError("audio stream has no samples", path)
+    return np.clip(audio, -1.0, 1.0)
+
+
+def _run_ffmpeg(cmd: list[str], out: Path, stdin_frames: Iterable[np.ndarray] | None = None) -> None:
+    """Run an ffmpeg command that writes `out`, optionally feeding raw frames on stdin."""
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if stdin_frames is not None else subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        if stdin_frames is not None:
+            for frame in stdin_frames:
+                proc.stdin.write(np.ascontiguousarray(frame, dtype=np.uint8).tobytes())
+            proc.stdin.close()
+        stderr = proc.stderr.read().decode(errors="replace")
+        if proc.wait() != 0:
+            raise RuntimeError(f"ffmpeg could not write {out}: {_last_error_line(stderr)}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _audio_input(audio: np.ndarray, sr: int, raw: Path) -> list[str]:
+    audio = np.ascontiguousarray(np.clip(audio, -1, 1), dtype=np.float32)
+    if audio.ndim == 1:
+        audio = audio[:, None]
+    raw.write_bytes(audio.tobytes())
+    return ["-f", "f32le", "-ar", str(sr), "-ac", str(audio.shape[1]), "-i", str(raw)]
+
+
+def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float,
+                audio: np.ndarray | None = None, sr: int | None = None, crf: int = 18) -> Path:
+    """Encode RGB frames (and optional float audio [N, C]) as H.264 + AAC MP4, atomically."""
+    path = Path(path)
+    frames = iter(frames)
+    first = next(frames)
+    h, w = first.shape[:2]
+
+    def all_frames():
+        yield first
+        yield from frames
+
+    with atomic_path(path) as tmp, tempfile.TemporaryDirectory() as scratch:
+        raw = Path(scratch) / "audio.f32"
+        cmd = [ffmpeg_exe(), "-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
+               "-r", str(fps), "-i", "-"]
+        if audio is not None:
+            cmd += _audio_input(audio, sr, raw)
+        cmd += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264", "-preset", "veryfast",
+                "-crf", str(crf), "-pix_fmt", "yuv420p"]
+        if audio is not None:
+            cmd += ["-c:a", "aac", "-b:a", "192k"]
+        cmd += ["-movflags", "+faststart", str(tmp)]
+        _run_ffmpeg(cmd, path, all_frames())
+    return path
+
+
+def mux_audio(video: str | Path, audio: np.ndarray, sr: int, out: str | Path, keep_original: bool = False) -> Path:
+    """Copy `video` to `out` (MP4: H.264 + AAC) with `audio` as its sound, exactly as long as the video.
+
+    The audio is zero-padded or trimmed to the video stream's duration. With `keep_original`, the
+    source's own audio follows as a second track. H.264 video is copied, other codecs re-encoded.
+    """
+    info = probe(video)
+    if not info.has_video:
+        raise InputError("no video stream", video)
+    duration = info.video_duration or info.duration
+    n = int(round(duration * sr))
+    audio = np.asarray(audio, np.float32)
+    audio = audio[:, None] if audio.ndim == 1 else audio
+    audio = np.concatenate([audio[:n], np.zeros((max(0, n - len(audio)), audio.shape[1]), np.float32)])
+    out = Path(out)
+    with atomic_path(out) as tmp, tempfile.TemporaryDirectory() as scratch:
+        raw = Path(scratch) / "audio.f32"
+        cmd = [ffmpeg_exe(), "-y", "-v", "error", "-i", str(video)] + _audio_input(audio, sr, raw)
+        cmd += ["-map", "0:v:0", "-map", "1:a:0"]
+        if keep_original and info.has_audio:
+            cmd += ["-map", "0:a:0"]
+        video_codec = ["-c:v", "copy"] if info.video_codec == "h264" else \
+            ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p"]
+        cmd += video_codec + ["-c:a", "aac", "-b:a", "192k", "-t", f"{duration:.6f}", "-movflags", "+faststart",
+                              str(tmp)]
+        _run_ffmpeg(cmd, out)
+    return out
