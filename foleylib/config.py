@@ -19,12 +19,16 @@ PresetName = Literal["tiny", "small", "default", "paper"]
 
 
 def as_fraction(rate: float | int | str | Fraction) -> Fraction:
-    """An exact rate: 25 -> 25, 29.97 -> 30000/1001, '30000/1001' -> 30000/1001."""
+    """An exact rate: 25 -> 25, 29.97 -> 30000/1001 (NTSC), '30000/1001' -> 30000/1001, 21.5 -> 43/2."""
     if isinstance(rate, Fraction):
         return rate
     if isinstance(rate, str) and "/" in rate:
         return Fraction(rate)
-    return Fraction(float(rate)).limit_denominator(1001)
+    value = float(rate)
+    ntsc = Fraction(round(value * 1.001) * 1000, 1001)
+    if value != int(value) and abs(ntsc - Fraction(value)) < Fraction(3, 2000):
+        return ntsc
+    return Fraction(value).limit_denominator(1001)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
 
 
 class InputError(Exception):
@@ -11,3 +14,20 @@ class InputError(Exception):
         self.reason = reason
         self.path = str(path)
         super().__init__(f"{reason} ({self.path})")
+
+
+class Batch:
+    """Runs the steps of a batch job: a step that raises InputError is reported, recorded and skipped."""
+
+    def __init__(self, on_error: Callable[[InputError], None] | None = None):
+        self.errors: list[InputError] = []
+        self.on_error = on_error
+
+    def run(self, fn: Callable[..., T], *args, **kwargs) -> T | None:
+        try:
+            return fn(*args, **kwargs)
+        except InputError as err:
+            self.errors.append(err)
+            if self.on_error:
+                self.on_error(err)
+            return None

@@ -17,6 +17,7 @@ import imageio_ffmpeg
 import numpy as np
 from moviepy.video.io.ffmpeg_reader import FFmpegInfosParser
 
+from .config import as_fraction
 from .errors import InputError
 from .fsutil import atomic_path
 
@@ -110,7 +111,8 @@ def iter_frames(path: str | Path, fps: float | None = None, size: int | None = 6
         raise InputError("no video stream", path)
     cmd = [ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(path), "-map", "0:v:0", "-an"]
     if fps is not None:
-        cmd += ["-vf", f"fps={fps}"]
+        rate = as_fraction(fps)
+        cmd += ["-vf", f"fps={rate.numerator}/{rate.denominator}"]
     cmd += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
     w, h = info.width, info.height
     nbytes = w * h * 3

@@ -1,0 +1,146 @@
+"""The `foley` command line (also `python -m foleylib`).
+
+Errors in the user's input print one line `error: <reason> (<path>)` and exit 2; an internal failure
+prints one line and exits 1; `--debug` shows the traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .config import AVSpec
+from .errors import InputError
+
+EXIT_BAD_INPUT, EXIT_INTERNAL = 2, 1
+
+
+def _print_error(err: InputError) -> None:
+    print(f"error: {err}", file=sys.stderr)
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _spec_args(p: argparse.ArgumentParser) -> None:
+    d = AVSpec()
+    p.add_argument("--sr", type=positive_int, default=d.sr, help=f"audio sample rate in Hz (default {d.sr})")
+    p.add_argument("--fps", type=positive_float, default=d.fps, help=f"video frame rate after resampling (default {d.fps:g})")
+    p.add_argument("--size", type=positive_int, default=d.size, help=f"frames are resized to SIZE x SIZE (default {d.size})")
+    p.add_argument("--channels", type=positive_int, default=d.channels, help=f"audio channels (default {d.channels})")
+
+
+def _spec_from(args: argparse.Namespace) -> AVSpec:
+    return AVSpec(sr=args.sr, fps=args.fps, size=args.size, channels=args.channels)
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from .synth import render_scene
+
+    t0 = time.perf_counter()
+    paths = render_scene(args.kind, args.out, seconds=args.seconds, seed=args.seed, fps=args.fps)
+    print(f"{args.kind}: {args.seconds:g} s rendered in {time.perf_counter() - t0:.1f} s -> "
+          + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from .collect import collect
+
+    items, errors = collect(args.sources, args.out, on_error=_print_error,
+                            on_item=lambda it: print(f"{it.status}: {it.origin} -> {Path(args.out) / it.name}"))
+    print(f"{len(items)} collected, {len(errors)} failed; manifest: {Path(args.out) / 'manifest.json'}")
+    return EXIT_BAD_INPUT if errors else 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from .align import ingest
+
+    t0 = time.perf_counter()
+
+    def report(r):
+        print(f"{r.status}: {r.source} -> {r.clip_dir} ({r.meta['frames']} frames, {r.meta['samples']} samples, "
+              f"{r.meta['seconds']:.2f} s)")
+
+    results, errors = ingest(args.videos, args.out, _spec_from(args), force=args.force,
+                             on_error=_print_error, on_result=report)
+    print(f"{len(results)} aligned, {len(errors)} failed in {time.perf_counter() - t0:.1f} s; "
+          f"manifest: {Path(args.out) / 'manifest.json'}")
+    return EXIT_BAD_INPUT if errors else 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    outputs = run_demo(args.out, seconds=args.seconds, seed=args.seed, log=print)
+    print("demo outputs: " + ", ".join(str(p) for p in outputs))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="foley", description="Learn to generate audio for silent video.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("synth", help="render a synthetic scene with known ground truth")
+    p.add_argument("kind", choices=["clap", "car", "water"])
+    p.add_argument("--seconds", type=positive_float, default=10.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fps", type=positive_float, default=25.0)
+    p.add_argument("--out", type=Path, default=Path("data/synth"))
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("collect", help="copy home-made videos / download online videos into a collection")
+    p.add_argument("sources", nargs="+", help="video files, folders or URLs")
+    p.add_argument("--out", type=Path, default=Path("data/raw"))
+    p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser("ingest", help="align videos into the training cache (paper Sec. III-B)")
+    p.add_argument("videos", nargs="+", type=Path)
+    p.add_argument("--out", type=Path, default=Path("data/aligned"))
+    p.add_argument("--force", action="store_true", help="re-align even when source and parameters are unchanged")
+    _spec_args(p)
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("demo", help="the main job on an embedded synthetic scene (no download)")
+    p.add_argument("--out", type=Path, default=Path("outputs/demo"))
+    p.add_argument("--seconds", type=positive_float, default=12.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except InputError as err:
+        if args.debug:
+            raise
+        _print_error(err)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - the CLI's last line of defence
+        if args.debug:
+            raise
+        print(f"error: internal failure: {type(err).__name__}: {err} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Aligned clips on disk and the context windows the models train on.
+
+For an audio index i (the sample to predict) a model sees the `context_samples` samples before i and the
+last `context_frames` video frames up to the frame on screen at i (that frame included). Missing context at
+the start of a clip is zero padding, for audio and for video (paper Sec. III-B and III-D).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .config import AVSpec
+from .errors import InputError
+
+META_KEYS = ("source", "sha256", "sr", "fps", "size", "channels", "frames", "samples")
+
+
+@dataclass
+class AlignedClip:
+    """One aligned clip: frames uint8 [T, S, S, 3] and audio float32 [N, C], memory-mapped."""
+
+    path: Path
+    frames: np.ndarray
+    audio: np.ndarray
+    meta: dict
+
+    @property
+    def spec(self) -> AVSpec:
+        """The clip's rates and sizes (default context lengths; override with .with_())."""
+        return AVSpec(sr=self.meta["sr"], fps=self.meta["fps"], size=self.meta["size"],
+                      channels=self.meta["channels"])
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / self.meta["sr"]
+
+
+def load_clip(path: str | Path) -> AlignedClip:
+    """Open an aligned clip folder; raises InputError naming the folder when it is incomplete or inconsistent."""
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError("not an aligned clip folder", path)
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+    except OSError:
+        raise InputError("missing meta.json", path) from None
+    except ValueError:
+        raise InputError("meta.json is not valid JSON", path) from None
+    missing = [k for k in META_KEYS if k not in meta]
+    if missing:
+        raise InputError(f"meta.json lacks {', '.join(missing)}", path)
+    arrays = {}
+    for name in ("frames", "audio"):
+        try:
+            arrays[name] = np.load(path / f"{name}.npy", mmap_mode="r")
+        except (OSError, ValueError) as err:
+            raise InputError(f"cannot read {name}.npy: {err}", path) from None
+    frames, audio = arrays["frames"], arrays["audio"]
+    size = meta["size"]
+    if frames.dtype != np.uint8 or frames.shape[1:] != (size, size, 3) or len(frames) != meta["frames"]:
+        raise InputError(f"frames.npy is {frames.dtype}{list(frames.shape)}, meta.json expects "
+                         f"uint8[{meta['frames']}, {size}, {size}, 3]", path)
+    if audio.dtype != np.float32 or audio.shape != (meta["samples"], meta["channels"]):
+        raise InputError(f"audio.npy is {audio.dtype}{list(audio.shape)}, meta.json expects "
+                         f"float32[{meta['samples']}, {meta['channels']}]", path)
+    return AlignedClip(path, frames, audio, meta)
+
+
+def audio_context(audio: np.ndarray, end: int, length: int) -> np.ndarray:
+    """audio[end - length : end], zero-padded in front where it starts before sample 0. [length, C]"""
+    out = np.zeros((length, audio.shape[1]), np.float32)
+    start = end - length
+    lo = max(start, 0)
+    if end > lo:
+        out[lo - start:] = audio[lo:end]
+    return out
+
+
+def video_context(frames: np.ndarray, current: int, count: int) -> np.ndarray:
+    """frames[current - count + 1 : current + 1], zero (black) frames in front before frame 0. [count, S, S, 3]"""
+    out = np.zeros((count, *frames.shape[1:]), np.uint8)
+    start = current - count + 1
+    lo = max(start, 0)
+    out[lo - start:] = frames[lo:current + 1]
+    return out
+
+
+def split_by_time(clip: AlignedClip, val_fraction: float = 0.2) -> tuple[range, range]:
+    """(train frames, validation frames): the first part trains, the tail validates (paper Sec. IV)."""
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    n = clip.meta["frames"]
+    cut = n - max(1, round(n * val_fraction))
+    if cut < 1:
+        raise InputError(f"too short to split: {n} frames", clip.path)
+    return range(0, cut), range(cut, n)
+
+
+class SampleDataset(Dataset):
+    """Paper mode, one sample per example: (audio context, last n frames) -> the next sample.
+
+    Covers every audio sample of the given frames (every `stride`-th one).
+    """
+
+    def __init__(self, clip: AlignedClip, spec: AVSpec, frames: range | None = None, stride: int = 1):
+        self.clip, self.spec = clip, spec
+        frames = frames if frames is not None else range(clip.meta["frames"])
+        self.indices = np.arange(spec.frame_start(frames.start), spec.frame_start(frames.stop), stride)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, j: int) -> dict[str, torch.Tensor]:
+        i = int(self.indices[j])
+        spec = self.spec
+        return {
+            "audio": torch.from_numpy(audio_context(self.clip.audio, i, spec.context_samples)),
+            "video": torch.from_numpy(video_context(self.clip.frames, spec.frame_of_sample(i), spec.context_frames)),
+            "target": torch.from_numpy(np.array(self.clip.audio[i], np.float32)),
+            "index": torch.tensor(i),
+        }
+
+
+class FrameDataset(Dataset):
+    """Deep-fusion examples: (audio before frame k, last n frames up to k) -> all samples of frame k.
+
+    The target is zero-padded to `spec.max_samples_per_frame`; `length` says how many samples are real.
+    """
+
+    def __init__(self, clip: AlignedClip, spec: AVSpec, frames: range | None = None):
+        self.clip, self.spec = clip, spec
+        self.frames = frames if frames is not None else range(clip.meta["frames"])
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, j: int) -> dict[str, torch.Tensor]:
+        k = self.frames[j]
+        spec = self.spec
+        start, stop = spec.frame_start(k), spec.frame_start(k + 1)
+        target = np.zeros((spec.max_samples_per_frame, self.clip.audio.shape[1]), np.float32)
+        target[:stop - start] = self.clip.audio[start:stop]
+        return {
+            "audio": torch.from_numpy(audio_context(self.clip.audio, start, spec.context_samples)),
+            "video": torch.from_numpy(video_context(self.clip.frames, k, spec.context_frames)),
+            "target": torch.from_numpy(target),
+            "length": torch.tensor(stop - start),
+            "frame": torch.tensor(k),
+        }

@@ -1,0 +1,91 @@
+import json
+
+import numpy as np
+import pytest
+
+from foleylib.config import AVSpec
+from foleylib.dataset import (FrameDataset, SampleDataset, audio_context, load_clip, split_by_time,
+                              video_context)
+from foleylib.errors import InputError
+from foleylib.fsutil import write_json
+
+
+def write_clip(folder, frames=10, spf=40, channels=2, size=8):
+    """A tiny aligned clip: audio sample i holds value i (channel c: -i), frame k is filled with k."""
+    folder.mkdir(parents=True)
+    n = frames * spf
+    audio = np.stack([np.arange(n), -np.arange(n)][:channels], axis=1).astype(np.float32)
+    video = np.repeat(np.arange(frames, dtype=np.uint8), size * size * 3).reshape(frames, size, size, 3)
+    np.save(folder / "audio.npy", audio)
+    np.save(folder / "frames.npy", video)
+    write_json(folder / "meta.json", {"source": "x.mp4", "sha256": "0" * 64, "sr": spf * 25, "fps": 25,
+                                      "size": size, "channels": channels, "frames": frames, "samples": n})
+    return folder
+
+
+def test_audio_context_zero_pads_in_front():
+    audio = np.arange(1, 11, dtype=np.float32)[:, None]
+    np.testing.assert_array_equal(audio_context(audio, 3, 5)[:, 0], [0, 0, 1, 2, 3])
+    np.testing.assert_array_equal(audio_context(audio, 0, 4)[:, 0], [0, 0, 0, 0])
+    np.testing.assert_array_equal(audio_context(audio, 10, 3)[:, 0], [8, 9, 10])
+
+
+def test_video_context_black_frames_in_front():
+    frames = (np.arange(1, 6, dtype=np.uint8)[:, None, None, None] * np.ones((1, 2, 2, 3), np.uint8))
+    assert video_context(frames, 0, 3)[:, 0, 0, 0].tolist() == [0, 0, 1]
+    assert video_context(frames, 4, 3)[:, 0, 0, 0].tolist() == [3, 4, 5]
+
+
+def test_sample_dataset_contexts(tmp_path):
+    clip = load_clip(write_clip(tmp_path / "c"))
+    spec = AVSpec(sr=1000, fps=25, size=8, context_frames=3, context_samples=50)
+    ds = SampleDataset(clip, spec)
+    assert len(ds) == 400
+    first = ds[0]
+    assert first["audio"].shape == (50, 2) and float(first["audio"].abs().sum()) == 0
+    assert first["video"][:, 0, 0, 0].tolist() == [0, 0, 0]  # frame 0 is black too (value 0)
+    assert first["target"].tolist() == [0.0, -0.0]
+    ex = ds[85]  # sample 85 plays during frame 2 (samples 80..119)
+    assert ex["audio"][:, 0].tolist() == list(range(35, 85))
+    assert ex["video"][:, 0, 0, 0].tolist() == [0, 1, 2]
+    assert ex["target"].tolist() == [85.0, -85.0]
+    assert len(SampleDataset(clip, spec, frames=range(2, 4), stride=4)) == 20
+
+
+def test_frame_dataset_targets_whole_frames(tmp_path):
+    clip = load_clip(write_clip(tmp_path / "c"))
+    spec = AVSpec(sr=1000, fps=25, size=8, context_frames=2, context_samples=60)
+    ex = FrameDataset(clip, spec)[1]
+    assert ex["target"].shape == (40, 2) and ex["target"][:, 0].tolist() == list(range(40, 80))
+    assert ex["audio"][:20].abs().sum() == 0 and ex["audio"][20:, 0].tolist() == list(range(40))
+    assert ex["video"][:, 0, 0, 0].tolist() == [0, 1] and int(ex["length"]) == 40
+
+
+def test_frame_dataset_fractional_rate_pads_target(tmp_path):
+    clip = load_clip(write_clip(tmp_path / "c", frames=6, spf=40))
+    spec = AVSpec(sr=1000, fps=30, size=8, context_frames=1, context_samples=10)  # 33.3 samples per frame
+    lengths = [int(FrameDataset(clip, spec)[k]["length"]) for k in range(3)]
+    assert lengths == [34, 33, 33] and FrameDataset(clip, spec)[0]["target"].shape == (34, 2)
+
+
+def test_split_by_time(tmp_path):
+    clip = load_clip(write_clip(tmp_path / "c", frames=10))
+    train, val = split_by_time(clip, 0.2)
+    assert (train, val) == (range(0, 8), range(8, 10))
+    with pytest.raises(ValueError):
+        split_by_time(clip, 1.5)
+
+
+def test_load_clip_names_the_problem(tmp_path):
+    folder = write_clip(tmp_path / "broken")
+    (folder / "audio.npy").unlink()
+    with pytest.raises(InputError, match="cannot read audio.npy") as err:
+        load_clip(folder)
+    assert err.value.path == str(folder)
+    folder = write_clip(tmp_path / "mismatch")
+    meta = json.loads((folder / "meta.json").read_text())
+    write_json(folder / "meta.json", {**meta, "samples": 7})
+    with pytest.raises(InputError, match=r"audio.npy is float32\[400, 2\], meta.json expects float32\[7, 2\]"):
+        load_clip(folder)
+    with pytest.raises(InputError, match="not an aligned clip folder"):
+        load_clip(tmp_path / "nothing")
