@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .config import AVSpec
 from .errors import InputError
+from .fsutil import ensure_out_dir
 
 EXIT_BAD_INPUT, EXIT_INTERNAL = 2, 1
 
@@ -50,7 +51,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from .synth import render_scene
 
     t0 = time.perf_counter()
-    paths = render_scene(args.kind, args.out, seconds=args.seconds, seed=args.seed, fps=args.fps)
+    paths = render_scene(args.kind, ensure_out_dir(args.out), seconds=args.seconds, seed=args.seed, fps=args.fps)
     print(f"{args.kind}: {args.seconds:g} s rendered in {time.perf_counter() - t0:.1f} s -> "
           + ", ".join(str(p) for p in paths.values()))
     return 0
@@ -59,7 +60,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_collect(args: argparse.Namespace) -> int:
     from .collect import collect
 
-    items, errors = collect(args.sources, args.out, on_error=_print_error,
+    items, errors = collect(args.sources, ensure_out_dir(args.out), on_error=_print_error,
                             on_item=lambda it: print(f"{it.status}: {it.origin} -> {Path(args.out) / it.name}"))
     print(f"{len(items)} collected, {len(errors)} failed; manifest: {Path(args.out) / 'manifest.json'}")
     return EXIT_BAD_INPUT if errors else 0
@@ -74,7 +75,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(f"{r.status}: {r.source} -> {r.clip_dir} ({r.meta['frames']} frames, {r.meta['samples']} samples, "
               f"{r.meta['seconds']:.2f} s)")
 
-    results, errors = ingest(args.videos, args.out, _spec_from(args), force=args.force,
+    results, errors = ingest(args.videos, ensure_out_dir(args.out), _spec_from(args), force=args.force,
                              on_error=_print_error, on_result=report)
     print(f"{len(results)} aligned, {len(errors)} failed in {time.perf_counter() - t0:.1f} s; "
           f"manifest: {Path(args.out) / 'manifest.json'}")
@@ -84,7 +85,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    outputs = run_demo(args.out, seconds=args.seconds, seed=args.seed, log=print)
+    outputs = run_demo(ensure_out_dir(args.out), seconds=args.seconds, seed=args.seed, log=print)
     print("demo outputs: " + ", ".join(str(p) for p in outputs))
     return 0
 

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from .errors import InputError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -54,6 +56,15 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
             os.replace(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def ensure_out_dir(path: str | Path) -> Path:
+    """Create an output folder; refuse (InputError) when the path is an existing file."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError("output folder is a file", path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def write_json(path: str | Path, obj: Any) -> None:

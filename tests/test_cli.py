@@ -1,0 +1,31 @@
+import subprocess
+import sys
+
+
+def foley(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "foleylib", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd)
+
+
+def test_bad_input_is_one_line_exit_2(tmp_path):
+    proc = foley("ingest", tmp_path / "missing.mp4", "--out", tmp_path / "out")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[0] == f"error: no such file ({tmp_path / 'missing.mp4'})"
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_arguments_exit_2(tmp_path):
+    proc = foley("synth", "clap", "--seconds", "-3", "--out", tmp_path)
+    assert proc.returncode == 2 and "must be positive" in proc.stderr
+    assert not any(tmp_path.iterdir())
+    assert foley("synth", "thunder").returncode == 2
+
+
+def test_output_folder_that_is_a_file(tmp_path):
+    target = tmp_path / "taken"
+    target.write_text("a file, not a folder")
+    proc = foley("synth", "clap", "--seconds", "1", "--out", target)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: output folder is a file ({target})"
+    debug = foley("--debug", "synth", "clap", "--seconds", "1", "--out", target)
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
