@@ -7,6 +7,7 @@ the start of a clip is zero padding, for audio and for video (paper Sec. III-B a
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,4 +156,55 @@ class FrameDataset(Dataset):
             "target": torch.from_numpy(target),
             "length": torch.tensor(stop - start),
             "frame": torch.tensor(k),
+        }
+
+
+def window_frame_count(spec: AVSpec, length: int) -> int:
+    """Frames a WindowDataset item holds for `length` positions: the spanned frames plus n - 1 before them."""
+    return math.ceil(length / spec.samples_per_frame) + 1 + spec.context_frames - 1
+
+
+class WindowDataset(Dataset):
+    """Causal-mode examples: a window of positions that all predict their next sample at once (teacher forcing).
+
+    Item for a window starting at sample s, with `warmup` positions in front (R) and `window` scored ones (L):
+      audio_in    [R+L, C]  audio_in[j] = audio[s - R - 1 + j] (the sample before position j; zero before 0)
+      target      [R+L, C]  target[j]   = audio[s - R + j]
+      video       [F, S, S, 3] uint8, F = window_frame_count(spec, R+L): the frames of the window's span and
+                  the n - 1 frames before it (black where they precede frame 0, and past the span's end)
+      frame_index [R+L] long: index into `video` of the frame on screen at position j; that frame and the
+                  n - 1 before it are the position's video context
+      warmup      the number R of leading positions that only build up the receptive field (not scored)
+    """
+
+    def __init__(self, clip: AlignedClip, spec: AVSpec, frames: range | None = None, window: int = 4096,
+                 warmup: int = 0, stride: int | None = None):
+        self.clip, self.spec, self.window, self.warmup = clip, spec, window, warmup
+        frames = frames if frames is not None else range(clip.meta["frames"])
+        first, stop = spec.frame_start(frames.start), spec.frame_start(frames.stop)
+        if stop - first < window:
+            raise InputError(f"{stop - first} samples are fewer than one window of {window}", clip.path)
+        self.starts = np.arange(first, stop - window + 1, stride or window)
+        self.n_video = window_frame_count(spec, warmup + window)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, j: int) -> dict[str, torch.Tensor]:
+        spec, audio, length = self.spec, self.clip.audio, self.warmup + self.window
+        s = int(self.starts[j]) - self.warmup
+        positions = np.arange(s, s + length)
+        on_screen = np.floor(positions * spec.fps_exact.numerator / (spec.sr * spec.fps_exact.denominator))
+        first_frame = int(on_screen[0])
+        lead = spec.context_frames - 1
+        video = np.zeros((self.n_video, *self.clip.frames.shape[1:]), np.uint8)
+        lo, hi = first_frame - lead, min(first_frame - lead + self.n_video, len(self.clip.frames))
+        if hi > max(lo, 0):
+            video[max(lo, 0) - lo:hi - lo] = self.clip.frames[max(lo, 0):hi]
+        return {
+            "audio_in": torch.from_numpy(audio_context(audio, s + length - 1, length)),
+            "target": torch.from_numpy(audio_context(audio, s + length, length)),
+            "video": torch.from_numpy(video),
+            "frame_index": torch.from_numpy((on_screen - first_frame + lead).astype(np.int64)),
+            "warmup": torch.tensor(self.warmup),
         }

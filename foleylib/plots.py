@@ -1,4 +1,4 @@
-"""Figures: waveforms with video-frame markers and thumbnails, the model's context window, frames, spectrograms.
+"""Figures: waveforms with frame markers and thumbnails, the model's context window, frames, spectrograms.
 
 Every function returns a matplotlib `Figure` (headless-safe, never shown). Audio is float [N, C] (or [N])
 in [-1, 1]; frames are uint8 [T, H, W, 3], frame k shown from k / fps seconds.
@@ -6,8 +6,9 @@ in [-1, 1]; frames are uint8 [T, H, W, 3], frame k shown from k / fps seconds.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -16,7 +17,7 @@ from matplotlib.offsetbox import AnnotationBbox, OffsetImage, TextArea, VPacker
 from .config import AVSpec, as_fraction
 
 MAX_MARKERS = 200  # more frame boundaries than this in a window are thinned to every m-th frame
-MARKER_STYLE = dict(color="tab:orange", linewidth=0.6, alpha=0.5)
+MARKER_STYLE = {"color": "tab:orange", "linewidth": 0.6, "alpha": 0.5}
 PAD_COLOR = "0.85"
 
 
@@ -60,20 +61,20 @@ def _add_thumbnails(strip, wave_ax, frames: np.ndarray, ks: Sequence[int], fps: 
     strip_w, strip_h = (strip.get_position().size * strip.figure.get_size_inches()) * 72  # points
     zoom = min((strip_h - 16) / h, 0.9 * strip_w / max(len(ks), 1) / w)
     for j, k in enumerate(ks):
-        caption = TextArea(f"#{k}  {k / fps:.2f} s", textprops=dict(fontsize=8))
+        caption = TextArea(f"#{k}  {k / fps:.2f} s", textprops={"fontsize": 8})
         thumb = VPacker(children=[caption, OffsetImage(frames[k], zoom=zoom)], align="center", pad=0, sep=2)
         box = AnnotationBbox(thumb, (k / fps, 1.0), xycoords=wave_ax.get_xaxis_transform(),
                              xybox=((j + 0.5) / len(ks), 0.0), boxcoords=strip.transAxes,
                              box_alignment=(0.5, 0.0), frameon=False, gid="thumbnail",
-                             arrowprops=dict(arrowstyle="-", color="0.3", linewidth=0.6))
+                             arrowprops={"arrowstyle": "-", "color": "0.3", "linewidth": 0.6})
         strip.add_artist(box)
         box.set_clip_on(False)
     strip.axis("off")
 
 
-def plot_waveform(audio: np.ndarray, sr: int, fps: float, *, start_s: float = 0.0, seconds: float | None = None,
-                  frames: np.ndarray | None = None, thumbnails: int = 6, title: str | None = None,
-                  reference: np.ndarray | None = None,
+def plot_waveform(audio: np.ndarray, sr: int, fps: float, *, start_s: float = 0.0,
+                  seconds: float | None = None, frames: np.ndarray | None = None, thumbnails: int = 6,
+                  title: str | None = None, reference: np.ndarray | None = None,
                   labels: tuple[str, str] = ("generated", "reference")) -> Figure:
     """Each channel over time (s) with orange marks at every video-frame start (paper Fig. 8/10/11).
 
@@ -90,7 +91,8 @@ def plot_waveform(audio: np.ndarray, sr: int, fps: float, *, start_s: float = 0.
     strip_rows = [_strip_height(frames, thumbnails)] if frames is not None else []
     height = 1.8 * n_ch + sum(strip_rows) + 0.6
     fig = Figure(figsize=(10, height))
-    grid = dict(height_ratios=strip_rows + [1.8] * n_ch, hspace=0.15, top=1 - 0.45 / height, bottom=0.6 / height)
+    grid = {"height_ratios": strip_rows + [1.8] * n_ch, "hspace": 0.15,
+            "top": 1 - 0.45 / height, "bottom": 0.6 / height}
     axes = fig.subplots(len(strip_rows) + n_ch, 1, sharex=True, squeeze=False, gridspec_kw=grid)[:, 0]
     wave_axes = axes[len(strip_rows):]
     times, step = frame_marker_times(i0, i1, sr, fps)

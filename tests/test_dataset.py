@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from foleylib.config import AVSpec
-from foleylib.dataset import (FrameDataset, SampleDataset, audio_context, load_clip, split_by_time,
+from foleylib.dataset import (FrameDataset, SampleDataset, WindowDataset, audio_context, load_clip,
+                              split_by_time,
                               video_context)
 from foleylib.errors import InputError
 from foleylib.fsutil import write_json
@@ -89,3 +90,29 @@ def test_load_clip_names_the_problem(tmp_path):
         load_clip(folder)
     with pytest.raises(InputError, match="not an aligned clip folder"):
         load_clip(tmp_path / "nothing")
+
+
+def test_window_dataset_teacher_forcing_layout(tmp_path):
+    clip = load_clip(write_clip(tmp_path / "c", frames=10, spf=40))
+    spec = AVSpec(sr=1000, fps=25, size=8, context_frames=3, context_samples=50)
+    ds = WindowDataset(clip, spec, window=60, warmup=30, stride=20)
+    assert list(ds.starts[:3]) == [0, 20, 40] and ds.n_video == 3 + 1 + 2
+    ex = ds[2]  # window starts at sample 40, warm-up from sample 10
+    assert ex["audio_in"][:, 0].tolist() == list(range(9, 99))
+    assert ex["target"][:, 0].tolist() == list(range(10, 100))
+    # position j sits in frame (10 + j) // 40; video[0] holds frame -2 (black), video[2] frame 0
+    assert ex["video"][:, 0, 0, 0].tolist() == [0, 0, 0, 1, 2, 3]  # a spare frame fills the fixed size
+    idx = ex["frame_index"]
+    assert idx[0] == 2 and idx[29] == 2 and idx[30] == 3 and idx[-1] == 4
+    for j in (0, 45, 89):
+        assert ex["video"][idx[j], 0, 0, 0] == (10 + j) // 40
+    first = ds[0]  # window at 0: warm-up reaches before the clip: zeros
+    assert first["audio_in"][:31].abs().sum() == 0 and first["target"][:30].abs().sum() == 0
+    assert first["target"][30:, 0].tolist() == list(range(60))
+    assert first["frame_index"][30] == first["frame_index"][0] + 1  # sample -30 is in frame -1
+
+
+def test_window_dataset_refuses_short_ranges(tmp_path):
+    clip = load_clip(write_clip(tmp_path / "c", frames=2, spf=40))
+    with pytest.raises(InputError, match="fewer than one window"):
+        WindowDataset(clip, AVSpec(sr=1000, fps=25, size=8), window=100)
