@@ -7,9 +7,10 @@ audio's length (see `AVSpec.clip_lengths`). A clip whose source bytes and parame
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Literal
+from typing import Literal
 
 import numpy as np
 

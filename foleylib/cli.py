@@ -38,9 +38,12 @@ def positive_int(text: str) -> int:
 def _spec_args(p: argparse.ArgumentParser) -> None:
     d = AVSpec()
     p.add_argument("--sr", type=positive_int, default=d.sr, help=f"audio sample rate in Hz (default {d.sr})")
-    p.add_argument("--fps", type=positive_float, default=d.fps, help=f"video frame rate after resampling (default {d.fps:g})")
-    p.add_argument("--size", type=positive_int, default=d.size, help=f"frames are resized to SIZE x SIZE (default {d.size})")
-    p.add_argument("--channels", type=positive_int, default=d.channels, help=f"audio channels (default {d.channels})")
+    p.add_argument("--fps", type=positive_float, default=d.fps,
+                   help=f"video frame rate after resampling (default {d.fps:g})")
+    p.add_argument("--size", type=positive_int, default=d.size,
+                   help=f"frames are resized to SIZE x SIZE (default {d.size})")
+    p.add_argument("--channels", type=positive_int, default=d.channels,
+                   help=f"audio channels (default {d.channels})")
 
 
 def _spec_from(args: argparse.Namespace) -> AVSpec:

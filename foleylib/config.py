@@ -80,7 +80,7 @@ class AVSpec:
         frames = min(n_frames, math.floor(Fraction(n_samples) / self.samples_per_frame))
         return frames, self.frame_start(frames)
 
-    def with_(self, **changes) -> "AVSpec":
+    def with_(self, **changes) -> AVSpec:
         return replace(self, **changes)
 
     def to_dict(self) -> dict:

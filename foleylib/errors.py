@@ -1,8 +1,9 @@
 """The one error type for bad user input: the CLI prints it as `error: <reason> (<path>)` and exits 2."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 

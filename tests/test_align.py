@@ -84,7 +84,7 @@ def test_cli_batch_prints_one_line_per_bad_file(tmp_path, good_video, bad_files)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 4 and all(line.startswith("error: ") for line in lines)
-    for line, path in zip(lines, bad):
+    for line, path in zip(lines, bad, strict=True):
         assert line.endswith(f"({path})")
     assert "Traceback" not in proc.stderr
     assert "no audio track" in lines[0] and "empty file" in lines[2]

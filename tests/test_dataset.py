@@ -4,9 +4,15 @@ import numpy as np
 import pytest
 
 from foleylib.config import AVSpec
-from foleylib.dataset import (FrameDataset, SampleDataset, WindowDataset, audio_context, load_clip,
-                              split_by_time,
-                              video_context)
+from foleylib.dataset import (
+    FrameDataset,
+    SampleDataset,
+    WindowDataset,
+    audio_context,
+    load_clip,
+    split_by_time,
+    video_context,
+)
 from foleylib.errors import InputError
 from foleylib.fsutil import write_json
 

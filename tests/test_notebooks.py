@@ -1,0 +1,54 @@
+"""Every notebook runs under papermill with small parameters and produces the files and numbers it promises."""
+import json
+from pathlib import Path
+
+import papermill as pm
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+pytestmark = [pytest.mark.notebook, pytest.mark.slow]
+
+
+def run_notebook(name: str, tmp_path: Path, **parameters) -> tuple[dict, dict]:
+    """Execute notebooks/<name> into tmp_path; return (executed notebook JSON, its results.json)."""
+    out_dir = tmp_path / "out"
+    parameters = {"DATA_DIR": str(tmp_path / "data"), "OUT_DIR": str(out_dir), **parameters}
+    executed = tmp_path / name
+    pm.execute_notebook(str(NOTEBOOKS / name), str(executed), parameters=parameters, cwd=str(NOTEBOOKS),
+                        kernel_name="python3", progress_bar=False)
+    return json.loads(executed.read_text()), json.loads((out_dir / "results.json").read_text())
+
+
+def images(nb: dict) -> int:
+    return sum("image/png" in out.get("data", {}) for cell in nb["cells"] for out in cell.get("outputs", []))
+
+
+def test_01_data_collection(tmp_path, good_video, bad_files):
+    nb, results = run_notebook("01_data_collection.ipynb", tmp_path, SOURCES=[str(good_video), str(bad_files["text"])],
+                               SCENES=["clap", "water"], SECONDS=2.0, SHOW="clap")
+    assert results["collected"] == ["good.mp4"]
+    assert len(results["failed"]) == 1 and "not a readable media file" in results["failed"][0]
+    assert (tmp_path / "data" / "raw" / "good.mp4").exists()
+    clap = results["scenes"]["clap"]
+    assert (clap["width"], clap["height"], clap["fps"], clap["sr"], clap["channels"]) == (640, 360, 25, 44100, 2)
+    assert clap["seconds"] == pytest.approx(2.0, abs=0.05)
+    events = json.loads((tmp_path / "data" / "synth" / "clap.events.json").read_text())
+    assert clap["onsets"] == len(events["onsets"]) >= 1
+    assert results["shown"]["frames"] == 50
+    assert images(nb) >= 3  # frames, waveform, spectrogram
+    assert any("audio" in json.dumps(out.get("data", {})) for c in nb["cells"] for out in c.get("outputs", []))
+
+
+def test_02_alignment(tmp_path):
+    nb, results = run_notebook("02_alignment.ipynb", tmp_path, SECONDS=3.0, SIZE=32, CONTEXT_SAMPLES=512,
+                               CONTEXT_FRAMES=3)
+    assert results["samples"] == results["frames"] * 640 and results["samples_per_frame"] == "640"
+    assert results["frames"] == 75
+    assert results["train_frames"] + results["val_frames"] == results["frames"]
+    assert results["val_frames"] == 15
+    assert results["padding_samples"] == 512 - results["early_index"] == 212
+    assert results["padding_frames"] == 2
+    assert results["padding_is_zero"] and results["context_is_real_audio"]
+    clip = Path(results["clip_dir"])
+    assert (clip / "frames.npy").exists() and json.loads((clip / "meta.json").read_text())["size"] == 32
+    assert images(nb) >= 3
