@@ -30,7 +30,8 @@ def run_demo(out: str | Path, seconds: float = 12.0, seed: int = 0,
         f"{time.perf_counter() - t1:.1f} s -> {result.clip_dir}")
     clip = load_clip(result.clip_dir)
     fig = plot_waveform(clip.audio, clip.meta["sr"], clip.meta["fps"], frames=clip.frames, seconds=2.0,
-                        title="Synthetic clap scene: audio with video-frame boundaries")
+                        title="Synthetic clap scene: audio with video-frame boundaries",
+                        labels=("clip audio", "reference"))
     with atomic_path(out / "waveform.png") as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     summary = {"scene": {k: str(v) for k, v in scene.items()}, "clip": str(result.clip_dir),

@@ -19,7 +19,7 @@ from typing import Literal
 import cv2
 import numpy as np
 import soundfile as sf
-from scipy.signal import lfilter
+from scipy.signal import butter, lfilter
 
 from .config import AVSpec
 from .fsutil import atomic_path, write_json
@@ -78,11 +78,12 @@ def clap_scene(rng: np.random.Generator, spec: AVSpec, n_frames: int, width: int
     xs = rng.uniform(0.2, 0.8, len(onsets)) * width
     audio = NOISE_FLOOR * rng.standard_normal((n, 2))
     burst_len = int(0.08 * spec.sr)
+    clap_band = butter(2, [400, 4000], btype="bandpass", fs=spec.sr)
     decay = np.exp(-np.arange(burst_len) / (rng.uniform(0.010, 0.020) * spec.sr))
     events = []
     for k, x in zip(onsets, xs, strict=True):
         start = spec.frame_start(k)
-        noise = np.diff(rng.standard_normal(burst_len + 1))  # a bright, slap-like noise
+        noise = lfilter(*clap_band, rng.standard_normal(burst_len))  # slap-like band noise, 0.4-4 kHz
         burst = rng.uniform(0.5, 0.8) * decay * noise / np.abs(noise).max()
         pan = 2 * x / width - 1
         stop = min(n, start + burst_len)
