@@ -80,7 +80,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     results, errors = ingest(args.videos, ensure_out_dir(args.out), _spec_from(args), force=args.force,
                              on_error=_print_error, on_result=report)
-    print(f"{len(results)} aligned, {len(errors)} failed in {time.perf_counter() - t0:.1f} s; "
+    skipped = sum(r.status == "skipped" for r in results)
+    print(f"{len(results) - skipped} aligned, {skipped} unchanged, {len(errors)} failed in "
+          f"{time.perf_counter() - t0:.1f} s; "
           f"manifest: {Path(args.out) / 'manifest.json'}")
     return EXIT_BAD_INPUT if errors else 0
 
