@@ -87,6 +87,30 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return EXIT_BAD_INPUT if errors else 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import preset
+    from .models import model_config
+    from .train import TrainConfig, check_compatible, find_clips, train
+
+    clips = find_clips(args.data)
+    context = preset(args.preset)
+    spec = check_compatible(clips).with_(context_frames=args.context_frames or context.context_frames,
+                                         context_samples=args.context_samples or context.context_samples)
+    overrides = {"loss": args.loss, "variant": args.variant} | ({"mode": args.mode} if args.mode else {})
+    try:
+        cfg = model_config(args.arch, args.preset, spec, **overrides)
+        cfg.check()
+    except ValueError as err:
+        raise InputError(str(err), args.out) from None
+    tc = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, window=args.window,
+                     warmup_steps=min(TrainConfig.warmup_steps, max(1, args.steps // 10)),
+                     val_every=args.val_every, seed=args.seed, device=args.device)
+    final = train(clips, cfg, tc, ensure_out_dir(args.out), progress=not args.quiet)
+    print(f"trained {cfg.arch}/{cfg.mode}/{cfg.loss} on {len(clips)} clip(s): train loss {final['train_loss']:.4f}, "
+          f"val loss {final['val_loss']:.4f}, {final['wall_s']:.1f} s -> {args.out}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -119,6 +143,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="re-align even when source and parameters are unchanged")
     _spec_args(p)
     p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("train", help="train a generator on aligned clips (paper Sec. III-D)")
+    p.add_argument("--arch", required=True, choices=["fusion", "wavenet", "transformer"])
+    p.add_argument("--mode", choices=["paper", "causal"],
+                   help="paper: one prediction per window; causal: every position (default; fusion: paper)")
+    p.add_argument("--variant", choices=["strided", "raw"], default="raw", help="transformer audio context")
+    p.add_argument("--loss", choices=["mse", "mae", "ce", "paper_ce"], default="ce")
+    p.add_argument("--data", nargs="+", type=Path, required=True, help="aligned clip folders or folders of them")
+    p.add_argument("--preset", choices=["tiny", "small", "default"], default="small")
+    p.add_argument("--steps", type=positive_int, default=500)
+    p.add_argument("--batch-size", type=positive_int, default=16)
+    p.add_argument("--lr", type=positive_float, default=2e-3)
+    p.add_argument("--window", type=positive_int, default=2048, help="causal mode: positions per window")
+    p.add_argument("--context-frames", type=positive_int, help="video frames seen (default: the preset's)")
+    p.add_argument("--context-samples", type=positive_int, help="audio context in samples (default: the preset's)")
+    p.add_argument("--val-every", type=positive_int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--out", type=Path, required=True, help="run folder")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("demo", help="the main job on an embedded synthetic scene (no download)")
     p.add_argument("--out", type=Path, default=Path("outputs/demo"))

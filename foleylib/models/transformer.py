@@ -1,0 +1,119 @@
+"""The audio + video transformer (paper Sec. III-D3, Fig. 7).
+
+Audio context tokens + the video context embedding (projected to the token sequence) + a learned positional
+embedding -> nn.TransformerEncoder (ReLU feed-forward, pre-norm) -> a linear decoder -> the next sample: tanh
+(continuous) or 256 mu-law logits per channel (softmax them to sample a class).
+
+paper mode, two audio-context variants:
+  strided: strided Conv1d layers (kernel = stride, ReLU between) turn the whole context into
+           T = ceil(n_aud / prod(strides)) tokens; the context is zero-padded in front to T * prod(strides)
+           (the most recent samples always fill the last token). The decoder reads the last token.
+  raw:     the last `raw_context` samples, one token each (a Linear C -> d_model): fewer parameters, short context.
+  The window attends to itself in full (it is all past); the video embedding is VideoToAudio with
+  n_aud = tokens, c_aud = d_model.
+causal mode (raw only): one token per sample of the window, the per-frame video embedding e_p gathered per
+  position and added, a causal mask, an output at every position. Attention windows hold M = max_context
+  tokens with learned absolute positions 0 .. M-1. Longer sequences are cut into windows starting every
+  hop = M // 2 positions: window 0 outputs positions 0 .. M-1, window k >= 1 outputs its last hop positions.
+  So position j attends to the tokens since its window's start (M - hop .. M of them once j >= M). This is
+  exactly what a KV-cache generator does that, when its cache of M is full, drops the oldest hop entries and
+  re-encodes the rest at positions 0 .. M - hop - 1.
+"""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .video import FrameEmbedding, VideoEncoder, VideoToAudio, frame_rows, gather_rows
+
+if TYPE_CHECKING:
+    from . import ModelConfig
+
+
+class AVTransformer(nn.Module):
+    """Audio + video transformer. Attributes: max_context (positions attended), receptive_field (samples)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        C, d = cfg.channels, cfg.d_model
+        self.classes = 256 if cfg.output == "mulaw" else 1
+        if cfg.mode == "paper" and cfg.variant == "strided":
+            self.patch = math.prod(cfg.strides)  # samples per token
+            self.max_context = -(-cfg.context_samples // self.patch)  # T = ceil(n_aud / prod(strides))
+            self.receptive_field = cfg.context_samples
+            convs: list[nn.Module] = []
+            for i, s in enumerate(cfg.strides):
+                convs += [nn.Conv1d(C if i == 0 else d, d, s, stride=s), nn.ReLU()]
+            self.embed_audio = nn.Sequential(*convs[:-1])  # no ReLU after the last conv: tokens are embeddings
+        else:
+            self.max_context = self.receptive_field = cfg.raw_context
+            self.embed_audio = nn.Linear(C, d)  # one token per sample
+        self.pos = nn.Parameter(torch.randn(self.max_context, d) * 0.02)  # learned positional embedding
+        if cfg.mode == "paper":
+            self.video = VideoEncoder(cfg.size, cfg.video_channels, cfg.video_blocks, cfg.norm)
+            self.video_proj = VideoToAudio(cfg.video_channels, cfg.context_frames, self.video.out_size ** 2,
+                                           n_aud=self.max_context, c_aud=d)
+        else:
+            self.hop = max(1, self.max_context // 2)
+            self.frames = FrameEmbedding(cfg, d)
+        layer = nn.TransformerEncoderLayer(d, cfg.n_heads, cfg.d_ff, cfg.dropout, activation="relu",
+                                           batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, cfg.n_layers, norm=nn.LayerNorm(d), enable_nested_tensor=False)
+        self.decoder = nn.Linear(d, C * self.classes)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.cfg.mode == "paper":
+            return self.forward_paper(batch["audio"], batch["video"])
+        return self.forward_causal(batch["audio_in"], batch["video"], batch["frame_index"])
+
+    def audio_tokens(self, audio: torch.Tensor) -> torch.Tensor:
+        """Paper mode: audio context [B, n_aud, C] -> tokens [B, max_context, d]."""
+        n_aud, T = audio.shape[1], self.max_context
+        if self.cfg.variant == "strided":
+            x = F.pad(audio.transpose(1, 2), (T * self.patch - n_aud, 0))  # [B, C, T * patch], zeros in front
+            return self.embed_audio(x).transpose(1, 2)  # [B, d, T] -> [B, T, d]
+        x = F.pad(audio[:, -T:], (0, 0, max(0, T - n_aud), 0))  # [B, R, C]: the last R samples
+        return self.embed_audio(x)  # [B, R, d]
+
+    def forward_paper(self, audio: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
+        """audio [B, n_aud, C], video [B, n, S, S, 3] uint8 -> next sample [B, C] or logits [B, C, 256]."""
+        if audio.shape[1] != self.cfg.context_samples:
+            raise ValueError(f"audio context has {audio.shape[1]} samples, the model expects "
+                             f"{self.cfg.context_samples}")
+        x = self.audio_tokens(audio)  # [B, T, d]
+        x = x + self.video_proj(self.video(video)).transpose(1, 2) + self.pos  # [B, d, T] -> [B, T, d]
+        h = self.encoder(x)  # [B, T, d]
+        return self.decode(self.decoder(h[:, -1]))  # [B, C] or [B, C, 256]
+
+    def forward_causal(self, audio_in: torch.Tensor, video: torch.Tensor, frame_index: torch.Tensor) -> torch.Tensor:
+        """audio_in [B, L, C], video [B, F, S, S, 3], frame_index [B, L] -> [B, L, C] or [B, L, C, 256]."""
+        B, L, _ = audio_in.shape
+        M, hop = self.max_context, self.hop
+        rows = frame_rows(frame_index, self.cfg.context_frames)  # [B, L]
+        x = self.embed_audio(audio_in) + gather_rows(self.frames(video), rows)  # [B, L, d]
+        if L <= M:
+            return self.decode(self.decoder(self.encode_causal(x)))  # one window
+        extra = -(-(L - M) // hop)  # windows after the first
+        x = F.pad(x, (0, 0, 0, M + extra * hop - L))  # [B, M + extra*hop, d]; the padding is in the future
+        windows = x.unfold(1, M, hop).transpose(2, 3)  # [B, 1 + extra, M, d]
+        h = self.encode_causal(windows.reshape(B * (1 + extra), M, -1))  # [B * (1 + extra), M, d]
+        h = h.view(B, 1 + extra, M, -1)
+        h = torch.cat([h[:, 0], h[:, 1:, M - hop:].reshape(B, extra * hop, -1)], dim=1)[:, :L]  # [B, L, d]
+        return self.decode(self.decoder(h))
+
+    def encode_causal(self, x: torch.Tensor) -> torch.Tensor:
+        """Token windows [N, M', d] (M' <= max_context) -> [N, M', d], positions 0 .. M'-1, causal mask."""
+        n = x.shape[1]
+        mask = nn.Transformer.generate_square_subsequent_mask(n, device=x.device, dtype=x.dtype)  # [M', M']
+        return self.encoder(x + self.pos[:n], mask=mask, is_causal=True)
+
+    def decode(self, y: torch.Tensor) -> torch.Tensor:
+        """Decoder output [..., C * classes] -> [..., C] tanh or [..., C, 256] logits."""
+        if self.classes == 1:
+            return torch.tanh(y)
+        return y.unflatten(-1, (self.cfg.channels, self.classes))  # [..., C, 256]

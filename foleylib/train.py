@@ -1,0 +1,205 @@
+"""One training loop for all three architectures (paper mode and causal mode).
+
+`train()` reads aligned clips, holds out the tail of each by time (paper Sec. IV), trains with AdamW, a warm-up +
+cosine LR schedule and gradient clipping, validates every `val_every` steps, and writes a run folder:
+`config.json`, `model.pt` (state dict + configs, loadable without CLI flags) and `metrics.jsonl`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, RandomSampler, Subset
+from tqdm.auto import tqdm
+
+from .config import AVSpec
+from .dataset import AlignedClip, FrameDataset, SampleDataset, WindowDataset, load_clip, split_by_time
+from .errors import InputError
+from .fsutil import atomic_path, write_json
+from .losses import compute_loss
+from .models import ModelConfig, build_model
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train (the model's shape lives in ModelConfig)."""
+
+    steps: int = 200  # optimizer steps
+    batch_size: int = 16  # examples per step (windows in causal mode)
+    lr: float = 2e-3  # peak learning rate
+    weight_decay: float = 0.01  # AdamW weight decay
+    warmup_steps: int = 20  # linear LR warm-up, then cosine decay to lr/10
+    grad_clip: float = 1.0  # max gradient norm
+    window: int = 2048  # causal mode: scored positions per window
+    val_fraction: float = 0.2  # tail of each clip held out for validation
+    val_every: int = 50  # validate every k steps (and at the end)
+    val_examples: int = 64  # validation examples, evenly spaced over the held-out tail
+    seed: int = 0  # seeds the model init and the data order
+    device: str = "auto"  # "auto" = CUDA when present, else CPU
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else torch.device(name)
+
+
+def warmup_positions(model: torch.nn.Module, window: int) -> int:
+    """Causal windows start with this many unscored positions so that scored ones see full context."""
+    span = getattr(model, "receptive_field", None) or getattr(model, "max_context", 1)
+    return min(int(span) - 1, window)
+
+
+def make_dataset(clip: AlignedClip, spec: AVSpec, cfg: ModelConfig, frames: range, window: int,
+                 warmup: int) -> Dataset:
+    """The examples of one clip's frame range for the model's arch and mode."""
+    if cfg.arch == "fusion":
+        return FrameDataset(clip, spec, frames)
+    if cfg.mode == "paper":
+        return SampleDataset(clip, spec, frames)
+    return WindowDataset(clip, spec, frames, window=window, warmup=warmup, stride=window // 2)
+
+
+def evenly_spaced(ds: Dataset, count: int) -> Dataset:
+    """A fixed, deterministic subset: `count` examples spread over the whole dataset."""
+    if len(ds) <= count:
+        return ds
+    return Subset(ds, np.linspace(0, len(ds) - 1, count).round().astype(int).tolist())
+
+
+def lr_at(step: int, tc: TrainConfig) -> float:
+    if step < tc.warmup_steps:
+        return tc.lr * (step + 1) / tc.warmup_steps
+    progress = (step - tc.warmup_steps) / max(1, tc.steps - tc.warmup_steps)
+    return tc.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def batch_loss(model: torch.nn.Module, batch: dict, loss: str) -> torch.Tensor:
+    """The model's loss on a collated batch (causal windows are scored after their warm-up positions)."""
+    output = model(batch)
+    mask = None
+    if "warmup" in batch:
+        positions = torch.arange(batch["target"].shape[1], device=output.device)
+        mask = positions[None, :] >= batch["warmup"][:, None]
+    elif "length" in batch:
+        positions = torch.arange(batch["target"].shape[1], device=output.device)
+        mask = positions[None, :] < batch["length"][:, None]
+    return compute_loss(loss, output, batch["target"], mask=mask)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, loader: DataLoader, loss: str, device: torch.device) -> float:
+    """Mean loss over a loader, weighted by batch size."""
+    model.eval()
+    total, count = 0.0, 0
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        n = len(batch["target"])
+        total += float(batch_loss(model, batch, loss)) * n
+        count += n
+    model.train()
+    return total / max(count, 1)
+
+
+def find_clips(paths: list[str | Path]) -> list[AlignedClip]:
+    """Clip folders from paths that are clip folders or folders of clips (e.g. data/aligned)."""
+    clips = []
+    for path in map(Path, paths):
+        if (path / "meta.json").exists() or not path.is_dir():
+            clips.append(load_clip(path))
+            continue
+        found = sorted(p.parent for p in path.glob("*/meta.json"))
+        if not found:
+            raise InputError("no aligned clips here (run foley ingest first)", path)
+        clips += [load_clip(p) for p in found]
+    return clips
+
+
+def check_compatible(clips: list[AlignedClip]) -> AVSpec:
+    """All clips must share rates and sizes; returns their AVSpec."""
+    spec = clips[0].spec
+    for clip in clips[1:]:
+        if clip.spec != spec:
+            raise InputError(f"clip has {clip.spec} but {clips[0].name} has {spec}; re-ingest with the same "
+                             "--sr/--fps/--size/--channels", clip.path)
+    return spec
+
+
+def train(clips: list[AlignedClip], cfg: ModelConfig, tc: TrainConfig, out: str | Path,
+          progress: bool = True, log: Callable[[dict], None] | None = None) -> dict:
+    """Train a model on the clips and write the run folder; returns the final metrics."""
+    out = Path(out)
+    spec = check_compatible(clips).with_(context_frames=cfg.context_frames, context_samples=cfg.context_samples)
+    torch.manual_seed(tc.seed)
+    device = pick_device(tc.device)
+    model = build_model(cfg).to(device)
+    warmup = warmup_positions(model, tc.window) if cfg.mode == "causal" and cfg.arch != "fusion" else 0
+    splits = [split_by_time(clip, tc.val_fraction) for clip in clips]
+    train_ds, val_ds = (ConcatDataset([make_dataset(c, spec, cfg, split[part], tc.window, warmup)
+                                       for c, split in zip(clips, splits)]) for part in (0, 1))
+    generator = torch.Generator().manual_seed(tc.seed)
+    sampler = RandomSampler(train_ds, replacement=True, num_samples=tc.steps * tc.batch_size, generator=generator)
+    loader = DataLoader(train_ds, batch_size=tc.batch_size, sampler=sampler, drop_last=True)
+    val_loader = DataLoader(evenly_spaced(val_ds, tc.val_examples), batch_size=tc.batch_size)
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+
+    out.mkdir(parents=True, exist_ok=True)
+    config = {"model": cfg.to_dict(), "train": asdict(tc), "spec": spec.to_dict(),
+              "data": [str(c.path) for c in clips], "device": str(device),
+              "parameters": sum(p.numel() for p in model.parameters())}
+    write_json(out / "config.json", config)
+    metrics_path = out / "metrics.jsonl"
+    metrics_path.write_text("")
+    t0 = time.perf_counter()
+    record: dict = {}
+    bar = tqdm(total=tc.steps, desc=f"train {cfg.arch}/{cfg.mode}/{cfg.loss}", disable=not progress, unit="step")
+    for step, batch in enumerate(loader, start=1):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step - 1, tc)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        loss = batch_loss(model, batch, cfg.loss)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+        opt.step()
+        record = {"step": step, "train_loss": loss.item(), "lr": opt.param_groups[0]["lr"]}
+        if step % tc.val_every == 0 or step == tc.steps:
+            record["val_loss"] = evaluate(model, val_loader, cfg.loss, device)
+        record["wall_s"] = round(time.perf_counter() - t0, 3)
+        with metrics_path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        if log:
+            log(record)
+        bar.set_postfix(loss=f"{record['train_loss']:.4f}", **({"val": f"{record['val_loss']:.4f}"}
+                                                                if "val_loss" in record else {}))
+        bar.update()
+    bar.close()
+    save_model(model, spec, out / "model.pt")
+    return record
+
+
+def save_model(model: torch.nn.Module, spec: AVSpec, path: Path) -> None:
+    """model.pt: the state dict with the model config and AVSpec, as plain data (torch.load weights_only)."""
+    with atomic_path(path) as tmp:
+        torch.save({"state_dict": model.state_dict(), "model_config": model.cfg.to_dict(),
+                    "spec": spec.to_dict()}, tmp)
+
+
+def load_model(run: str | Path, device: str = "auto") -> tuple[torch.nn.Module, AVSpec]:
+    """Load a run folder's (or a model.pt file's) model in eval mode, and its AVSpec."""
+    run = Path(run)
+    path = run / "model.pt" if run.is_dir() else run
+    if not path.exists():
+        raise InputError("no model.pt (not a run folder?)", run)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        cfg = ModelConfig.from_dict(ckpt["model_config"])
+        model = build_model(cfg)
+        model.load_state_dict(ckpt["state_dict"])
+    except (RuntimeError, KeyError, ValueError, EOFError, OSError) as err:
+        raise InputError(f"not a valid checkpoint: {str(err).splitlines()[0]}", path) from None
+    return model.to(pick_device(device)).eval(), AVSpec(**ckpt["spec"])

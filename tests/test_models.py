@@ -1,0 +1,349 @@
+"""The three architectures and the video context embedding: shapes, causality, receptive field, overfitting."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from foleylib.config import AVSpec, preset
+from foleylib.dataset import AlignedClip, FrameDataset, SampleDataset, WindowDataset
+from foleylib.losses import compute_loss
+from foleylib.models import ModelConfig, build_model, model_config
+from foleylib.models.video import (
+    AudioToVideo,
+    FrameEmbedding,
+    ResBlock1d,
+    ResBlock3d,
+    VideoEncoder,
+    VideoToAudio,
+)
+
+TINY = preset("tiny")  # 8 kHz, 25 fps (320 samples per frame), 32 x 32, n = 2, 256 samples of context
+COMBOS = [("fusion", "paper", "raw"), ("wavenet", "paper", "raw"), ("wavenet", "causal", "raw"),
+          ("transformer", "paper", "strided"), ("transformer", "paper", "raw"), ("transformer", "causal", "raw")]
+
+
+def synthetic_clip(spec: AVSpec, frames: int = 12, seed: int = 0) -> AlignedClip:
+    """An in-memory aligned clip: a sine per channel (220 / 330 Hz) and random frames."""
+    rng = np.random.default_rng(seed)
+    n = spec.frame_start(frames)
+    t = np.arange(n) / spec.sr
+    audio = 0.5 * np.stack([np.sin(2 * np.pi * 220 * t), np.sin(2 * np.pi * 330 * t + 1)], axis=1)
+    video = rng.integers(0, 256, (frames, spec.size, spec.size, 3), dtype=np.uint8)
+    meta = {"source": "synthetic", "sha256": "0" * 64, "sr": spec.sr, "fps": spec.fps, "size": spec.size,
+            "channels": spec.channels, "frames": frames, "samples": n}
+    return AlignedClip(Path("synthetic"), video, audio[:, :spec.channels].astype(np.float32), meta)
+
+
+def batch_of(cfg: ModelConfig, spec: AVSpec, count: int, window: int = 48, warmup: int = 0, seed: int = 0) -> dict:
+    """A collated batch from the real dataset of the model's arch and mode (examples spread over the clip)."""
+    clip = synthetic_clip(spec, seed=seed)
+    if cfg.arch == "fusion":
+        ds = FrameDataset(clip, spec)
+    elif cfg.mode == "paper":
+        ds = SampleDataset(clip, spec)
+    else:
+        ds = WindowDataset(clip, spec, window=window, warmup=warmup, stride=window)
+    picks = np.linspace(len(ds) // 3, len(ds) - 1, count).astype(int).tolist()
+    return next(iter(DataLoader(Subset(ds, picks), batch_size=count)))
+
+
+def tiny(arch: str, mode: str = "paper", variant: str = "raw", spec: AVSpec = TINY, **kw) -> ModelConfig:
+    return model_config(arch, "tiny", spec, mode=mode, variant=variant, **kw)
+
+
+# ---------------------------------------------------------------------------------------------- blocks
+
+
+@pytest.mark.parametrize("size", [32, 48])
+def test_resblock3d_shapes(size):
+    x = torch.randn(2, 4, 3, size, size)
+    down = ResBlock3d(4, 8, stride=2)
+    assert down(x).shape == (2, 8, 3, size // 2, size // 2)
+    assert down.skip is not None  # 1x1 conv when channels and stride change
+    same = ResBlock3d(4, 4)
+    assert same.skip is None and same(x).shape == x.shape
+    assert (same(x) >= 0).all()  # the block ends with a ReLU
+
+
+@pytest.mark.parametrize("length,stride,out", [(1000, 4, 250), (1001, 4, 251), (534, 2, 267), (7, 3, 3)])
+def test_resblock1d_shapes(length, stride, out):
+    assert ResBlock1d(2, 8, stride)(torch.randn(3, 2, length)).shape == (3, 8, out)
+
+
+@pytest.mark.parametrize("size,blocks,side", [(32, 1, 8), (48, 2, 6), (48, 0, 24), (50, 2, 7)])
+def test_video_encoder_shapes(size, blocks, side):
+    enc = VideoEncoder(size, channels=4, blocks=blocks)
+    assert enc.out_size == side
+    video = torch.randint(0, 256, (2, 3, size, size, 3), dtype=torch.uint8)
+    assert enc(video).shape == (2, 4, 3, side, side)
+
+
+def test_projections_shapes():
+    v = torch.randn(2, 4, 3, 6, 6)  # [B, c_vid, n, h, w]
+    assert VideoToAudio(4, 3, 36, n_aud=1000, c_aud=2)(v).shape == (2, 2, 1000)
+    assert VideoToAudio(4, 3, 36, n_aud=1, c_aud=16)(v).shape == (2, 16, 1)
+    a = torch.randn(2, 8, 250)  # [B, c_aud, n_aud]
+    assert AudioToVideo(8, 250, 4, 3, 36)(a).shape == (2, 4, 3, 6, 6)
+
+
+def test_video_time_axis_is_folded_not_averaged():
+    """Reversing the frame order changes the video -> audio projection (time is folded into the channels)."""
+    torch.manual_seed(0)
+    proj = VideoToAudio(4, 3, 36, n_aud=10, c_aud=2)
+    v = torch.randn(1, 4, 3, 6, 6)
+    assert not torch.allclose(proj(v), proj(v.flip(2)))
+
+
+@pytest.mark.parametrize("size", [32, 48])
+def test_frame_embedding_one_vector_per_full_window(size):
+    cfg = tiny("wavenet", "causal", spec=TINY.with_(size=size, context_frames=3))
+    e = FrameEmbedding(cfg, dim=5)
+    video = torch.randint(0, 256, (2, 7, size, size, 3), dtype=torch.uint8)
+    assert e(video).shape == (2, 5, 5)  # F - n + 1 = 7 - 3 + 1 windows
+
+
+# ------------------------------------------------------------------------------------------ model shapes
+
+SPEC_30FPS = AVSpec(sr=16000, fps=30, size=48, channels=2, context_frames=3, context_samples=1000)
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("size", [32, 48])
+@pytest.mark.parametrize("loss", ["mse", "ce"])
+def test_fusion_shapes(channels, size, loss):
+    spec = SPEC_30FPS.with_(channels=channels, size=size)
+    cfg = tiny("fusion", spec=spec, loss=loss)
+    assert cfg.samples_per_frame == 534  # ceil(16000 / 30)
+    model = build_model(cfg)
+    assert model.lengths == [250, 63] and model.sides == [size // 4, size // 8]  # ceil(1000/4), ceil(250/4)
+    out = model(batch_of(cfg, spec, 2))
+    assert out.shape == ((2, 534, channels) if loss == "mse" else (2, 534, channels, 256))
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("size", [32, 48])
+@pytest.mark.parametrize("arch,variant", [("wavenet", "raw"), ("transformer", "strided"), ("transformer", "raw")])
+def test_paper_mode_shapes(arch, variant, channels, size):
+    spec = SPEC_30FPS.with_(channels=channels, size=size)
+    batch = batch_of(tiny(arch, spec=spec), spec, 3)
+    for loss, shape in (("mse", (3, channels)), ("ce", (3, channels, 256))):
+        assert build_model(tiny(arch, variant=variant, spec=spec, loss=loss))(batch).shape == shape
+
+
+def test_transformer_token_counts():
+    spec = SPEC_30FPS
+    strided = build_model(tiny("transformer", variant="strided", spec=spec, strides=(4, 4)))
+    assert strided.max_context == 63  # ceil(1000 / 16): the context is zero-padded in front to 1008
+    assert strided.audio_tokens(torch.randn(2, 1000, 2)).shape == (2, 63, 16)
+    raw = build_model(tiny("transformer", variant="raw", spec=spec, raw_context=100))
+    assert raw.max_context == 100 and raw.audio_tokens(torch.randn(2, 1000, 2)).shape == (2, 100, 16)
+    short = build_model(tiny("transformer", variant="raw", spec=spec.with_(context_samples=20), raw_context=32))
+    assert short.audio_tokens(torch.randn(2, 20, 2)).shape == (2, 32, 16)  # zero-padded in front
+    n_params = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    small = preset("small")
+    assert n_params(build_model(model_config("transformer", "small", small, mode="paper", variant="raw"))) < \
+        n_params(build_model(model_config("transformer", "small", small, mode="paper", variant="strided")))
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("arch", ["wavenet", "transformer"])
+@pytest.mark.parametrize("window", [20, 75])  # shorter and longer than the transformer's attention window (32)
+def test_causal_mode_shapes(arch, channels, window):
+    spec = TINY.with_(channels=channels)
+    cfg = tiny(arch, "causal", spec=spec)
+    batch = batch_of(cfg, spec, 2, window=window, warmup=5)
+    assert build_model(cfg)(batch).shape == (2, window + 5, channels, 256)
+    assert build_model(tiny(arch, "causal", spec=spec, loss="mae"))(batch).shape == (2, window + 5, channels)
+
+
+def test_causal_mode_refuses_missing_frame_context():
+    cfg = tiny("wavenet", "causal")
+    batch = batch_of(cfg, TINY, 1)
+    batch["frame_index"] = batch["frame_index"] - 1  # would need a frame before the first one given
+    with pytest.raises(ValueError, match="frame_index"):
+        build_model(cfg)(batch)
+
+
+def test_paper_mode_refuses_wrong_context_length():
+    batch = batch_of(tiny("wavenet"), TINY, 1)
+    batch["audio"] = batch["audio"][:, 1:]
+    with pytest.raises(ValueError, match="255 samples"):
+        build_model(tiny("wavenet"))(batch)
+
+
+@pytest.mark.parametrize("arch,mode,variant", COMBOS)
+def test_every_parameter_gets_a_gradient(arch, mode, variant):
+    """No unused parameters (DDP needs none), outputs finite."""
+    torch.manual_seed(0)
+    cfg = tiny(arch, mode, variant, loss="mse")
+    model = build_model(cfg)
+    batch = batch_of(cfg, TINY, 2)
+    out = model(batch)
+    assert torch.isfinite(out).all() and out.abs().max() <= 1
+    compute_loss("mse", out, batch["target"]).backward()
+    assert [n for n, p in model.named_parameters() if p.grad is None] == []
+
+
+# ----------------------------------------------------------------------------- receptive field, causality
+
+
+@pytest.mark.parametrize("k,cycle,stacks,expected", [(2, 5, 1, 33), (3, 3, 2, 31), (2, 10, 2, 2048)])
+def test_wavenet_receptive_field(k, cycle, stacks, expected):
+    # 1 (current sample) + (k - 1) (input conv) + (k - 1) * sum of dilations (1 + 2 + ... + 2^(cycle-1), x stacks)
+    assert 1 + (k - 1) + (k - 1) * stacks * (2 ** cycle - 1) == expected
+    model = build_model(tiny("wavenet", "causal", kernel_size=k, dilation_cycle=cycle, stacks=stacks))
+    assert model.receptive_field == expected
+
+
+def jacobian_rows(model, batch, positions):
+    """For each position t: which audio_in positions have a nonzero gradient of output[:, t]."""
+    audio = batch["audio_in"].clone().requires_grad_(True)
+    out = model({**batch, "audio_in": audio})
+    rows = []
+    for t in positions:
+        (grad,) = torch.autograd.grad(out[:, t].sum(), audio, retain_graph=True)
+        rows.append(grad.abs().sum(dim=(0, 2)) > 0)  # [L]
+    return rows
+
+
+@pytest.mark.parametrize("arch", ["wavenet", "transformer"])
+def test_causality_by_gradients(arch):
+    """d output[t] / d audio_in[t'] is exactly zero for t' > t, nonzero for some t' <= t (train mode)."""
+    torch.manual_seed(0)
+    cfg = tiny(arch, "causal", kernel_size=3, dilation_cycle=3, stacks=1, raw_context=16)
+    model = build_model(cfg)
+    batch = batch_of(cfg, TINY, 2, window=60)
+    span = model.receptive_field  # wavenet: 1 + 2 + 2 * 7 = 17; transformer: attention window 16
+    positions = [0, 7, 15, 16, 30, 31, 32, 47, 59]
+    for t, nonzero in zip(positions, jacobian_rows(model, batch, positions), strict=True):
+        assert not nonzero[t + 1:].any(), f"output {t} depends on later audio"
+        assert nonzero[t], f"output {t} ignores its own input position (the sample before its target)"
+        if arch == "wavenet":  # exactly the receptive field
+            assert nonzero.nonzero().flatten().tolist() == list(range(max(0, t - span + 1), t + 1))
+        else:  # the window that outputs t starts at a multiple of hop = 8 and holds at most 16 tokens
+            first = 0 if t < span else (t - span) // model.hop * model.hop + model.hop
+            assert nonzero.nonzero().flatten().tolist() == list(range(first, t + 1))
+
+
+@pytest.mark.parametrize("arch", ["wavenet", "transformer"])
+@pytest.mark.parametrize("norm,train", [("batch", False), ("group", True), ("group", False)])
+def test_future_frames_change_no_earlier_output(arch, norm, train):
+    """Changing the frames after frame_index[t] changes no output at or before t (and does change later ones).
+
+    BatchNorm in train mode mixes statistics over all frames of the batch, so there it holds only in eval mode.
+    """
+    torch.manual_seed(0)
+    cfg = tiny(arch, "causal", norm=norm)
+    model = build_model(cfg).train(train)
+    batch = batch_of(cfg, TINY, 2, window=700)  # spans 3-4 frames of 320 samples
+    t = 400
+    changed = batch["video"].clone()
+    for b, last in enumerate(batch["frame_index"][:, t].tolist()):  # frames 1..2 (example 0), 1..3 (example 1)
+        changed[b, last + 1:] = torch.randint(0, 256, changed[b, last + 1:].shape, dtype=torch.uint8)
+    with torch.no_grad():
+        before, after = model(batch), model({**batch, "video": changed})
+    torch.testing.assert_close(before[:, :t + 1], after[:, :t + 1], rtol=0, atol=1e-6)
+    assert not torch.allclose(before[:, -1], after[:, -1])
+
+
+def test_wavenet_paper_mode_reads_the_last_receptive_field():
+    torch.manual_seed(0)
+    cfg = tiny("wavenet", "paper")
+    model = build_model(cfg)
+    batch = batch_of(cfg, TINY, 2)
+    audio = batch["audio"].clone().requires_grad_(True)
+    model({**batch, "audio": audio}).sum().backward()
+    used = (audio.grad.abs().sum(dim=(0, 2)) > 0).nonzero().flatten().tolist()
+    assert used == list(range(256 - 33, 256))  # the last 33 of the 256 context samples
+
+
+def test_transformer_causal_matches_one_window():
+    """For L <= max_context the windowed forward equals a single causal pass; longer input keeps its prefix."""
+    torch.manual_seed(0)
+    cfg = tiny("transformer", "causal", raw_context=32)
+    model = build_model(cfg).eval()
+    batch = batch_of(cfg, TINY, 2, window=80)
+    with torch.no_grad():
+        full = model(batch)
+        prefix = model({k: (v[:, :32] if k in ("audio_in", "frame_index") else v) for k, v in batch.items()})
+    torch.testing.assert_close(full[:, :32], prefix, rtol=0, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------- config
+
+
+def test_build_model_refuses_bad_combinations():
+    with pytest.raises(ValueError, match="mode must be 'paper'"):
+        build_model(ModelConfig(arch="fusion", mode="causal"))
+    with pytest.raises(ValueError, match="variant must be 'raw'"):
+        build_model(ModelConfig(arch="transformer", mode="causal", variant="strided"))
+    with pytest.raises(ValueError, match="choose one of fusion, wavenet, transformer"):
+        build_model(ModelConfig(arch="rnn"))
+    with pytest.raises(ValueError, match="choose one of mse, mae, ce, paper_ce"):
+        build_model(ModelConfig(arch="wavenet", loss="l2"))
+    with pytest.raises(ValueError, match="choose one of paper, causal"):
+        build_model(ModelConfig(arch="wavenet", mode="online"))
+    with pytest.raises(ValueError, match="divisible"):
+        build_model(ModelConfig(arch="transformer", d_model=30, n_heads=4))
+    with pytest.raises(ValueError, match="unknown model preset"):
+        model_config("wavenet", "huge", TINY)
+    with pytest.raises(ValueError, match="unknown ModelConfig fields: depth"):
+        model_config("wavenet", "tiny", TINY, depth=3)
+
+
+def test_model_config_json_round_trip():
+    cfg = model_config("transformer", "small", preset("small"), mode="paper", variant="strided", strides=(2, 4, 4))
+    back = ModelConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert back == cfg and back.strides == (2, 4, 4)
+    assert build_model(back).cfg == cfg
+    with pytest.raises(ValueError, match="unknown ModelConfig keys: colour"):
+        ModelConfig.from_dict({**cfg.to_dict(), "colour": "red"})
+
+
+def test_model_config_from_spec():
+    spec = AVSpec(sr=16000, fps=30, size=48, channels=1, context_frames=5, context_samples=700)
+    cfg = model_config("fusion", "small", spec)
+    assert (cfg.channels, cfg.size, cfg.context_frames, cfg.context_samples, cfg.samples_per_frame) == \
+        (1, 48, 5, 700, 534)
+    assert cfg.mode == "paper" and model_config("wavenet", "small", spec).mode == "causal"
+    assert cfg.output == "mulaw" and model_config("fusion", "tiny", spec, loss="paper_ce").output == "continuous"
+
+
+# --------------------------------------------------------------------------------------------- overfit
+
+OVERFIT = [  # arch, mode, variant, loss, steps, lr
+    ("fusion", "paper", "raw", "mse", 200, 1e-2),
+    ("wavenet", "paper", "raw", "mse", 200, 3e-3),
+    ("wavenet", "causal", "raw", "ce", 200, 1e-2),
+    ("transformer", "paper", "strided", "mse", 200, 3e-3),
+    ("transformer", "paper", "raw", "mae", 200, 3e-3),
+    ("transformer", "causal", "raw", "mse", 200, 3e-3),
+]
+
+
+@pytest.mark.parametrize("arch,mode,variant,loss,steps,lr", OVERFIT)
+def test_overfits_one_batch(arch, mode, variant, loss, steps, lr):
+    """Adam on one fixed batch: the loss falls by at least 10x."""
+    torch.manual_seed(0)
+    cfg = tiny(arch, mode, variant, loss=loss)
+    model = build_model(cfg)
+    batch = batch_of(cfg, TINY, 4 if arch == "fusion" else 8, window=64, warmup=16)
+    mask = None
+    if mode == "causal":
+        mask = torch.arange(batch["target"].shape[1])[None, :] >= batch["warmup"][:, None]
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss_value = compute_loss(loss, model(batch), batch["target"], mask)
+        opt.zero_grad()
+        loss_value.backward()
+        opt.step()
+        losses.append(loss_value.item())
+    assert min(losses[-10:]) < losses[0] / 10, (losses[0], losses[-10:])
+    assert math.isfinite(losses[-1])
