@@ -191,20 +191,27 @@ class WindowDataset(Dataset):
         return len(self.starts)
 
     def __getitem__(self, j: int) -> dict[str, torch.Tensor]:
-        spec, audio, length = self.spec, self.clip.audio, self.warmup + self.window
         s = int(self.starts[j]) - self.warmup
-        positions = np.arange(s, s + length)
-        on_screen = np.floor(positions * spec.fps_exact.numerator / (spec.sr * spec.fps_exact.denominator))
-        first_frame = int(on_screen[0])
-        lead = spec.context_frames - 1
-        video = np.zeros((self.n_video, *self.clip.frames.shape[1:]), np.uint8)
-        lo, hi = first_frame - lead, min(first_frame - lead + self.n_video, len(self.clip.frames))
-        if hi > max(lo, 0):
-            video[max(lo, 0) - lo:hi - lo] = self.clip.frames[max(lo, 0):hi]
-        return {
-            "audio_in": torch.from_numpy(audio_context(audio, s + length - 1, length)),
-            "target": torch.from_numpy(audio_context(audio, s + length, length)),
-            "video": torch.from_numpy(video),
-            "frame_index": torch.from_numpy((on_screen - first_frame + lead).astype(np.int64)),
-            "warmup": torch.tensor(self.warmup),
-        }
+        item = causal_window(self.clip.audio, self.clip.frames, self.spec, s, self.warmup + self.window, self.n_video)
+        item["target"] = torch.from_numpy(audio_context(self.clip.audio, s + self.warmup + self.window,
+                                                        self.warmup + self.window))
+        item["warmup"] = torch.tensor(self.warmup)
+        return item
+
+
+def causal_window(audio: np.ndarray, frames: np.ndarray, spec: AVSpec, start: int, length: int,
+                  n_video: int) -> dict[str, torch.Tensor]:
+    """The causal-mode inputs for positions start .. start + length - 1 (see WindowDataset)."""
+    positions = np.arange(start, start + length)
+    on_screen = np.floor(positions * spec.fps_exact.numerator / (spec.sr * spec.fps_exact.denominator))
+    first_frame = int(on_screen[0])
+    lead = spec.context_frames - 1
+    video = np.zeros((n_video, *frames.shape[1:]), np.uint8)
+    lo, hi = first_frame - lead, min(first_frame - lead + n_video, len(frames))
+    if hi > max(lo, 0):
+        video[max(lo, 0) - lo:hi - lo] = frames[max(lo, 0):hi]
+    return {
+        "audio_in": torch.from_numpy(audio_context(audio, start + length - 1, length)),
+        "video": torch.from_numpy(video),
+        "frame_index": torch.from_numpy((on_screen - first_frame + lead).astype(np.int64)),
+    }
