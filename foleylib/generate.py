@@ -6,7 +6,9 @@ with real audio before the first generated sample. Output is float [N, C] in [-1
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Literal
 
 import numpy as np
 import torch
@@ -15,6 +17,7 @@ from tqdm.auto import tqdm
 from .config import AVSpec
 from .dataset import audio_context, causal_window, video_context, window_frame_count
 from .losses import mulaw_decode
+from .models.wavenet import WaveNetStepper
 
 
 def pick_sample(output: torch.Tensor, temperature: float, generator: torch.Generator) -> torch.Tensor:
@@ -52,26 +55,82 @@ def model_inputs(model: torch.nn.Module, spec: AVSpec, audio: np.ndarray, frames
     return {k: v.unsqueeze(0) for k, v in batch.items()}
 
 
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Per-sample steps are latency-bound: one intra-op thread avoids OpenMP hand-off (and contention)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def supports_cached(model: torch.nn.Module) -> bool:
+    return model.cfg.arch == "wavenet" and model.cfg.mode == "causal"
+
+
 @torch.no_grad()
 def generate(model: torch.nn.Module, spec: AVSpec, frames: np.ndarray, start_frame: int, n_frames: int,
-             prime: np.ndarray | None = None, temperature: float = 1.0, seed: int = 0, progress: bool = False,
+             prime: np.ndarray | None = None, temperature: float = 1.0, seed: int = 0,
+             method: Literal["auto", "naive", "cached"] = "auto", progress: bool = False,
              on_step: Callable[[int], None] | None = None) -> np.ndarray:
-    """Generate the audio of frames start_frame .. start_frame + n_frames - 1 by the naive loop.
+    """Generate the audio of frames start_frame .. start_frame + n_frames - 1.
 
     frames: the clip's aligned frames [T, S, S, 3]; prime: real audio just before the first generated sample
-    (zero padding where it is shorter than the context). Returns float32 [N, C].
+    (zero padding where it is shorter than the context). method "naive" re-runs the network on the whole
+    context every step (the paper); "cached" uses WaveNet queues (causal WaveNet); "auto" picks cached where
+    supported. Returns float32 [N, C].
     """
     model.eval()
-    device = next(model.parameters()).device
     spec = spec.with_(context_frames=model.cfg.context_frames, context_samples=model.cfg.context_samples)
     first, stop = spec.frame_start(start_frame), spec.frame_start(start_frame + n_frames)
     audio = np.zeros((stop, model.cfg.channels), np.float32)  # global sample indices; zeros = padding
     if prime is not None and len(prime):
         prime = np.asarray(prime, np.float32)[-first:] if first else prime[:0]
         audio[first - len(prime):first] = prime
+    if method == "auto":
+        method = "cached" if supports_cached(model) else "naive"
+    if method == "cached" and not supports_cached(model):
+        raise ValueError(f"cached generation needs a causal WaveNet, not {model.cfg.arch}/{model.cfg.mode}")
+    loop = generate_cached if method == "cached" else generate_naive
+    with single_thread():
+        loop(model, spec, audio, frames, start_frame, first, temperature, seed, progress, on_step)
+    return audio[first:]
+
+
+def generate_cached(model: torch.nn.Module, spec: AVSpec, audio: np.ndarray, frames: np.ndarray, start_frame: int,
+                    first: int, temperature: float, seed: int, progress: bool,
+                    on_step: Callable[[int], None] | None) -> None:
+    """Fill audio[first:] sample by sample with a WaveNetStepper (the queues are warmed on the prime)."""
+    device = next(model.parameters()).device
+    stepper = WaveNetStepper(model)
     generator = torch.Generator().manual_seed(seed)
+    embeddings: dict[int, torch.Tensor] = {}
+    for i in tqdm(range(max(0, first - model.receptive_field), len(audio)), disable=not progress, unit="sample",
+                  mininterval=0.5):
+        k = spec.frame_of_sample(i)
+        if k not in embeddings:
+            window = torch.from_numpy(video_context(frames, k, spec.context_frames))[None].to(device)
+            embeddings = {k: model.frames(window)[:, 0]}  # [1, cond]
+            stepper.set_frame(embeddings[k])
+        previous = torch.from_numpy(audio[i - 1] if i > 0 else np.zeros_like(audio[0]))[None].to(device)
+        output = stepper.step(previous)[0].float().cpu()
+        if i >= first:
+            audio[i] = pick_sample(output, temperature, generator).numpy()
+            if on_step:
+                on_step(i)
+
+
+def generate_naive(model: torch.nn.Module, spec: AVSpec, audio: np.ndarray, frames: np.ndarray, start_frame: int,
+                   first: int, temperature: float, seed: int, progress: bool,
+                   on_step: Callable[[int], None] | None) -> None:
+    """Fill audio[first:] by re-running the model on its whole context for every sample (or frame)."""
+    device = next(model.parameters()).device
+    generator = torch.Generator().manual_seed(seed)
+    n_frames = spec.frame_of_sample(len(audio) - 1) + 1 - start_frame
     fusion = model.cfg.arch == "fusion"
-    steps = range(start_frame, start_frame + n_frames) if fusion else range(first, stop)
+    steps = range(start_frame, start_frame + n_frames) if fusion else range(first, len(audio))
     for i in tqdm(steps, disable=not progress, unit="frame" if fusion else "sample", mininterval=0.5):
         batch = {k: v.to(device) for k, v in model_inputs(model, spec, audio, frames, i).items()}
         output = model(batch)[0].float().cpu()
@@ -83,4 +142,3 @@ def generate(model: torch.nn.Module, spec: AVSpec, frames: np.ndarray, start_fra
                                    generator).numpy()
         if on_step:
             on_step(i)
-    return audio[first:]

@@ -62,13 +62,18 @@ def mae(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = 
     return masked_mean((output - target).abs().mean(-1), mask)
 
 
+def ce_per_position(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mu-law NLL in nats per position (mean over channels): logits [..., C, 256], target [..., C] -> [...]."""
+    nll = F.cross_entropy(output.flatten(0, -2), mulaw_encode(target).flatten(), reduction="none")
+    return nll.view(target.shape).mean(-1)
+
+
 def ce(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Categorical cross-entropy of mu-law classes: logits [..., C, 256] vs target [..., C] in [-1, 1].
 
     Nats per sample per channel (a proper negative log-likelihood: >= 0, log(256) = 5.545 for a uniform guess).
     """
-    nll = F.cross_entropy(output.flatten(0, -2), mulaw_encode(target).flatten(), reduction="none")
-    return masked_mean(nll.view(target.shape).mean(-1), mask)  # [..., C] -> [...] -> scalar
+    return masked_mean(ce_per_position(output, target), mask)
 
 
 def paper_ce(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -40,6 +40,7 @@ class TrainConfig:
     val_fraction: float = 0.2  # tail of each clip held out for validation
     val_every: int = 50  # validate every k steps (and at the end)
     val_examples: int = 64  # validation examples, evenly spaced over the held-out tail
+    zero_video: bool = False  # train and validate on black frames: the audio-only baseline
     seed: int = 0  # seeds the model init and the data order
     device: str = "auto"  # "auto" = CUDA when present, else CPU
 
@@ -78,8 +79,10 @@ def lr_at(step: int, tc: TrainConfig) -> float:
     return tc.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def batch_loss(model: torch.nn.Module, batch: dict, loss: str) -> torch.Tensor:
+def batch_loss(model: torch.nn.Module, batch: dict, loss: str, zero_video: bool = False) -> torch.Tensor:
     """The model's loss on a collated batch (causal windows are scored after their warm-up positions)."""
+    if zero_video:
+        batch = {**batch, "video": torch.zeros_like(batch["video"])}
     output = model(batch)
     mask = None
     if "warmup" in batch:
@@ -92,14 +95,15 @@ def batch_loss(model: torch.nn.Module, batch: dict, loss: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, loader: DataLoader, loss: str, device: torch.device) -> float:
+def evaluate(model: torch.nn.Module, loader: DataLoader, loss: str, device: torch.device,
+             zero_video: bool = False) -> float:
     """Mean loss over a loader, weighted by batch size."""
     model.eval()
     total, count = 0.0, 0
     for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}
         n = len(batch["target"])
-        total += float(batch_loss(model, batch, loss)) * n
+        total += float(batch_loss(model, batch, loss, zero_video)) * n
         count += n
     model.train()
     return total / max(count, 1)
@@ -161,14 +165,14 @@ def train(clips: list[AlignedClip], cfg: ModelConfig, tc: TrainConfig, out: str 
         for group in opt.param_groups:
             group["lr"] = lr_at(step - 1, tc)
         batch = {k: v.to(device) for k, v in batch.items()}
-        loss = batch_loss(model, batch, cfg.loss)
+        loss = batch_loss(model, batch, cfg.loss, tc.zero_video)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
         opt.step()
         record = {"step": step, "train_loss": loss.item(), "lr": opt.param_groups[0]["lr"]}
         if step % tc.val_every == 0 or step == tc.steps:
-            record["val_loss"] = evaluate(model, val_loader, cfg.loss, device)
+            record["val_loss"] = evaluate(model, val_loader, cfg.loss, device, tc.zero_video)
         record["wall_s"] = round(time.perf_counter() - t0, 3)
         with metrics_path.open("a") as f:
             f.write(json.dumps(record) + "\n")

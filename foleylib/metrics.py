@@ -1,0 +1,83 @@
+"""Measures of generated audio against the truth: onsets (timing) and per-sample likelihood (teacher forced).
+
+Onsets are what tells whether a model uses the video: a model that hears nothing from the frames can still
+reach a good likelihood on unpredictable bursts, but it cannot place them at the right times.
+"""
+from __future__ import annotations
+
+import librosa
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from .config import AVSpec
+from .dataset import AlignedClip, WindowDataset
+from .losses import ce_per_position
+
+
+def detect_onsets(audio: np.ndarray, sr: int) -> np.ndarray:
+    """Onset times in seconds of float audio [N, C] (channel mean), by librosa's spectral-flux detector."""
+    mono = np.asarray(audio, np.float32).mean(axis=1) if np.ndim(audio) == 2 else np.asarray(audio, np.float32)
+    if not np.any(mono):
+        return np.zeros(0)
+    return librosa.onset.onset_detect(y=mono, sr=sr, units="time", backtrack=False)
+
+
+def match_onsets(detected: np.ndarray, truth: np.ndarray, tolerance: float) -> int:
+    """Hits: pairs (detected, true) within `tolerance` s, each onset used once, closest pairs first."""
+    if len(detected) == 0 or len(truth) == 0:
+        return 0
+    distance = np.abs(np.asarray(detected)[:, None] - np.asarray(truth)[None, :])
+    hits, used_d, used_t = 0, set(), set()
+    for flat in np.argsort(distance, axis=None):
+        d, t = np.unravel_index(flat, distance.shape)
+        if distance[d, t] > tolerance:
+            break
+        if d not in used_d and t not in used_t:
+            used_d.add(d), used_t.add(t)
+            hits += 1
+    return hits
+
+
+def onset_scores(detected: np.ndarray, truth: np.ndarray, tolerance: float = 0.04) -> dict[str, float]:
+    """Precision, recall and F1 of detected onset times against true ones (seconds)."""
+    hits = match_onsets(detected, truth, tolerance)
+    precision = hits / len(detected) if len(detected) else 0.0
+    recall = hits / len(truth) if len(truth) else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if hits else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "detected": len(detected), "true": len(truth)}
+
+
+@torch.no_grad()
+def per_sample_nll(model: torch.nn.Module, clip: AlignedClip, spec: AVSpec, frames: range, window: int = 4096,
+                   zero_video: bool = False) -> np.ndarray:
+    """Teacher-forced mu-law NLL (nats, channel mean) of every sample of `frames` for a causal `ce` model.
+
+    Windows tile the range; each is preceded by the model's receptive field of real context.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    span = int(getattr(model, "max_context", None) or model.receptive_field)
+    n = spec.frame_start(frames.stop) - spec.frame_start(frames.start)
+    window = min(window, n)
+    ds = WindowDataset(clip, spec, frames, window=window, warmup=span - 1, stride=window)
+    out = np.full(n, np.nan)
+    first = spec.frame_start(frames.start)
+    for j, batch in enumerate(DataLoader(ds, batch_size=4)):
+        batch = {k: v.to(device) for k, v in batch.items()}
+        if zero_video:
+            batch["video"] = torch.zeros_like(batch["video"])
+        nll = ce_per_position(model(batch), batch["target"])[:, span - 1:].cpu().numpy()
+        for b, row in enumerate(nll):
+            start = int(ds.starts[4 * j + b]) - first
+            out[start:start + len(row)] = row
+    return out  # the tail past the last whole window stays NaN
+
+
+def window_mask(n: int, sr: int, times: np.ndarray, before: float, after: float, offset: float = 0.0) -> np.ndarray:
+    """bool [n]: samples within [t - before, t + after) of any event time t (seconds; `offset` = time of sample 0)."""
+    mask = np.zeros(n, bool)
+    for t in np.asarray(times) - offset:
+        lo, hi = max(0, int(round((t - before) * sr))), min(n, int(round((t + after) * sr)))
+        mask[lo:hi] = True
+    return mask
