@@ -20,17 +20,34 @@ from .losses import mulaw_decode
 from .models.wavenet import WaveNetStepper
 
 
-def pick_sample(output: torch.Tensor, temperature: float, generator: torch.Generator) -> torch.Tensor:
+def pick_sample(output: torch.Tensor, temperature: float, generator: torch.Generator,
+                top_p: float = 1.0) -> torch.Tensor:
     """One value per channel from a model output: tanh values as they are; mu-law logits [..., 256] sampled
-    at `temperature` (0 = argmax) and decoded to [-1, 1]."""
+    at `temperature` (0 = argmax) from the smallest set of classes holding `top_p` of the probability
+    (nucleus sampling; 1 = all classes), and decoded to [-1, 1]."""
     if output.shape[-1] != 256:
         return output
     if temperature == 0:
         return mulaw_decode(output.argmax(dim=-1))
     probs = torch.softmax(output.double() / temperature, dim=-1)
+    if top_p < 1:
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+        outside = sorted_p.cumsum(-1) - sorted_p >= top_p  # classes after the nucleus is full
+        probs = probs.scatter(-1, order, sorted_p.masked_fill(outside, 0))
     flat = probs.reshape(-1, 256)
     classes = torch.multinomial(flat, 1, generator=generator).reshape(probs.shape[:-1])
     return mulaw_decode(classes)
+
+
+class Sampler:
+    """pick_sample with fixed settings and its own seeded random stream."""
+
+    def __init__(self, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0):
+        self.temperature, self.top_p = temperature, top_p
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, output: torch.Tensor) -> torch.Tensor:
+        return pick_sample(output, self.temperature, self.generator, self.top_p)
 
 
 def context_length(model: torch.nn.Module) -> int:
@@ -72,7 +89,7 @@ def supports_cached(model: torch.nn.Module) -> bool:
 
 @torch.no_grad()
 def generate(model: torch.nn.Module, spec: AVSpec, frames: np.ndarray, start_frame: int, n_frames: int,
-             prime: np.ndarray | None = None, temperature: float = 1.0, seed: int = 0,
+             prime: np.ndarray | None = None, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
              method: Literal["auto", "naive", "cached"] = "auto", progress: bool = False,
              on_step: Callable[[int], None] | None = None) -> np.ndarray:
     """Generate the audio of frames start_frame .. start_frame + n_frames - 1.
@@ -95,17 +112,15 @@ def generate(model: torch.nn.Module, spec: AVSpec, frames: np.ndarray, start_fra
         raise ValueError(f"cached generation needs a causal WaveNet, not {model.cfg.arch}/{model.cfg.mode}")
     loop = generate_cached if method == "cached" else generate_naive
     with single_thread():
-        loop(model, spec, audio, frames, start_frame, first, temperature, seed, progress, on_step)
+        loop(model, spec, audio, frames, start_frame, first, Sampler(temperature, top_p, seed), progress, on_step)
     return audio[first:]
 
 
 def generate_cached(model: torch.nn.Module, spec: AVSpec, audio: np.ndarray, frames: np.ndarray, start_frame: int,
-                    first: int, temperature: float, seed: int, progress: bool,
-                    on_step: Callable[[int], None] | None) -> None:
+                    first: int, sampler: Sampler, progress: bool, on_step: Callable[[int], None] | None) -> None:
     """Fill audio[first:] sample by sample with a WaveNetStepper (the queues are warmed on the prime)."""
     device = next(model.parameters()).device
     stepper = WaveNetStepper(model)
-    generator = torch.Generator().manual_seed(seed)
     embeddings: dict[int, torch.Tensor] = {}
     for i in tqdm(range(max(0, first - model.receptive_field), len(audio)), disable=not progress, unit="sample",
                   mininterval=0.5):
@@ -117,17 +132,15 @@ def generate_cached(model: torch.nn.Module, spec: AVSpec, audio: np.ndarray, fra
         previous = torch.from_numpy(audio[i - 1] if i > 0 else np.zeros_like(audio[0]))[None].to(device)
         output = stepper.step(previous)[0].float().cpu()
         if i >= first:
-            audio[i] = pick_sample(output, temperature, generator).numpy()
+            audio[i] = sampler(output).numpy()
             if on_step:
                 on_step(i)
 
 
 def generate_naive(model: torch.nn.Module, spec: AVSpec, audio: np.ndarray, frames: np.ndarray, start_frame: int,
-                   first: int, temperature: float, seed: int, progress: bool,
-                   on_step: Callable[[int], None] | None) -> None:
+                   first: int, sampler: Sampler, progress: bool, on_step: Callable[[int], None] | None) -> None:
     """Fill audio[first:] by re-running the model on its whole context for every sample (or frame)."""
     device = next(model.parameters()).device
-    generator = torch.Generator().manual_seed(seed)
     n_frames = spec.frame_of_sample(len(audio) - 1) + 1 - start_frame
     fusion = model.cfg.arch == "fusion"
     steps = range(start_frame, start_frame + n_frames) if fusion else range(first, len(audio))
@@ -136,9 +149,8 @@ def generate_naive(model: torch.nn.Module, spec: AVSpec, audio: np.ndarray, fram
         output = model(batch)[0].float().cpu()
         if fusion:
             lo, hi = spec.frame_start(i), spec.frame_start(i + 1)
-            audio[lo:hi] = pick_sample(output[:hi - lo], temperature, generator).numpy()
+            audio[lo:hi] = sampler(output[:hi - lo]).numpy()
         else:
-            audio[i] = pick_sample(output[-1] if model.cfg.mode == "causal" else output, temperature,
-                                   generator).numpy()
+            audio[i] = sampler(output[-1] if model.cfg.mode == "causal" else output).numpy()
         if on_step:
             on_step(i)

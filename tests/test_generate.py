@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from foleylib.config import AVSpec
-from foleylib.generate import generate
+from foleylib.generate import generate, pick_sample
+from foleylib.losses import mulaw_decode
 from foleylib.models import build_model, model_config
 from foleylib.models.wavenet import WaveNetStepper
 
@@ -57,3 +58,11 @@ def test_stepper_matches_full_forward_position_by_position():
 def test_cached_refuses_other_models():
     with pytest.raises(ValueError, match="cached generation needs a causal WaveNet"):
         generate(tiny("transformer"), SPEC, FRAMES, 5, 1, method="cached")
+
+
+def test_nucleus_sampling_keeps_the_likeliest_classes():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05] + [1e-9] * 252]))
+    g = torch.Generator().manual_seed(0)
+    draws = {round(float(pick_sample(logits, 1.0, g, top_p=0.7)), 6) for _ in range(200)}
+    assert draws == {round(float(mulaw_decode(torch.tensor(k))), 6) for k in (0, 1)}  # 0.5 + 0.3 >= 0.7
+    assert float(pick_sample(logits, 1.0, g, top_p=0.01)) == float(mulaw_decode(torch.tensor(0)))
