@@ -87,5 +87,6 @@ def window_mask(n: int, sr: int, times: np.ndarray, before: float, after: float,
     mask = np.zeros(n, bool)
     for t in np.asarray(times) - offset:
         lo, hi = max(0, int(round((t - before) * sr))), min(n, int(round((t + after) * sr)))
-        mask[lo:hi] = True
+        if hi > lo:  # events wholly before or after the range touch nothing
+            mask[lo:hi] = True
     return mask

@@ -30,3 +30,5 @@ def test_detect_onsets_finds_clicks():
 def test_window_mask():
     mask = window_mask(100, 10, np.array([3.0]), before=0.2, after=0.5, offset=1.0)  # t = 2 s after sample 0
     assert np.flatnonzero(mask).tolist() == list(range(18, 25))
+    # events far before or after the range (e.g. in the training part of a clip) mark nothing
+    assert not window_mask(100, 10, np.array([-50.0, 0.5, 99.0]), before=0.2, after=0.5, offset=1.0).any()
