@@ -50,11 +50,6 @@ class Sampler:
         return pick_sample(output, self.temperature, self.generator, self.top_p)
 
 
-def context_length(model: torch.nn.Module) -> int:
-    """Positions a causal model needs to predict the last one exactly (its receptive field / attention span)."""
-    return int(getattr(model, "max_context", None) or model.receptive_field)
-
-
 def model_inputs(model: torch.nn.Module, spec: AVSpec, audio: np.ndarray, frames: np.ndarray,
                  i: int) -> dict[str, torch.Tensor]:
     """The batch (of one) that predicts sample i (sample models) or frame i (fusion) from `audio` so far."""
@@ -67,7 +62,7 @@ def model_inputs(model: torch.nn.Module, spec: AVSpec, audio: np.ndarray, frames
         batch = {"audio": torch.from_numpy(audio_context(audio, i, cfg.context_samples)),
                  "video": torch.from_numpy(video_context(frames, spec.frame_of_sample(i), cfg.context_frames))}
     else:
-        length = context_length(model)
+        length = model.receptive_field  # what the last position can see: all it needs
         batch = causal_window(audio, frames, spec, i - length + 1, length, window_frame_count(spec, length))
     return {k: v.unsqueeze(0) for k, v in batch.items()}
 
@@ -121,14 +116,14 @@ def generate_cached(model: torch.nn.Module, spec: AVSpec, audio: np.ndarray, fra
     """Fill audio[first:] sample by sample with a WaveNetStepper (the queues are warmed on the prime)."""
     device = next(model.parameters()).device
     stepper = WaveNetStepper(model)
-    embeddings: dict[int, torch.Tensor] = {}
+    on_screen = None
     for i in tqdm(range(max(0, first - model.receptive_field), len(audio)), disable=not progress, unit="sample",
                   mininterval=0.5):
         k = spec.frame_of_sample(i)
-        if k not in embeddings:
+        if k != on_screen:  # a new frame: its embedding conditions the next samples
             window = torch.from_numpy(video_context(frames, k, spec.context_frames))[None].to(device)
-            embeddings = {k: model.frames(window)[:, 0]}  # [1, cond]
-            stepper.set_frame(embeddings[k])
+            stepper.set_frame(model.frames(window)[:, 0])  # [1, cond]
+            on_screen = k
         previous = torch.from_numpy(audio[i - 1] if i > 0 else np.zeros_like(audio[0]))[None].to(device)
         output = stepper.step(previous)[0].float().cpu()
         if i >= first:

@@ -65,7 +65,7 @@ def per_sample_nll(model: torch.nn.Module, clip: AlignedClip, spec: AVSpec, fram
     """
     model.eval()
     device = next(model.parameters()).device
-    span = int(getattr(model, "max_context", None) or model.receptive_field)
+    span = model.receptive_field
     n = spec.frame_start(frames.stop) - spec.frame_start(frames.start)
     window = min(window, n)
     ds = WindowDataset(clip, spec, frames, window=window, warmup=span - 1, stride=window)

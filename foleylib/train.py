@@ -51,8 +51,7 @@ def pick_device(name: str = "auto") -> torch.device:
 
 def warmup_positions(model: torch.nn.Module, window: int) -> int:
     """Causal windows start with this many unscored positions so that scored ones see full context."""
-    span = getattr(model, "receptive_field", None) or getattr(model, "max_context", 1)
-    return min(int(span) - 1, window)
+    return min(model.receptive_field - 1, window)
 
 
 def make_dataset(clip: AlignedClip, spec: AVSpec, cfg: ModelConfig, frames: range, window: int,
