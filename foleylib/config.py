@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from typing import Literal
 
+import numpy as np
+
 PresetName = Literal["tiny", "small", "default", "paper"]
 
 
@@ -66,6 +68,11 @@ class AVSpec:
     def frame_of_sample(self, i: int) -> int:
         """Index of the video frame that is on screen while audio sample i plays."""
         return math.floor(Fraction(i) / self.samples_per_frame)
+
+    def frames_of_samples(self, positions: np.ndarray) -> np.ndarray:
+        """frame_of_sample for an int array of sample indices (negative ones give negative frames), exactly."""
+        fps = self.fps_exact
+        return np.asarray(positions, np.int64) * fps.numerator // (self.sr * fps.denominator)
 
     def frame_start(self, k: int) -> int:
         """First audio sample of video frame k."""

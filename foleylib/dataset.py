@@ -202,8 +202,7 @@ class WindowDataset(Dataset):
 def causal_window(audio: np.ndarray, frames: np.ndarray, spec: AVSpec, start: int, length: int,
                   n_video: int) -> dict[str, torch.Tensor]:
     """The causal-mode inputs for positions start .. start + length - 1 (see WindowDataset)."""
-    positions = np.arange(start, start + length)
-    on_screen = np.floor(positions * spec.fps_exact.numerator / (spec.sr * spec.fps_exact.denominator))
+    on_screen = spec.frames_of_samples(np.arange(start, start + length))
     first_frame = int(on_screen[0])
     lead = spec.context_frames - 1
     video = np.zeros((n_video, *frames.shape[1:]), np.uint8)
@@ -213,5 +212,5 @@ def causal_window(audio: np.ndarray, frames: np.ndarray, spec: AVSpec, start: in
     return {
         "audio_in": torch.from_numpy(audio_context(audio, start + length - 1, length)),
         "video": torch.from_numpy(video),
-        "frame_index": torch.from_numpy((on_screen - first_frame + lead).astype(np.int64)),
+        "frame_index": torch.from_numpy(on_screen - first_frame + lead),
     }

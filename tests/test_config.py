@@ -1,5 +1,6 @@
 from fractions import Fraction
 
+import numpy as np
 import pytest
 
 from foleylib.config import AVSpec, as_fraction, preset
@@ -27,6 +28,8 @@ def test_frame_of_sample_rule_fractional_rate():
         k = spec.frame_of_sample(i)
         assert spec.frame_start(k) <= i < spec.frame_start(k + 1)
     assert spec.max_samples_per_frame == 534
+    positions = np.arange(-1700, 1700)
+    assert spec.frames_of_samples(positions).tolist() == [spec.frame_of_sample(int(i)) for i in positions]
 
 
 def test_clip_lengths_paper_rule():
