@@ -117,3 +117,64 @@ class AVTransformer(nn.Module):
         if self.classes == 1:
             return torch.tanh(y)
         return y.unflatten(-1, (self.cfg.channels, self.classes))  # [..., C, 256]
+
+
+class TransformerStepper:
+    """KV-cache generation for the causal transformer: a step encodes one new token against cached keys and
+    values instead of re-running the whole window.
+
+    Follows forward_causal's windows exactly: when the cache holds max_context tokens, the oldest hop are
+    dropped and the remaining M - hop are re-encoded at positions 0 .. M - hop - 1 (one block forward per hop
+    steps). `set_frame(e)` sets the per-frame video embedding e [B, d]; `step(x)` takes the previous sample
+    x [B, C] (audio_in at this position) and returns this position's output [B, C] or logits [B, C, 256].
+    """
+
+    def __init__(self, model: AVTransformer, batch: int = 1):
+        if model.cfg.mode != "causal":
+            raise ValueError("TransformerStepper needs a causal-mode transformer")
+        self.model = model
+        p = next(model.parameters())
+        d, heads, M = model.cfg.d_model, model.cfg.n_heads, model.max_context
+        self.heads = heads
+        layers = len(model.encoder.layers)
+        self.keys = [p.new_zeros(batch, heads, M, d // heads) for _ in range(layers)]
+        self.values = [p.new_zeros(batch, heads, M, d // heads) for _ in range(layers)]
+        self.tokens = p.new_zeros(batch, M, d)  # the cached tokens before the positional embedding
+        self.filled = 0  # tokens in the cache
+        self.e = p.new_zeros(batch, d)
+
+    def set_frame(self, e: torch.Tensor) -> None:
+        """e [B, d]: the embedding of the frame now on screen (model.frames of its n-frame window)."""
+        self.e = e
+
+    @torch.no_grad()
+    def step(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        if self.filled == m.max_context:  # the window is full: slide by hop and re-encode the rest
+            keep = m.max_context - m.hop
+            self.tokens[:, :keep] = self.tokens[:, m.hop:].clone()
+            self.filled = 0
+            self.encode(self.tokens[:, :keep])
+        token = m.embed_audio(x) + self.e  # [B, d]
+        self.tokens[:, self.filled] = token
+        h = self.encode(token[:, None])  # [B, 1, d]
+        return m.decode(m.decoder(h[:, 0]))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Tokens x [B, t, d] at positions filled .. filled + t - 1 (one token, or a block into an empty cache)
+        through every layer, caching their keys and values; returns the final-norm output [B, t, d]."""
+        m, n = self.model, self.filled
+        B, t, d = x.shape
+        if t > 1 and n:
+            raise ValueError("a block of tokens can only be encoded into an empty cache")
+        h = x + m.pos[n:n + t]
+        for layer, keys, values in zip(m.encoder.layers, self.keys, self.values, strict=True):
+            attn = layer.self_attn
+            qkv = F.linear(layer.norm1(h), attn.in_proj_weight, attn.in_proj_bias)  # [B, t, 3d]
+            q, k, v = qkv.view(B, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # [B, heads, t, dh]
+            keys[:, :, n:n + t], values[:, :, n:n + t] = k, v
+            a = F.scaled_dot_product_attention(q, keys[:, :, :n + t], values[:, :, :n + t], is_causal=t > 1)
+            h = h + attn.out_proj(a.transpose(1, 2).reshape(B, t, d))
+            h = h + layer.linear2(layer.activation(layer.linear1(layer.norm2(h))))
+        self.filled = n + t
+        return m.encoder.norm(h)
