@@ -111,6 +111,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .dub import dub_video
+
+    summary = dub_video(args.video, args.ckpt, args.out, wav=args.wav, mp3=args.mp3, start=args.start,
+                        seconds=args.seconds, method=args.method, seed=args.seed, temperature=args.temperature,
+                        top_p=args.top_p, crossfade_ms=args.crossfade, prime_seconds=args.prime,
+                        keep_original=args.keep_original, force=args.force, device=args.device,
+                        progress=not args.quiet)
+    print(f"generated {summary['seconds']:.2f} s of audio ({summary['frames']} frames) in {summary['wall_s']:.1f} s, "
+          f"real-time factor {summary['rtf']:.3f} ({summary['method']}) -> {', '.join(summary['outputs'])}")
+    return 0
+
+
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be zero or more, got {text}")
+    return value
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -164,6 +184,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--out", type=Path, required=True, help="run folder")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("generate", help="generate audio for a video and mux it back in (paper Sec. III-D, Fig. 4)")
+    p.add_argument("video", type=Path, help="any video file ffmpeg reads")
+    p.add_argument("--ckpt", type=Path, required=True, help="run folder (or its model.pt) from foley train")
+    p.add_argument("--out", type=Path, required=True, help="MP4 to write: the video with the generated audio")
+    p.add_argument("--wav", type=Path, help="also write the generated audio as WAV")
+    p.add_argument("--mp3", type=Path, help="also write the generated audio as MP3 (as the paper)")
+    p.add_argument("--start", type=non_negative_float, default=0.0, help="first second to generate (default 0)")
+    p.add_argument("--seconds", type=positive_float, help="how many seconds to generate (default: to the end)")
+    p.add_argument("--method", choices=["auto", "naive", "cached"], default="auto",
+                   help="naive re-runs the model on its whole context per step (the paper); cached keeps "
+                        "per-layer state (causal wavenet/transformer); auto: cached where possible")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=non_negative_float, default=1.0,
+                   help="mu-law sampling temperature (0 = argmax)")
+    p.add_argument("--top-p", type=positive_float, default=1.0, help="mu-law nucleus sampling mass (1 = off)")
+    p.add_argument("--crossfade", type=non_negative_float, default=0.0,
+                   help="deep fusion: overlap segments by MS milliseconds with a crossfade")
+    p.add_argument("--prime", type=non_negative_float, default=0.0,
+                   help="start from the video's own last PRIME seconds of audio instead of silence")
+    p.add_argument("--keep-original", action="store_true", help="keep the original audio as a second track")
+    p.add_argument("--force", action="store_true", help="replace existing output files")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("demo", help="the main job on an embedded synthetic scene (no download)")
     p.add_argument("--out", type=Path, default=Path("outputs/demo"))

@@ -314,11 +314,21 @@ def generate(model: torch.nn.Module, spec: AVSpec, frames: np.ndarray, start_fra
     engine = FoleyEngine(model, spec, method, Sampler(temperature, top_p, seed), start_frame,
                          past_frames=frames[:start_frame], prime=prime, crossfade=crossfade)
     total = spec.frame_start(start_frame + n_frames) - spec.frame_start(start_frame)
+    return run_frames(engine, frames[start_frame:start_frame + n_frames], total, progress)[0]
+
+
+def run_frames(engine: FoleyEngine, frames: Iterable[np.ndarray], total: int | None = None,
+               progress: bool = False) -> tuple[np.ndarray, float]:
+    """Push frames through an engine with a progress bar (samples, real-time factor); returns the audio
+    float32 [N, C] and the wall seconds it took."""
     pieces = []
     with tqdm(total=total, disable=not progress, unit="sample", unit_scale=True, desc="generate") as bar:
         t0 = time.perf_counter()
-        for k in range(start_frame, start_frame + n_frames):
-            pieces.append(engine.push(frames[k]).audio)
+        for frame in frames:
+            pieces.append(engine.push(frame).audio)
             bar.update(len(pieces[-1]))
-            bar.set_postfix(rtf=f"{bar.n / spec.sr / (time.perf_counter() - t0):.3f}", refresh=False)
-    return np.concatenate(pieces)
+            bar.set_postfix(rtf=f"{bar.n / engine.spec.sr / (time.perf_counter() - t0):.3f}", refresh=False)
+        wall = time.perf_counter() - t0
+    if not pieces:
+        raise ValueError("no frames to generate audio for")
+    return np.concatenate(pieces), wall

@@ -99,17 +99,20 @@ def probe(path: str | Path) -> Probe:
     )
 
 
-def iter_frames(path: str | Path, fps: float | None = None, size: int | None = 64) -> Iterator[np.ndarray]:
+def iter_frames(path: str | Path, fps: float | None = None, size: int | None = 64,
+                start: float = 0.0) -> Iterator[np.ndarray]:
     """Yield the frames of a video one at a time as uint8 RGB [size, size, 3].
 
     `fps` resamples to a constant frame rate by timestamps (variable frame rate input is fine);
     None keeps the source frames. `size` None keeps the source size, otherwise cv2 squashes each
-    frame to a square (INTER_AREA), as the paper resizes with cv2.
+    frame to a square (INTER_AREA), as the paper resizes with cv2. `start` seeks to that second first
+    (ffmpeg decodes from the keyframe before it and drops what precedes it).
     """
     info = probe(path)
     if not info.has_video or not info.width:
         raise InputError("no video stream", path)
-    cmd = [ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(path), "-map", "0:v:0", "-an"]
+    seek = ["-ss", f"{start:.6f}"] if start > 0 else []
+    cmd = [ffmpeg_exe(), "-v", "error", "-nostdin", *seek, "-i", str(path), "-map", "0:v:0", "-an"]
     if fps is not None:
         rate = as_fraction(fps)
         cmd += ["-vf", f"fps={rate.numerator}/{rate.denominator}"]
@@ -217,16 +220,34 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float,
     return path
 
 
-def mux_audio(video: str | Path, audio: np.ndarray, sr: int, out: str | Path, keep_original: bool = False) -> Path:
+def write_audio(path: str | Path, audio: np.ndarray, sr: int) -> Path:
+    """Write float audio [N, C] as WAV (16-bit PCM) or MP3 (LAME, 192 kb/s) by the suffix, atomically."""
+    path = Path(path)
+    codecs = {".wav": ["-c:a", "pcm_s16le"], ".mp3": ["-c:a", "libmp3lame", "-b:a", "192k"]}
+    if path.suffix.lower() not in codecs:
+        raise InputError("unsupported audio format (use .wav or .mp3)", path)
+    with atomic_path(path) as tmp, tempfile.TemporaryDirectory() as scratch:
+        cmd = [ffmpeg_exe(), "-y", "-v", "error"] + _audio_input(audio, sr, Path(scratch) / "audio.f32")
+        _run_ffmpeg(cmd + codecs[path.suffix.lower()] + [str(tmp)], path)
+    return path
+
+
+def mux_audio(video: str | Path, audio: np.ndarray, sr: int, out: str | Path, keep_original: bool = False,
+              start: float = 0.0, duration: float | None = None) -> Path:
     """Copy `video` to `out` (MP4: H.264 + AAC) with `audio` as its sound, exactly as long as the video.
 
-    The audio is zero-padded or trimmed to the video stream's duration. With `keep_original`, the
-    source's own audio follows as a second track. H.264 video is copied, other codecs re-encoded.
+    `start`/`duration` (seconds) cut a part of the video first (re-encoding it, for an exact cut). The audio
+    is zero-padded or trimmed to the video's duration. With `keep_original`, the source's own audio (the
+    same part) follows as a second track. Uncut H.264 video is copied, anything else re-encoded.
     """
     info = probe(video)
     if not info.has_video:
         raise InputError("no video stream", video)
-    duration = info.video_duration or info.duration
+    available = (info.video_duration or info.duration) - start
+    if available <= 0:
+        raise InputError(f"starts at {start:g} s, after the video's end", video)
+    duration = min(duration, available) if duration else available
+    cut = start > 0 or duration < available
     n = int(round(duration * sr))
     audio = np.asarray(audio, np.float32)
     audio = audio[:, None] if audio.ndim == 1 else audio
@@ -234,11 +255,12 @@ def mux_audio(video: str | Path, audio: np.ndarray, sr: int, out: str | Path, ke
     out = Path(out)
     with atomic_path(out) as tmp, tempfile.TemporaryDirectory() as scratch:
         raw = Path(scratch) / "audio.f32"
-        cmd = [ffmpeg_exe(), "-y", "-v", "error", "-i", str(video)] + _audio_input(audio, sr, raw)
+        seek = ["-ss", f"{start:.6f}", "-t", f"{duration:.6f}"] if cut else []
+        cmd = [ffmpeg_exe(), "-y", "-v", "error", *seek, "-i", str(video)] + _audio_input(audio, sr, raw)
         cmd += ["-map", "0:v:0", "-map", "1:a:0"]
         if keep_original and info.has_audio:
             cmd += ["-map", "0:a:0"]
-        video_codec = ["-c:v", "copy"] if info.video_codec == "h264" else \
+        video_codec = ["-c:v", "copy"] if info.video_codec == "h264" and not cut else \
             ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p"]
         cmd += video_codec + ["-c:a", "aac", "-b:a", "192k", "-t", f"{duration:.6f}", "-movflags", "+faststart",
                               str(tmp)]
