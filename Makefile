@@ -27,7 +27,7 @@ test-fast: setup
 	$(VENV)/bin/python -m pytest -q -m "not slow and not notebook"
 
 lint: setup
-	$(VENV)/bin/ruff check foleylib tests
+	$(VENV)/bin/ruff check foleylib tests notebooks
 
 clean:
 	rm -rf outputs .pytest_cache

@@ -134,7 +134,8 @@ def non_negative_float(text: str) -> float:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    outputs = run_demo(ensure_out_dir(args.out), seconds=args.seconds, seed=args.seed, log=print)
+    outputs = run_demo(ensure_out_dir(args.out), seconds=args.seconds, steps=args.steps, gen_seconds=args.gen_seconds,
+                       seed=args.seed, log=print, progress=not args.quiet)
     print("demo outputs: " + ", ".join(str(p) for p in outputs))
     return 0
 
@@ -212,8 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the main job on an embedded synthetic scene (no download)")
     p.add_argument("--out", type=Path, default=Path("outputs/demo"))
-    p.add_argument("--seconds", type=positive_float, default=12.0)
+    p.add_argument("--seconds", type=positive_float, default=40.0, help="length of the clap scene (default 40)")
+    p.add_argument("--steps", type=positive_int, default=300, help="training steps (default 300)")
+    p.add_argument("--gen-seconds", type=positive_float, default=6.0,
+                   help="seconds of the held-out tail to generate (default 6)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_demo)
     return parser
 

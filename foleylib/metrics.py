@@ -90,3 +90,17 @@ def window_mask(n: int, sr: int, times: np.ndarray, before: float, after: float,
         if hi > lo:  # events wholly before or after the range touch nothing
             mask[lo:hi] = True
     return mask
+
+
+def boundary_jumps(audio: np.ndarray, boundaries: np.ndarray) -> dict[str, float | int | None]:
+    """The paper's Fig. 8 artifact as a number: the mean step |x[b] - x[b - 1]| (channel mean) at the given
+    sample positions (where segments meet) against the mean step everywhere else. A ratio well above 1 means
+    the waveform jumps where segments meet; None where there is no boundary (or no other step)."""
+    steps = np.abs(np.diff(np.asarray(audio, np.float64), axis=0)).reshape(len(audio) - 1, -1).mean(axis=1)
+    at = np.zeros(len(steps), bool)
+    positions = np.asarray(boundaries, int)
+    at[positions[(positions >= 1) & (positions < len(audio))] - 1] = True  # step i goes from sample i to i + 1
+    edge = float(steps[at].mean()) if at.any() else None
+    inside = float(steps[~at].mean()) if (~at).any() else None
+    return {"boundary": edge, "inside": inside, "count": int(at.sum()),
+            "ratio": edge / inside if edge is not None and inside else None}

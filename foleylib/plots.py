@@ -78,8 +78,9 @@ def plot_waveform(audio: np.ndarray, sr: int, fps: float, *, start_s: float = 0.
                   labels: tuple[str, str] = ("generated", "reference")) -> Figure:
     """Each channel over time (s) with orange marks at every video-frame start (paper Fig. 8/10/11).
 
-    `reference` [N, C] is drawn underneath in grey; `frames` adds a row of `thumbnails` frames above,
-    each linked to its time. The window is [start_s, start_s + seconds) (to the end when None).
+    `reference` [N, C] is drawn over it in translucent black (both stay visible); `frames` adds a row of
+    `thumbnails` frames above, each linked to its time. The window is [start_s, start_s + seconds) (to the end
+    when None).
     """
     audio = _as_2d(audio)
     if reference is not None and _as_2d(reference).shape != audio.shape:
@@ -97,9 +98,10 @@ def plot_waveform(audio: np.ndarray, sr: int, fps: float, *, start_s: float = 0.
     wave_axes = axes[len(strip_rows):]
     times, step = frame_marker_times(i0, i1, sr, fps)
     for c, ax in enumerate(wave_axes):
-        if reference is not None:
-            ax.plot(t, _as_2d(reference)[i0:i1, c], color="0.6", linewidth=0.8, label=labels[1])
         ax.plot(t, audio[i0:i1, c], color="tab:blue", linewidth=0.8, label=labels[0])
+        if reference is not None:
+            ax.plot(t, _as_2d(reference)[i0:i1, c], color="black", alpha=0.45, linewidth=0.7, label=labels[1],
+                    zorder=3)
         _draw_frame_markers(ax, times, step, label=c == 0)
         ax.set_ylim(-1, 1)
         ax.set_ylabel(f"ch {c}")

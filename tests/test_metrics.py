@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from foleylib.metrics import detect_onsets, match_onsets, onset_scores, window_mask
+from foleylib.metrics import boundary_jumps, detect_onsets, match_onsets, onset_scores, window_mask
 
 
 def test_onset_scores_hand_computed():
@@ -32,3 +32,13 @@ def test_window_mask():
     assert np.flatnonzero(mask).tolist() == list(range(18, 25))
     # events far before or after the range (e.g. in the training part of a clip) mark nothing
     assert not window_mask(100, 10, np.array([-50.0, 0.5, 99.0]), before=0.2, after=0.5, offset=1.0).any()
+
+
+def test_boundary_jumps_against_a_hand_made_staircase():
+    ramp = np.tile(np.arange(10) * 0.01, 3)  # three segments of a slow ramp: inside steps 0.01, jumps -0.09
+    audio = np.stack([ramp, 2 * ramp], axis=1)  # channel mean: inside 0.015, boundary 0.135
+    jumps = boundary_jumps(audio, [10, 20, 40, 0])  # 40 and 0 are outside the audio: ignored
+    assert jumps["count"] == 2
+    assert jumps["boundary"] == pytest.approx(0.135) and jumps["inside"] == pytest.approx(0.015)
+    assert jumps["ratio"] == pytest.approx(9.0)
+    assert boundary_jumps(audio, [])["ratio"] is None

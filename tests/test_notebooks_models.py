@@ -81,8 +81,11 @@ def test_04_deep_fusion(tmp_path):
     assert results["start_frame"] == VAL_START and results["generated_frames"] == 5
     assert results["generated_samples"] == spec.frame_start(VAL_START + 5) - spec.frame_start(VAL_START) == 5 * 640
     assert results["generated_shape"] == [5 * 640, 2]
-    generated = results["jumps"]["generated"]
-    assert generated["inside"] >= 0 and generated["boundary"] >= 0  # 4 frame boundaries in 5 frames
+    jumps = results["jumps"]
+    assert jumps["plain"]["count"] == jumps["true"]["count"] == 4  # 4 frame boundaries in 5 frames
+    assert results["crossfade_samples"] == 80  # 5 ms at 16 kHz: segments every 640 - 80 samples
+    assert jumps["crossfade"]["count"] == (5 * 640 - 1) // 560
+    assert all(jumps[name]["inside"] > 0 and jumps[name]["boundary"] >= 0 for name in ("plain", "crossfade"))
     assert images(nb) >= 3  # loss curves, waveform vs true, zoom
     assert has_audio_player(nb)
 
@@ -91,7 +94,7 @@ def test_06_transformer(tmp_path):
     steps = 10
     nb, results = run_notebook("06_transformer.ipynb", tmp_path, SECONDS=SECONDS, SR=8000, SIZE=SIZE,
                                CONTEXT_FRAMES=2, CONTEXT_SAMPLES=256, PRESET="tiny", STEPS=steps, BATCH_SIZE=4,
-                               WINDOW=64, VAL_EVERY=5, GEN_SECONDS=0.12)
+                               WINDOW=64, VAL_EVERY=5, GEN_SECONDS=0.12, TIMING_SECONDS=0.08)
     spec = AVSpec(sr=8000, size=SIZE, context_frames=2, context_samples=256)
     expected = {"strided": ("paper", "strided"), "raw": ("paper", "raw"), "causal": ("causal", "raw")}
     assert set(results["runs"]) == set(expected)
@@ -107,5 +110,7 @@ def test_06_transformer(tmp_path):
     assert n == 3 and VAL_START <= start <= FRAMES - n
     assert results["generated_samples"] == spec.frame_start(start + n) - spec.frame_start(start) == 3 * 320
     assert results["generated_shape"] == [3 * 320, 2]
+    assert results["cached_equals_naive"] is True
+    assert set(results["rtf"]) == {"naive", "cached"} and all(v > 0 for v in results["rtf"].values())
     assert images(nb) >= 2  # loss curves, generated waveform
     assert has_audio_player(nb)

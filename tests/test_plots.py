@@ -66,11 +66,13 @@ def test_frame_marker_times_non_integer_samples_per_frame():
     np.testing.assert_allclose(times, np.arange(31) / 30)
 
 
-def test_waveform_reference_drawn_under_generated():
+def test_waveform_reference_drawn_translucent_over_generated():
     audio = clip(0.5)
     fig = plot_waveform(audio, SR, FPS, reference=0.5 * audio, labels=("model", "truth"))
-    lines = fig.axes[0].get_lines()
-    assert [line.get_label() for line in lines] == ["truth", "model"]
+    model, truth = fig.axes[0].get_lines()[:2]
+    assert (model.get_label(), truth.get_label()) == ("model", "truth")
+    assert truth.get_zorder() > model.get_zorder() and truth.get_alpha() < 1  # both stay visible
+    np.testing.assert_allclose(truth.get_ydata(), 0.5 * audio[:, 0])
     with pytest.raises(ValueError, match="reference shape"):
         plot_waveform(audio, SR, FPS, reference=audio[:10])
 
