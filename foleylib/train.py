@@ -64,6 +64,16 @@ def make_dataset(clip: AlignedClip, spec: AVSpec, cfg: ModelConfig, frames: rang
     return WindowDataset(clip, spec, frames, window=window, warmup=warmup, stride=window // 2)
 
 
+def split_datasets(clips: list[AlignedClip], spec: AVSpec, model: torch.nn.Module,
+                   tc: TrainConfig) -> tuple[Dataset, Dataset]:
+    """(train, validation) examples of all clips: each clip's head trains, its tail (val_fraction) validates."""
+    cfg = model.cfg
+    warmup = warmup_positions(model, tc.window) if cfg.mode == "causal" and cfg.arch != "fusion" else 0
+    splits = [split_by_time(clip, tc.val_fraction) for clip in clips]
+    return tuple(ConcatDataset([make_dataset(c, spec, cfg, split[part], tc.window, warmup)
+                                for c, split in zip(clips, splits)]) for part in (0, 1))
+
+
 def evenly_spaced(ds: Dataset, count: int) -> Dataset:
     """A fixed, deterministic subset: `count` examples spread over the whole dataset."""
     if len(ds) <= count:
@@ -78,18 +88,23 @@ def lr_at(step: int, tc: TrainConfig) -> float:
     return tc.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
+def score_mask(batch: dict, positions: int, device: torch.device) -> torch.Tensor | None:
+    """bool [B, positions]: the scored positions of a batch (causal windows after their warm-up; the real
+    samples of a zero-padded fusion target); None when every position counts."""
+    index = torch.arange(positions, device=device)[None, :]
+    if "warmup" in batch:
+        return index >= batch["warmup"][:, None]
+    if "length" in batch:
+        return index < batch["length"][:, None]
+    return None
+
+
 def batch_loss(model: torch.nn.Module, batch: dict, loss: str, zero_video: bool = False) -> torch.Tensor:
     """The model's loss on a collated batch (causal windows are scored after their warm-up positions)."""
     if zero_video:
         batch = {**batch, "video": torch.zeros_like(batch["video"])}
     output = model(batch)
-    mask = None
-    if "warmup" in batch:
-        positions = torch.arange(batch["target"].shape[1], device=output.device)
-        mask = positions[None, :] >= batch["warmup"][:, None]
-    elif "length" in batch:
-        positions = torch.arange(batch["target"].shape[1], device=output.device)
-        mask = positions[None, :] < batch["length"][:, None]
+    mask = score_mask(batch, batch["target"].shape[1], output.device)
     return compute_loss(loss, output, batch["target"], mask=mask)
 
 
@@ -140,10 +155,7 @@ def train(clips: list[AlignedClip], cfg: ModelConfig, tc: TrainConfig, out: str 
     torch.manual_seed(tc.seed)
     device = pick_device(tc.device)
     model = build_model(cfg).to(device)
-    warmup = warmup_positions(model, tc.window) if cfg.mode == "causal" and cfg.arch != "fusion" else 0
-    splits = [split_by_time(clip, tc.val_fraction) for clip in clips]
-    train_ds, val_ds = (ConcatDataset([make_dataset(c, spec, cfg, split[part], tc.window, warmup)
-                                       for c, split in zip(clips, splits)]) for part in (0, 1))
+    train_ds, val_ds = split_datasets(clips, spec, model, tc)
     generator = torch.Generator().manual_seed(tc.seed)
     sampler = RandomSampler(train_ds, replacement=True, num_samples=tc.steps * tc.batch_size, generator=generator)
     loader = DataLoader(train_ds, batch_size=tc.batch_size, sampler=sampler, drop_last=True)

@@ -1,0 +1,124 @@
+"""Evaluation: Table I's validation loss equals training's, baselines built as documented, foley evaluate."""
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from test_cli import foley
+
+from foleylib.align import ingest_file
+from foleylib.config import AVSpec, preset
+from foleylib.dataset import AlignedClip, load_clip
+from foleylib.evaluate import (
+    BASELINES,
+    histogram_nll,
+    motion_bursts,
+    point_prediction,
+    scene_truth,
+    teacher_forced,
+    uses_video,
+)
+from foleylib.losses import mulaw_decode, mulaw_encode
+from foleylib.models import model_config
+from foleylib.synth import render_scene
+from foleylib.train import TrainConfig, load_model, train
+
+SPEC = preset("tiny")
+
+
+@pytest.fixture(scope="module")
+def clap(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    scene = render_scene("clap", root / "synth", seconds=4.0, seed=2)
+    clip = load_clip(ingest_file(scene["video"], root / "aligned", SPEC.with_()).clip_dir)
+    return root, scene, clip
+
+
+@pytest.fixture(scope="module")
+def run(clap):
+    root, _, clip = clap
+    cfg = model_config("wavenet", "tiny", clip.spec, loss="ce")
+    tc = TrainConfig(steps=3, batch_size=2, window=256, val_every=3, val_examples=6, seed=0)
+    train([clip], cfg, tc, root / "run", progress=False)
+    return root / "run"
+
+
+def test_point_prediction_is_the_mulaw_mean_or_the_tanh_value():
+    logits = torch.full((2, 256), -1e9)
+    logits[0, 10], logits[1, 200] = 0.0, 0.0  # all mass on one class each
+    np.testing.assert_allclose(point_prediction(logits).numpy(), mulaw_decode(torch.tensor([10, 200])).numpy(),
+                               atol=1e-7)
+    half = torch.full((256,), -1e9)
+    half[[0, 255]] = 0.0  # half on -1, half on +1: mean 0
+    assert float(point_prediction(half)) == pytest.approx(0.0, abs=1e-9)
+    tanh = torch.tensor([[0.3, -0.2]])
+    assert torch.equal(point_prediction(tanh), tanh)
+
+
+def test_histogram_nll_by_hand():
+    audio = np.zeros((3000, 2), np.float32)
+    audio[:1000] = 0.5  # the head: 1000 frames... only its first 1000 samples are 0.5
+    clip = AlignedClip(None, np.zeros((30, 4, 4, 3), np.uint8), audio, {})
+    spec = AVSpec(sr=2500, fps=25)  # 100 samples per frame
+    head, tail = range(0, 20), range(20, 30)  # head: 1000 x 0.5 and 1000 x 0.0 per channel; tail: zeros
+    zero, half = int(mulaw_encode(torch.tensor(0.0))), int(mulaw_encode(torch.tensor(0.5)))
+    assert zero != half
+    p_zero = (2000 + 1) / (4000 + 256)  # add-one smoothing over 256 classes
+    assert histogram_nll(clip, head, tail, spec) == pytest.approx(-math.log(p_zero))
+
+
+def test_motion_bursts_fire_on_sudden_changes_only():
+    frames = np.zeros((30, 8, 8, 3), np.uint8)
+    frames[10:] = 200  # a cut at frame 10
+    frames[20:, :4] = 0  # a smaller change at frame 20
+    spec = AVSpec(sr=1000, fps=25)  # 40 samples per frame
+    audio = motion_bursts(frames, spec, 1200, level=0.5, rng=np.random.default_rng(0))
+    loud = np.flatnonzero(np.abs(audio).max(axis=1) > 0)
+    assert audio.shape == (1200, 2)
+    assert loud.min() == 400 and set(loud // 40) == {10, 20}  # 30 ms bursts = 30 samples from each frame start
+    assert np.abs(audio).max() <= 0.5
+
+
+def test_scene_truth_of_a_clap_scene(clap):
+    _, scene, clip = clap
+    onsets = [o for o in json.loads(scene["events"].read_text())["onsets"] if 1.0 <= o["time"] < 3.0]
+    truth = scene_truth(clip, 1.0, 2.0)
+    np.testing.assert_allclose(truth["onsets"], [o["time"] - 1.0 for o in onsets])
+    np.testing.assert_allclose(truth["pan"], [o["pan"] for o in onsets])
+
+
+def test_uses_video_needs_every_defined_sync_metric():
+    row = lambda f1, env: {"onset_f1": f1, "envelope_corr": env}  # noqa: E731
+    assert uses_video({"model": row(0.9, 0.5), "video_shuffled": row(0.2, 0.1)}) is True
+    assert uses_video({"model": row(0.9, 0.05), "video_shuffled": row(0.2, 0.1)}) is False
+    assert uses_video({"model": row(None, 0.5), "video_shuffled": row(None, 0.1)}) is True
+    assert uses_video({"model": row(None, None), "video_shuffled": row(None, None)}) is None
+
+
+def test_teacher_forced_loss_equals_the_training_validation(run, clap):
+    model, spec = load_model(run)
+    config = json.loads((run / "config.json").read_text())
+    tf = teacher_forced(model, [clap[2]], spec, TrainConfig(**config["train"]))
+    last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert tf["val_loss"] == pytest.approx(last["val_loss"], rel=1e-5)
+    assert tf["val_nll_bits"] == pytest.approx(tf["val_ce"] / math.log(2))
+    assert 0 < tf["val_mse"] < 1 and 0 < tf["val_mae"] < 1
+
+
+@pytest.mark.slow
+def test_foley_evaluate_reports_the_model_and_every_baseline(run, tmp_path):
+    out = tmp_path / "m.json"
+    proc = foley("evaluate", "--ckpt", run, "--out", out, "--seconds", "0.4", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert set(report["metrics"]) == {"model", *BASELINES}
+    assert report["truth"] == "scene events" and report["generated_seconds"] == pytest.approx(0.4)
+    assert report["teacher_forced"]["histogram_nll_nats"] > 0 and report["rtf"] > 0
+    silence = report["metrics"]["silence"]
+    assert silence["onset_precision"] is None and silence["onset_f1"] in (0.0, None)  # None: no clap in the tail
+    assert silence["rms_db"] <= -80 < report["metrics"]["model"]["rms_db"] and silence["logmel_db"] > 0
+    assert report["uses_video"] in (True, False, None)
+    assert "uses the video" in proc.stdout
+    again = foley("evaluate", "--ckpt", run, "--out", out, "--seconds", "0.4", "--quiet")
+    assert again.returncode == 2 and "output exists" in again.stderr
