@@ -1,18 +1,38 @@
-"""Measures of generated audio against the truth: onsets (timing) and per-sample likelihood (teacher forced).
+"""Measures of generated audio against the truth: timing (onsets), envelope, stereo, level, likelihood.
 
 Onsets are what tells whether a model uses the video: a model that hears nothing from the frames can still
-reach a good likelihood on unpredictable bursts, but it cannot place them at the right times.
+reach a good likelihood on unpredictable bursts, but it cannot place them at the right times. `audio_metrics`
+gathers every measure of one generated clip (these and `foleylib.spectral`'s) into one flat dict.
+
+Audio is float [N, C] (or [N]) in [-1, 1]; times are seconds from the first sample of the generated audio.
 """
 from __future__ import annotations
 
-import librosa
+import math
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from .audio import mono, onset_detect, onset_strength, pair, resample, window_rms
 from .config import AVSpec
 from .dataset import AlignedClip, WindowDataset
 from .losses import ce_per_position
+from .spectral import (
+    FLOOR_DB,
+    band_errors,
+    f0_error_cents,
+    frame_rate_artifact,
+    logmel_distance_db,
+    multires_stft_distance,
+)
+
+IMPACT_SR = 22050  # CondFoleyGen detects onsets at 22.05 kHz
+IMPACT_TOLERANCE = 0.1  # s: CondFoleyGen's (and MMAudio's) match window for onset AP
+METRIC_KEYS = ("onset_precision", "onset_recall", "onset_f1", "onset_acc", "onset_ap", "envelope_corr", "logmel_db",
+               "mrstft", "pan_error", "f0_cents", "dc_offset", "low_band_db", "high_band_db", "frame_artifact_db",
+               "frame_artifact_ref_db", "rms_db", "ref_rms_db")
 
 
 def detect_onsets(audio: np.ndarray, sr: int, hop: int = 128, min_gap: float = 0.05) -> np.ndarray:
@@ -20,15 +40,14 @@ def detect_onsets(audio: np.ndarray, sr: int, hop: int = 128, min_gap: float = 0
 
     A fine hop (8 ms at 16 kHz) for timing; peaks closer than `min_gap` s merge (one burst, one onset).
     """
-    mono = np.asarray(audio, np.float32).mean(axis=1) if np.ndim(audio) == 2 else np.asarray(audio, np.float32)
-    if not np.any(mono):
+    y = mono(audio)
+    if not np.any(y):
         return np.zeros(0)
-    envelope = librosa.onset.onset_strength(y=mono, sr=sr, hop_length=hop)
     frames = sr / hop  # envelope frames per second
-    return librosa.onset.onset_detect(onset_envelope=envelope, sr=sr, hop_length=hop, units="time",
-                                      pre_max=round(0.03 * frames), post_max=round(0.03 * frames) + 1,
-                                      pre_avg=round(0.1 * frames), post_avg=round(0.1 * frames) + 1,
-                                      wait=round(min_gap * frames), delta=0.07)
+    return onset_detect(sr, envelope=onset_strength(y, sr, hop), hop=hop, units="time",
+                        pre_max=round(0.03 * frames), post_max=round(0.03 * frames) + 1,
+                        pre_avg=round(0.1 * frames), post_avg=round(0.1 * frames) + 1,
+                        wait=round(min_gap * frames), delta=0.07)
 
 
 def match_onsets(detected: np.ndarray, truth: np.ndarray, tolerance: float) -> int:
@@ -86,10 +105,13 @@ def window_mask(n: int, sr: int, times: np.ndarray, before: float, after: float,
     """bool [n]: samples within [t - before, t + after) of any event time t (seconds; `offset` = time of sample 0)."""
     mask = np.zeros(n, bool)
     for t in np.asarray(times) - offset:
-        lo, hi = max(0, int(round((t - before) * sr))), min(n, int(round((t + after) * sr)))
-        if hi > lo:  # events wholly before or after the range touch nothing
-            mask[lo:hi] = True
+        mask[_event_window(n, sr, t, before, after)] = True  # events wholly before or after the range touch nothing
     return mask
+
+
+def _event_window(n: int, sr: int, t: float, before: float, after: float) -> slice:
+    """The samples [t - before, t + after) s of a signal of n samples at sr Hz (empty outside it)."""
+    return slice(max(0, int(round((t - before) * sr))), max(0, min(n, int(round((t + after) * sr)))))
 
 
 def boundary_jumps(audio: np.ndarray, boundaries: np.ndarray) -> dict[str, float | int | None]:
@@ -104,3 +126,203 @@ def boundary_jumps(audio: np.ndarray, boundaries: np.ndarray) -> dict[str, float
     inside = float(steps[~at].mean()) if (~at).any() else None
     return {"boundary": edge, "inside": inside, "count": int(at.sum()),
             "ratio": edge / inside if edge is not None and inside else None}
+
+
+def frame_bounds(n: int, sr: int, fps: float) -> np.ndarray:
+    """int [K + 1]: the first sample of each of the K whole video frames within n samples, then the end of the
+    last one. Frame k owns samples [ceil(k sr / fps), ceil((k + 1) sr / fps)) (the AVSpec rule)."""
+    spec = AVSpec(sr=sr, fps=fps)
+    return np.array([spec.frame_start(k) for k in range(math.floor(n / spec.samples_per_frame) + 1)], np.int64)
+
+
+def envelope_correlation(gen: np.ndarray, ref: np.ndarray, sr: int, fps: float) -> float | None:
+    """Pearson correlation of the RMS per video frame (over samples and channels) of gen and ref, whole frames
+    only (`frame_bounds`). None for fewer than two frames or a constant envelope (e.g. silence)."""
+    gen, ref = pair(gen, ref)
+    bounds = frame_bounds(len(gen), sr, fps)
+    if len(bounds) < 3:
+        return None
+    g, r = window_rms(gen, bounds), window_rms(ref, bounds)
+    if any(np.ptp(e) <= 1e-9 * np.abs(e).max() for e in (g, r)):  # constant up to rounding
+        return None
+    return float(np.corrcoef(g, r)[0, 1])
+
+
+def dc_offset(audio: np.ndarray) -> dict[str, float | list[float]]:
+    """The mean sample value (DC offset, full scale 1): per channel ("per_channel") and over all ("overall")."""
+    audio = np.asarray(audio, np.float64).reshape(len(audio), -1)
+    return {"per_channel": [float(m) for m in audio.mean(axis=0)], "overall": float(audio.mean())}
+
+
+def rms_db(audio: np.ndarray) -> float:
+    """Level in dB re full scale: 20 log10 of the RMS over samples and channels, floored at FLOOR_DB."""
+    rms = float(np.sqrt(np.mean(np.asarray(audio, np.float64) ** 2)))
+    return max(FLOOR_DB, 20 * math.log10(rms)) if rms > 0 else FLOOR_DB
+
+
+def stereo_pan(audio: np.ndarray) -> float | None:
+    """Pan position in [-1 (left), 1 (right)] of stereo audio [N, 2]: (2 / pi) arcsin((E_R - E_L) / (E_R + E_L))
+    with E the channel energies. It inverts constant-power panning (L = m cos(a), R = m sin(a),
+    a = (pan + 1) pi / 4, as `synth` renders): a source panned to p reads p. None for mono or silence."""
+    audio = np.asarray(audio, np.float64)
+    if audio.ndim != 2 or audio.shape[1] != 2:
+        return None
+    left, right = np.sum(audio**2, axis=0)
+    if left + right == 0:
+        return None
+    return float(2 / np.pi * np.arcsin(np.clip((right - left) / (right + left), -1, 1)))
+
+
+def pan_error(gen: np.ndarray, ref: np.ndarray, sr: int, *, onsets: np.ndarray | None = None,
+              pan: np.ndarray | None = None, before: float = 0.02, after: float = 0.08) -> float | None:
+    """Mean absolute difference of `stereo_pan` (pan units: 0 .. 2) between gen and the truth.
+
+    With `onsets` (s), per event over [t - before, t + after): the truth is `pan` (one value per onset, e.g.
+    the clap scene's events) or else ref's pan in the same window; events where gen (or that ref window) is
+    silent are left out (missing sounds are the onset recall's business). Without onsets, the pan of the whole
+    of gen against the whole of ref. None where gen is not stereo, or no event counts."""
+    gen, ref = pair(gen, ref)
+    if onsets is None:
+        g, r = stereo_pan(gen), stereo_pan(ref)
+        return None if g is None or r is None else abs(g - r)
+    onsets = np.asarray(onsets, np.float64)
+    if pan is not None and len(pan) != len(onsets):
+        raise ValueError(f"pan has {len(pan)} values for {len(onsets)} onsets")
+    errors = []
+    for i, t in enumerate(onsets):
+        window = _event_window(len(gen), sr, t, before, after)
+        g = stereo_pan(gen[window])
+        truth = stereo_pan(ref[window]) if pan is None else float(pan[i])
+        if g is not None and truth is not None:
+            errors.append(abs(g - truth))
+    return float(np.mean(errors)) if errors else None
+
+
+def impact_onsets(audio: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
+    """Onsets as CondFoleyGen's impact evaluation detects them: (times s [M], confidence [M] in [0, 1]).
+
+    The channel mean is resampled to 22.05 kHz; librosa's onset detector with delta 0.3 (otherwise its
+    defaults: hop 512 = 23 ms); an onset's confidence is the peak of |x| (min-max normalised over the clip)
+    within +-50 ms of it. Not thinned: CondFoleyGen counts these for its onset accuracy.
+    """
+    y = resample(mono(audio), sr, IMPACT_SR)
+    magnitude = np.abs(y)
+    if np.ptp(magnitude) == 0:
+        return np.zeros(0), np.zeros(0)
+    samples = onset_detect(IMPACT_SR, y=y, units="samples", delta=0.3)
+    norm = (magnitude - magnitude.min()) / np.ptp(magnitude)
+    half = int(0.05 * IMPACT_SR)
+    confidence = np.array([norm[max(0, s - half):s + half].max() for s in samples])
+    return samples / IMPACT_SR, confidence
+
+
+def onset_nms(times: np.ndarray, confidence: np.ndarray, window: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """CondFoleyGen's non-maximum suppression: keep the most confident onset, drop the others closer than
+    `window` s to it, repeat; returns the kept (times s, confidence) in time order."""
+    times, confidence = np.asarray(times, np.float64), np.asarray(confidence, np.float64)
+    alive = np.ones(len(times), bool)
+    for i in np.argsort(-confidence, kind="stable"):
+        if alive[i]:
+            close = np.abs(times - times[i]) < window
+            close[i] = False
+            alive &= ~close
+    order = np.argsort(times[alive], kind="stable")
+    return times[alive][order], confidence[alive][order]
+
+
+def onset_accuracy(gen_counts: Sequence[int], ref_counts: Sequence[int]) -> float:
+    """CondFoleyGen's onset accuracy: the fraction of clips whose generated audio has exactly as many onsets
+    (`impact_onsets`) as the reference (or the true events). MMAudio's script reports hits / true onsets under
+    the same name instead; that is closer to our onset recall."""
+    if len(gen_counts) != len(ref_counts) or not gen_counts:
+        raise ValueError(f"need one onset count per clip on both sides, got {len(gen_counts)} and {len(ref_counts)}")
+    return float(np.mean([g == r for g, r in zip(gen_counts, ref_counts, strict=True)]))
+
+
+def onset_ap(times: np.ndarray, confidence: np.ndarray, truth: np.ndarray,
+             tolerance: float = IMPACT_TOLERANCE) -> float | None:
+    """CondFoleyGen's onset AP: sklearn's average precision of the generated onsets' confidences.
+
+    In time order, each true onset takes the most confident unused generated onset closer than `tolerance` s
+    (CondFoleyGen's default, 0.1 s): a hit (label 1, score its confidence); a true onset with none is a miss
+    (label 1, score 0); unused generated onsets are false alarms (label 0, their confidence). By that
+    convention misses lower the AP only when false alarms outrank them. Apply `onset_nms` to generated onsets
+    first, as CondFoleyGen does. None without true onsets; 0 when nothing was generated (CondFoleyGen's script
+    would score that 1). CondFoleyGen chooses among candidates by |x| at the onset sample; here by confidence.
+    """
+    if len(truth) == 0:
+        return None
+    if len(times) == 0:
+        return 0.0
+    from sklearn.metrics import average_precision_score  # heavy import, only needed here
+
+    times, confidence = np.asarray(times, np.float64), np.asarray(confidence, np.float64)
+    unused = np.ones(len(times), bool)
+    labels, scores = [], []
+    for t in np.sort(truth):
+        near = np.flatnonzero(unused & (np.abs(times - t) < tolerance))
+        labels.append(1)
+        if len(near):
+            best = near[np.argmax(confidence[near])]
+            unused[best] = False
+            scores.append(confidence[best])
+        else:
+            scores.append(0.0)
+    labels += [0] * int(unused.sum())
+    scores += list(confidence[unused])
+    return float(average_precision_score(labels, scores))
+
+
+def audio_metrics(gen: np.ndarray, ref: np.ndarray, sr: int, fps: float, *, onsets: np.ndarray | None = None,
+                  pan: np.ndarray | None = None, f0: np.ndarray | None = None, f0_fps: float | None = None,
+                  tolerance: float | None = None) -> dict[str, float | None]:
+    """Every measure of generated audio gen [N, C] against the reference ref [N, C'] at sr Hz and fps frames/s,
+    as one flat dict with the keys METRIC_KEYS (None where a measure does not apply).
+
+    onsets: true onset times (s from the start of gen; those outside [0, N / sr) are dropped), or None to take
+    the onsets detected in ref as the truth (`detect_onsets` for precision/recall/F1, `impact_onsets` for
+    CondFoleyGen's onset accuracy and AP). pan: the true pan per onset (aligned with `onsets`), else ref's.
+    f0: the true f0 (Hz, 0 = unvoiced) per video frame at f0_fps (default fps), frame k at k / f0_fps s.
+    tolerance: the onset match window (s) for precision/recall/F1 and the pan windows (one before, two after
+    each onset); default one video frame, 1 / fps. Onset AP keeps CondFoleyGen's 0.1 s, for comparison.
+
+    onset_precision/recall/f1 (precision None without generated onsets, recall and F1 None without true
+    ones), onset_acc and onset_ap (CondFoleyGen), envelope_corr (`envelope_correlation`), logmel_db (dB),
+    mrstft (`multires_stft_distance`'s total), pan_error (pan units), f0_cents, dc_offset (gen's mean sample),
+    low_band_db and high_band_db (`band_errors`), frame_artifact_db and frame_artifact_ref_db
+    (`frame_rate_artifact` of gen and of ref), rms_db and ref_rms_db (dB re full scale).
+    """
+    gen, ref = pair(gen, ref)
+    tol = 1 / fps if tolerance is None else tolerance
+    if onsets is not None:
+        onsets = np.asarray(onsets, np.float64)
+        if pan is not None and len(pan) != len(onsets):
+            raise ValueError(f"pan has {len(pan)} values for {len(onsets)} onsets")
+        inside = (onsets >= 0) & (onsets < len(gen) / sr)
+        onsets, pan = onsets[inside], None if pan is None else np.asarray(pan, np.float64)[inside]
+    detected = detect_onsets(gen, sr)
+    truth = detect_onsets(ref, sr) if onsets is None else onsets
+    scores = onset_scores(detected, truth, tol)
+    impact_times, impact_confidence = impact_onsets(gen, sr)
+    impact_truth = impact_onsets(ref, sr)[0] if onsets is None else onsets
+    bands = band_errors(gen, ref, sr)
+    f0_times = None if f0 is None else np.arange(len(f0)) / (fps if f0_fps is None else f0_fps)
+    return {
+        "onset_precision": scores["precision"] if len(detected) else None,
+        "onset_recall": scores["recall"] if len(truth) else None,
+        "onset_f1": scores["f1"] if len(truth) else None,
+        "onset_acc": onset_accuracy([len(impact_times)], [len(impact_truth)]),
+        "onset_ap": onset_ap(*onset_nms(impact_times, impact_confidence), impact_truth),
+        "envelope_corr": envelope_correlation(gen, ref, sr, fps),
+        "logmel_db": logmel_distance_db(gen, ref, sr),
+        "mrstft": multires_stft_distance(gen, ref)["total"],
+        "pan_error": pan_error(gen, ref, sr, onsets=onsets, pan=pan, before=tol, after=2 * tol),
+        "f0_cents": None if f0 is None else f0_error_cents(gen, sr, f0, f0_times),
+        "dc_offset": dc_offset(gen)["overall"],
+        "low_band_db": bands["low"],
+        "high_band_db": bands["high"],
+        "frame_artifact_db": frame_rate_artifact(gen, sr, fps),
+        "frame_artifact_ref_db": frame_rate_artifact(ref, sr, fps),
+        "rms_db": rms_db(gen),
+        "ref_rms_db": rms_db(ref),
+    }

@@ -13,8 +13,8 @@ from typing import Literal
 
 import cv2
 import numpy as np
-import soundfile as sf
 
+from .audio import write_wav
 from .config import AVSpec
 from .fsutil import atomic_path, write_json
 from .media import write_video
@@ -297,6 +297,6 @@ def render_scene(kind: SceneKind, out_dir: str | Path, seconds: float = 10.0, se
     paths = {"video": out / f"{kind}.mp4", "wav": out / f"{kind}.wav", "events": out / f"{kind}.events.json"}
     write_video(paths["video"], scene.frames(), scene.fps, scene.audio, scene.sr)
     with atomic_path(paths["wav"]) as tmp:
-        sf.write(tmp, scene.audio, scene.sr, subtype="FLOAT", format="WAV")
+        write_wav(tmp, scene.audio, scene.sr, subtype="FLOAT")
     write_json(paths["events"], scene.events)
     return paths

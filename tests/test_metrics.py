@@ -1,7 +1,45 @@
+import math
+
 import numpy as np
 import pytest
 
-from foleylib.metrics import boundary_jumps, detect_onsets, match_onsets, onset_scores, window_mask
+from foleylib.metrics import (
+    METRIC_KEYS,
+    audio_metrics,
+    boundary_jumps,
+    dc_offset,
+    detect_onsets,
+    envelope_correlation,
+    frame_bounds,
+    impact_onsets,
+    match_onsets,
+    onset_accuracy,
+    onset_ap,
+    onset_nms,
+    onset_scores,
+    pan_error,
+    rms_db,
+    stereo_pan,
+    window_mask,
+)
+
+SR, FPS = 16000, 25
+PYIN_STEP = 10 + 1e-9  # cents: pyin's pitch grid; an estimate can sit one step off
+
+
+def bursts(times, seconds: float = 3.0, sr: int = SR, gains=None, amps=None, seed: int = 0) -> np.ndarray:
+    """[N, 2] decaying noise bursts (30 ms, 800 samples at 16 kHz) starting at `times` s, each with its (L, R)
+    channel gains (default equal) and peak amplitude (default 0.5)."""
+    audio = np.zeros((round(seconds * sr), 2))
+    rng = np.random.default_rng(seed)
+    length = round(0.05 * sr)
+    for i, t in enumerate(times):
+        burst = rng.standard_normal(length) * np.exp(-np.arange(length) / (0.006 * sr))
+        burst *= (0.5 if amps is None else amps[i]) / np.abs(burst).max()
+        gain = (1.0, 1.0) if gains is None else gains[i]
+        start = round(t * sr)
+        audio[start:start + length] += burst[:, None] * np.asarray(gain)[None, :]
+    return audio.astype(np.float32)
 
 
 def test_onset_scores_hand_computed():
@@ -42,3 +80,151 @@ def test_boundary_jumps_against_a_hand_made_staircase():
     assert jumps["boundary"] == pytest.approx(0.135) and jumps["inside"] == pytest.approx(0.015)
     assert jumps["ratio"] == pytest.approx(9.0)
     assert boundary_jumps(audio, [])["ratio"] is None
+
+
+def test_frame_bounds_follow_the_ceil_rule():
+    # 100 Hz audio, 30 fps: 10/3 samples per frame, frame k starts at ceil(10 k / 3)
+    assert frame_bounds(20, 100, 30).tolist() == [0, 4, 7, 10, 14, 17, 20]
+    assert frame_bounds(19, 100, 30).tolist() == [0, 4, 7, 10, 14, 17]  # the sixth frame is not whole
+    assert frame_bounds(2, 100, 30).tolist() == [0]
+
+
+def test_envelope_correlation_by_hand():
+    sr, fps = 100, 10  # 10 samples per frame; a constant c has RMS |c|
+    ref = np.repeat([0.1, 0.2, 0.3, 0.4], 10)
+    # deviations (-1.5, -0.5, 0.5, 1.5) against (-1.5, 0.5, -0.5, 1.5): sum of products 4, sums of squares 5
+    assert envelope_correlation(np.repeat([0.1, 0.3, 0.2, 0.4], 10), ref, sr, fps) == pytest.approx(0.8)
+    assert envelope_correlation(-3 * ref, ref, sr, fps) == pytest.approx(1.0)  # RMS ignores sign and scale
+    assert envelope_correlation(ref[::-1], ref, sr, fps) == pytest.approx(-1.0)
+    # frames follow the ceil rule: at 30 fps (10/3 samples per frame) sample 3 is the last of frame 0
+    click = np.zeros(20)
+    click[3] = 1.0
+    ramp = np.repeat([1.0, 0.0, 0.0, 0.0, 0.0, 0.0], [4, 3, 3, 4, 3, 3])
+    assert envelope_correlation(click, ramp, 100, 30) == pytest.approx(1.0)
+    assert envelope_correlation(np.zeros(40), ref, sr, fps) is None  # silence: a constant envelope
+    assert envelope_correlation(ref[:15], ref[:15], sr, fps) is None  # one whole frame only
+
+
+def test_dc_offset_and_rms_db_by_hand():
+    t = np.arange(1600) / 16000
+    tone = 0.2 * np.sin(2 * np.pi * 100 * t)  # ten whole cycles: mean 0
+    audio = np.stack([tone + 0.1, tone - 0.3], axis=1)
+    offset = dc_offset(audio)
+    np.testing.assert_allclose(offset["per_channel"], [0.1, -0.3], atol=1e-12)
+    assert offset["overall"] == pytest.approx(-0.1)
+    assert rms_db(np.sin(2 * np.pi * 100 * t)) == pytest.approx(-10 * math.log10(2))  # a full-scale sine: -3 dB
+    assert rms_db(np.full((10, 2), 0.1)) == pytest.approx(-20.0)
+    assert rms_db(np.zeros((10, 2))) == -80.0
+
+
+def test_stereo_pan_inverts_constant_power_panning():
+    m = np.random.default_rng(0).standard_normal(1000)
+    theta = (0.5 + 1) * np.pi / 4  # pan 0.5: gains cos(3 pi / 8) = 0.383 (L), sin(3 pi / 8) = 0.924 (R)
+    assert stereo_pan(np.stack([m * np.cos(theta), m * np.sin(theta)], 1)) == pytest.approx(0.5)
+    # gains 0.6 / 0.8: energy balance (0.64 - 0.36) / 1 = 0.28
+    assert stereo_pan(np.stack([0.6 * m, 0.8 * m], 1)) == pytest.approx(2 / np.pi * math.asin(0.28))
+    assert stereo_pan(np.stack([m, m], 1)) == pytest.approx(0.0)
+    assert stereo_pan(np.stack([m, 0 * m], 1)) == -1.0
+    assert stereo_pan(m[:, None]) is None and stereo_pan(np.zeros((10, 2))) is None
+
+
+def test_pan_error_per_event_and_whole():
+    right, centre = (0.6, 0.8), (1.0, 1.0)  # pans 2/pi asin(0.28) and 0
+    p = 2 / np.pi * math.asin(0.28)
+    gen = bursts([0.5, 1.5], gains=[right, centre])
+    ref = bursts([0.5, 1.5], gains=[centre, centre])
+    onsets = np.array([0.5, 1.5, 2.5])  # nothing sounds at 2.5 s: that event is left out
+    assert pan_error(gen, ref, SR, onsets=onsets, pan=np.array([0.0, 0.0, 0.0])) == pytest.approx(p / 2)
+    assert pan_error(gen, ref, SR, onsets=onsets, pan=np.array([p, -0.5, 1.0])) == pytest.approx(0.25)
+    assert pan_error(gen, ref, SR, onsets=onsets) == pytest.approx(p / 2)  # the truth from ref's windows
+    assert pan_error(gen, gen, SR) == pytest.approx(0.0)
+    assert pan_error(bursts([0.5], gains=[right]), ref, SR) == pytest.approx(p)  # whole clip: one sound, pan p
+    assert pan_error(gen[:, :1], ref, SR, onsets=onsets) is None  # mono
+    assert pan_error(np.zeros_like(gen), ref, SR, onsets=onsets) is None  # no sound at any event
+    with pytest.raises(ValueError, match="pan has 2 values for 3 onsets"):
+        pan_error(gen, ref, SR, onsets=onsets, pan=np.zeros(2))
+
+
+def test_impact_onsets_and_their_confidence():
+    sr = 22050  # CondFoleyGen's rate: no resampling
+    audio = bursts([0.3, 1.2, 2.0], sr=sr, amps=[1.0, 0.5, 0.25])
+    times, confidence = impact_onsets(audio, sr)
+    # within two hops of 512: the flux of frame t compares t with t - 1, so it peaks up to a frame late
+    np.testing.assert_allclose(times, [0.3, 1.2, 2.0], atol=2 * 512 / sr)
+    # peak |x| within +-50 ms, normalised by the clip's peak (its minimum |x| is 0)
+    np.testing.assert_allclose(confidence, [1.0, 0.5, 0.25])
+    assert [len(a) for a in impact_onsets(np.zeros((sr, 2)), sr)] == [0, 0]
+
+
+def test_onset_nms_by_hand():
+    times, confidence = onset_nms([0.1, 0.13, 0.5, 0.52, 0.56], [0.2, 0.9, 0.7, 0.3, 0.6], window=0.05)
+    # 0.13 (0.9) drops 0.1; 0.5 (0.7) drops 0.52; 0.56 is 0.06 from 0.5 and stays
+    np.testing.assert_allclose(times, [0.13, 0.5, 0.56])
+    np.testing.assert_allclose(confidence, [0.9, 0.7, 0.6])
+
+
+def test_onset_accuracy_counts_clips_with_the_right_number():
+    assert onset_accuracy([3, 4, 5], [3, 2, 5]) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError):
+        onset_accuracy([1], [1, 2])
+
+
+def test_onset_ap_by_hand():
+    truth = np.array([1.0, 2.0, 3.0])
+    times, confidence = np.array([1.05, 2.5, 3.02]), np.array([0.9, 0.8, 0.4])
+    # labels/scores: hit 0.9, miss 0 (nothing within 0.1 s of 2.0), hit 0.4, false alarm 0.8. Ranked:
+    # 0.9 (P 1, R 1/3), 0.8 (P 1/2), 0.4 (P 2/3, R 2/3), 0 (P 3/4, R 1): AP = 1/3 (1 + 2/3 + 3/4)
+    assert onset_ap(times, confidence, truth) == pytest.approx((1 + 2 / 3 + 3 / 4) / 3)
+    # a wider window lets 2.5 match 2.0 (the most confident candidate wins): no false alarm left
+    assert onset_ap(times, confidence, truth, tolerance=0.6) == pytest.approx(1.0)
+    assert onset_ap(np.zeros(0), np.zeros(0), truth) == 0.0
+    assert onset_ap(times, confidence, np.zeros(0)) is None
+
+
+def test_audio_metrics_of_the_truth_itself():
+    onsets = np.array([0.4, 1.1, 1.9, 2.5])
+    pans = np.array([-0.5, 0.0, 0.5, 1.0])
+    theta = (pans + 1) * np.pi / 4  # constant-power gains, as synth renders
+    ref = bursts(onsets, gains=list(zip(np.cos(theta), np.sin(theta), strict=True)))
+    m = audio_metrics(ref, ref, SR, FPS, onsets=onsets, pan=pans)
+    assert tuple(m) == METRIC_KEYS and len(METRIC_KEYS) == 17
+    for key in ("onset_precision", "onset_recall", "onset_f1", "onset_acc", "onset_ap", "envelope_corr"):
+        assert m[key] == pytest.approx(1.0), key
+    for key in ("logmel_db", "mrstft", "low_band_db", "high_band_db", "pan_error"):
+        assert m[key] == pytest.approx(0.0, abs=1e-9), key
+    assert m["f0_cents"] is None
+    assert m["dc_offset"] == pytest.approx(float(ref.mean()))
+    assert m["rms_db"] == m["ref_rms_db"] == pytest.approx(rms_db(ref))
+    assert m["frame_artifact_db"] == m["frame_artifact_ref_db"] is not None
+
+
+def test_audio_metrics_timing_silence_and_mono():
+    onsets = np.array([0.4, 1.1, 1.9, 2.5, 7.0, -1.0])  # the last two lie outside the 3 s clip: dropped
+    ref = bursts(onsets[:4])
+    late = bursts(onsets[:4] + 0.02)  # 20 ms late: within one frame (40 ms)
+    assert audio_metrics(late, ref, SR, FPS, onsets=onsets)["onset_f1"] == 1.0
+    later = bursts(onsets[:4] + 0.1)  # 100 ms late: all missed, unless the tolerance is widened
+    assert audio_metrics(later, ref, SR, FPS, onsets=onsets)["onset_f1"] == 0.0
+    assert audio_metrics(later, ref, SR, FPS, tolerance=0.15)["onset_f1"] == 1.0  # truth detected in ref
+    silent = audio_metrics(np.zeros_like(ref), ref, SR, FPS, onsets=onsets)
+    assert silent["onset_precision"] is None and silent["onset_recall"] == 0.0 and silent["onset_f1"] == 0.0
+    assert silent["onset_acc"] == 0.0 and silent["onset_ap"] == 0.0
+    assert silent["envelope_corr"] is None and silent["rms_db"] == -80.0 and silent["pan_error"] is None
+    mono = audio_metrics(ref[:, :1], ref, SR, FPS)
+    assert mono["pan_error"] is None and mono["onset_f1"] == 1.0
+    nothing = audio_metrics(ref, np.zeros_like(ref), SR, FPS)  # no onsets in the truth
+    assert nothing["onset_recall"] is None and nothing["onset_f1"] is None and nothing["onset_ap"] is None
+
+
+def test_audio_metrics_f0():
+    t = np.arange(2 * SR) / SR
+    tone = 0.5 * np.sin(2 * np.pi * 150 * t)
+    gen = np.stack([tone, tone], axis=1)
+    f0 = np.full(50, 150.0)  # one value per video frame
+    assert audio_metrics(gen, gen, SR, FPS, f0=f0)["f0_cents"] == pytest.approx(0.0, abs=PYIN_STEP)
+    # 150 Hz up to 0.6 s, then an octave up. A truth of 25 values of 150 Hz covers 0.96 s at 25 per second (mostly
+    # right: median 0) and 1.92 s at 12.5 per second (mostly an octave off: median 1200 cents)
+    jump = 0.5 * np.sin(2 * np.pi * np.cumsum(np.where(t < 0.6, 150.0, 300.0)) / SR)
+    gen = np.stack([jump, jump], axis=1)
+    assert audio_metrics(gen, gen, SR, FPS, f0=f0[:25])["f0_cents"] == pytest.approx(0.0, abs=PYIN_STEP)
+    assert audio_metrics(gen, gen, SR, FPS, f0=f0[:25], f0_fps=12.5)["f0_cents"] == pytest.approx(1200, abs=PYIN_STEP)
