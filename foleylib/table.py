@@ -13,10 +13,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from .align import ingest_file
 from .config import AVSpec
+from .dataset import AlignedClip, load_clip
 from .errors import InputError
 from .fsutil import atomic_path
+from .media import read_audio
 from .names import safe_name
 from .synth import render_scene
 
@@ -128,6 +132,44 @@ def write_tables(out: Path, cells: dict[tuple[str, str], dict], header: str) -> 
     with atomic_path(out / "table1.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     return [out / "table1.csv", out / "table1.md"]
+
+
+def load_cells(out: str | Path) -> dict[tuple[str, str], dict]:
+    """The cells of a finished (or partly finished) batch, read back from OUT/runs/*/results.json."""
+    cells = {}
+    for path in sorted(Path(out).glob("runs/*/results.json")):
+        results = json.loads(path.read_text())
+        cells[(results["scene"], results["arch"])] = results
+    return cells
+
+
+def cell_audio(out: str | Path, results: dict) -> tuple[np.ndarray, np.ndarray, AlignedClip, int]:
+    """A finished cell's generated tail [n, C], the true audio of the same samples [n, C], its clip, and the
+    first generated frame."""
+    clip = load_clip(results["clip"])
+    spec = clip.spec
+    first = round(results["tail_start_s"] * spec.fps_exact)
+    wav = Path(out) / "runs" / f"{Path(results['clip']).name}_{results['arch']}" / "audio" / "model.wav"
+    generated = read_audio(wav, spec.sr, spec.channels)
+    lo = spec.frame_start(first)
+    true = np.asarray(clip.audio[lo:lo + len(generated)])
+    return generated[:len(true)], true, clip, first
+
+
+def winners(cells: dict[tuple[str, str], dict]) -> list[dict]:
+    """Per video and metric, the architecture that scores best (lowest loss/distance, highest F1/correlation)."""
+    metrics = {"val_loss": (("teacher_forced", "val_loss"), min), "onset_f1": (("metrics", "model", "onset_f1"), max),
+               "envelope_corr": (("metrics", "model", "envelope_corr"), max),
+               "logmel_db": (("metrics", "model", "logmel_db"), min), "mrstft": (("metrics", "model", "mrstft"), min)}
+    rows = []
+    for video in dict.fromkeys(v for v, _ in cells):
+        for name, (path, best) in metrics.items():
+            scored = {arch: _get(r, path) for (v, arch), r in cells.items() if v == video and "error" not in r}
+            scored = {arch: value for arch, value in scored.items() if value is not None}
+            if scored:
+                arch = best(scored, key=scored.get)
+                rows.append({"video": video, "metric": name, "best": arch, "value": scored[arch]})
+    return rows
 
 
 def run_table(out: str | Path, archs: list[str], scenes: list[str] | None = None, videos: list[Path] | None = None,

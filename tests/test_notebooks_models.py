@@ -114,3 +114,17 @@ def test_06_transformer(tmp_path):
     assert set(results["rtf"]) == {"naive", "cached"} and all(v > 0 for v in results["rtf"].values())
     assert images(nb) >= 2  # loss curves, generated waveform
     assert has_audio_player(nb)
+
+
+def test_07_evaluation_runs_the_batch_when_the_table_is_empty(tmp_path):
+    nb, results = run_notebook("07_evaluation.ipynb", tmp_path, TABLE_DIR=str(tmp_path / "table"), SCENES="clap",
+                               ARCHS="transformer", PRESET="tiny", STEPS=2, GEN_SECONDS=0.2, SCENE_SECONDS=3.0,
+                               HYPOTHESIS_STEPS=2, HYPOTHESIS_SECONDS=0.08)
+    assert results["cells"] == results["done"] == 1 and results["failed"] == []
+    table = tmp_path / "table"
+    assert (table / "table1.md").exists() and (table / "runs" / "clap_transformer.ipynb").exists()
+    assert {row["metric"] for row in results["winners"]} >= {"val_loss", "logmel_db"}
+    assert all(row["best"] == "transformer" for row in results["winners"])
+    assert set(results["dc_offsets"]) == {"paper_ce", "mse"}
+    assert isinstance(results["hypothesis_supported"], bool)
+    assert images(nb) >= 2  # Fig. 11 (clap/transformer; the car figures are skipped), a spectrogram
