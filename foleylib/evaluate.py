@@ -72,7 +72,7 @@ def histogram_nll(clip: AlignedClip, train: range, val: range, spec: AVSpec) -> 
 
 def _classes(clip: AlignedClip, frames: range, spec: AVSpec) -> np.ndarray:
     audio = clip.audio[spec.frame_start(frames.start):spec.frame_start(frames.stop)]
-    return mulaw_encode(torch.from_numpy(np.ascontiguousarray(audio))).numpy().ravel()
+    return mulaw_encode(torch.from_numpy(np.array(audio))).numpy().ravel()
 
 
 def motion_energy(frames: np.ndarray) -> np.ndarray:
@@ -138,7 +138,7 @@ def free_running(model: torch.nn.Module, clip: AlignedClip, spec: AVSpec, tail: 
     rng = np.random.default_rng(seed)
     head = clip.audio[:first]
     level = float(np.percentile(np.abs(head), 99.9)) if len(head) else 0.5
-    classes = mulaw_encode(torch.from_numpy(np.ascontiguousarray(head))).numpy().ravel()
+    classes = mulaw_encode(torch.from_numpy(np.array(head))).numpy().ravel()
     histogram = np.bincount(classes, minlength=256) + 1.0
     drawn = rng.choice(256, size=n * spec.channels, p=histogram / histogram.sum())
     shift = spec.sr if first >= spec.sr else -spec.sr  # one second earlier (later when the tail starts early)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
@@ -317,17 +317,20 @@ def generate(model: torch.nn.Module, spec: AVSpec, frames: np.ndarray, start_fra
     return run_frames(engine, frames[start_frame:start_frame + n_frames], total, progress)[0]
 
 
-def run_frames(engine: FoleyEngine, frames: Iterable[np.ndarray], total: int | None = None,
-               progress: bool = False) -> tuple[np.ndarray, float]:
-    """Push frames through an engine with a progress bar (samples, real-time factor); returns the audio
-    float32 [N, C] and the wall seconds it took."""
+def run_frames(engine: FoleyEngine, frames: Iterable[np.ndarray], total: int | None = None, progress: bool = False,
+               on_frame: Callable[[FrameAudio, float], None] | None = None) -> tuple[np.ndarray, float]:
+    """Push frames through an engine with a progress bar (samples, real-time factor); `on_frame(piece, elapsed
+    wall seconds)` follows each frame. Returns the audio float32 [N, C] and the wall seconds it took."""
     pieces = []
     with tqdm(total=total, disable=not progress, unit="sample", unit_scale=True, desc="generate") as bar:
         t0 = time.perf_counter()
         for frame in frames:
-            pieces.append(engine.push(frame).audio)
-            bar.update(len(pieces[-1]))
+            piece = engine.push(frame)
+            pieces.append(piece.audio)
+            bar.update(len(piece.audio))
             bar.set_postfix(rtf=f"{bar.n / engine.spec.sr / (time.perf_counter() - t0):.3f}", refresh=False)
+            if on_frame:
+                on_frame(piece, time.perf_counter() - t0)
         wall = time.perf_counter() - t0
     if not pieces:
         raise ValueError("no frames to generate audio for")

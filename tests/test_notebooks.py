@@ -1,5 +1,6 @@
 """Every notebook runs under papermill with small parameters and produces the files and numbers it promises."""
 import json
+import wave
 from pathlib import Path
 
 import papermill as pm
@@ -71,3 +72,19 @@ def test_05_wavenet(tmp_path):
     assert results["causal_over_paper"] > 1
     assert results["live_frames"] == 3 and results["live_latency_ms_median"] > 0
     assert images(nb) >= 3
+
+
+def test_08_studio(tmp_path):
+    nb, results = run_notebook("08_studio.ipynb", tmp_path, SCENE_SECONDS=3.0, PRESET="tiny", TRAIN_STEPS=2,
+                               SECONDS=0.4)
+    assert (results["start_s"], results["seconds"], results["frames"]) == (2.4, 0.4, 10)  # the held-out tail
+    assert results["method"] == "cached" and results["has_original"] and results["rtf"] > 0
+    assert results["progress"] == [3200, 3200]  # 0.4 s at 8 kHz: the bar reached its end
+    assert results["frame_shown"] == 69 and results["marker_s"] == pytest.approx(0.36)
+    out = tmp_path / "out"
+    assert (out / "run" / "model.pt").exists() and (out / "waveform.png").read_bytes().startswith(b"\x89PNG")
+    with wave.open(str(out / "generated.wav")) as f:
+        assert (f.getnframes() / f.getframerate(), f.getnchannels()) == (0.4, 2)
+    outputs = [o for c in nb["cells"] for o in c.get("outputs", [])]
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+    assert not any(o["output_type"] == "error" for o in outputs)

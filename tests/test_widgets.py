@@ -1,0 +1,130 @@
+"""The studio's callbacks, driven without a browser: generate, play, scrub, and one-line errors."""
+import io
+import wave
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_video
+
+from foleylib.config import preset
+from foleylib.models import build_model, model_config
+from foleylib.synth import render_scene
+from foleylib.train import save_model
+from foleylib.widgets import Studio, find_runs, find_videos, png_bytes, wav_bytes
+
+SPEC = preset("tiny")  # 8 kHz, 25 fps, 32 x 32
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    torch.manual_seed(0)
+    for arch in ("wavenet", "fusion"):
+        save_model(build_model(model_config(arch, "tiny", SPEC, loss="ce")), SPEC, root / arch / "model.pt")
+    return root
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("videos")
+    render_scene("clap", root, seconds=2.0, seed=1)
+    (root / "silent").mkdir()
+    make_video(root / "silent" / "silent.mov", seconds=1.0, sr=None)
+    (root / "notes.txt").write_text("not a video\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def studio(runs, videos):
+    """A studio that has generated 0.4 s of the clap scene from 1.2 s (its one clap is at 1.44 s) with the tiny
+    WaveNet."""
+    s = Studio(videos, runs, video=str(videos / "clap.mp4"), run=str(runs / "wavenet"), start=1.2, seconds=0.4)
+    s.generate_button.click()
+    assert s.message.value == ""
+    return s
+
+
+def wav_info(data) -> tuple[float, int]:
+    """(seconds, channels) of WAV file bytes."""
+    with wave.open(io.BytesIO(bytes(data))) as f:
+        return f.getnframes() / f.getframerate(), f.getnchannels()
+
+
+def test_choices_are_found_in_their_folders(runs, videos):
+    assert find_videos(videos) == [str(videos / "clap.mp4"), str(videos / "silent" / "silent.mov")]
+    assert find_runs(runs) == [str(runs / "fusion"), str(runs / "wavenet")]
+    assert find_videos(videos / "missing") == find_runs(videos) == []
+    s = Studio(videos, runs)
+    assert s.video.options == tuple(find_videos(videos)) and s.run.options == tuple(find_runs(runs))
+    assert s.results.layout.display == "none" and s.result is None
+
+
+def test_key_widgets_carry_stable_css_classes(runs, videos):
+    s = Studio(videos, runs)
+    classes = {name: getattr(s, name)._dom_classes for name in (
+        "generate_button", "progress", "original_audio", "generated_audio", "waveform", "frame_slider",
+        "frame_image", "message", "ui")}
+    assert classes == {"generate_button": ("foley-generate",), "progress": ("foley-progress",),
+                       "original_audio": ("foley-original-audio",), "generated_audio": ("foley-generated-audio",),
+                       "waveform": ("foley-waveform",), "frame_slider": ("foley-frame-slider",),
+                       "frame_image": ("foley-frame",), "message": ("foley-message",), "ui": ("foley-studio",)}
+
+
+def test_helpers_make_wav_and_png_bytes():
+    seconds, channels = wav_info(wav_bytes(np.full((800, 2), 3.0, np.float32), 8000))  # clipped, not refused
+    assert (seconds, channels) == (0.1, 2)
+    assert png_bytes(np.zeros((8, 12, 3), np.uint8)).startswith(PNG)
+
+
+def test_generate_fills_progress_players_and_waveform(studio):
+    r = studio.result
+    assert (r["start_s"], r["seconds"], r["frames"], r["method"]) == (1.2, 0.4, 10, "cached")
+    assert r["has_original"] and r["rtf"] > 0
+    assert studio.progress.value == studio.progress.max == 0.4 * SPEC.sr
+    assert "real-time factor" in studio.status.value
+    assert wav_info(studio.generated_audio.value) == wav_info(studio.original_audio.value) == (0.4, 2)
+    assert studio.audio.shape == studio.original.shape == (0.4 * SPEC.sr, 2)
+    clap = np.abs(studio.original).max(axis=1)
+    assert clap.max() > 0.05 and clap.argmax() / SPEC.sr == pytest.approx(0.24, abs=0.02)  # the video's own clap
+    assert bytes(studio.waveform.value).startswith(PNG)
+    assert studio.frames.shape == (10, 160, 160, 3)  # display size, not the model's 32 px
+    assert (studio.frame_slider.min, studio.frame_slider.max, studio.frame_slider.value) == (30, 39, 30)
+    assert studio.results.layout.display == "flex" and not studio.generate_button.disabled
+    assert (studio.frame_image.width, studio.frame_image.height) == ("284", "160")  # 640 x 360 shown as 16:9
+
+
+def test_frame_slider_moves_the_cursor_and_the_frame(studio):
+    studio.frame_slider.value = 30
+    frame, wave_png, marker = bytes(studio.frame_image.value), bytes(studio.waveform.value), studio.marker_s
+    studio.frame_slider.value = 37
+    assert bytes(studio.frame_image.value) != frame and bytes(studio.frame_image.value).startswith(PNG)
+    assert bytes(studio.waveform.value) != wave_png
+    assert (marker, studio.marker_s) == (0.0, pytest.approx(7 / 25))
+    assert all(line.get_xdata()[0] == pytest.approx(0.28) for line in studio.cursors)
+    assert "frame #37" in studio.frame_label.value
+
+
+def test_a_video_without_audio_gets_no_original_player(runs, videos):
+    s = Studio(videos, runs, video=str(videos / "silent" / "silent.mov"), run=str(runs / "fusion"), seconds=0.2)
+    assert s.generate()["has_original"] is False and s.message.value == ""
+    assert wav_info(s.generated_audio.value) == (0.2, 2) and bytes(s.original_audio.value) == b""
+    assert "no audio track" in s.original_label.value
+
+
+@pytest.mark.parametrize("video, run, start, method, reason", [
+    ("missing.mp4", "wavenet", 0.0, "auto", "no such file"),
+    ("notes.txt", "wavenet", 0.0, "auto", "not a readable media file"),
+    ("clap.mp4", "", 0.0, "auto", "choose a run folder"),
+    ("clap.mp4", "nowhere", 0.0, "auto", "no model.pt"),
+    ("clap.mp4", "wavenet", 5.0, "auto", "nothing to generate from 5 s"),
+    ("clap.mp4", "fusion", 0.0, "cached", "cached generation needs a causal wavenet"),
+])
+def test_bad_inputs_show_one_line(runs, videos, video, run, start, method, reason):
+    s = Studio(videos, runs, video=str(videos / video), run=str(runs / run) if run else "", start=start,
+               seconds=0.2, method=method)
+    s.generate_button.click()
+    assert s.result is None and s.results.layout.display == "none" and not s.generate_button.disabled
+    assert reason in s.message.value and "error: " in s.message.value
+    assert "\n" not in s.message.value and "Traceback" not in s.message.value
