@@ -25,44 +25,64 @@ from tqdm.auto import tqdm
 
 from .config import AVSpec
 from .dataset import audio_context, causal_window, video_context, window_frame_count
-from .losses import mulaw_decode
+from .fastgen import FastWaveNetStepper
 from .models.transformer import TransformerStepper
-from .models.wavenet import WaveNetStepper
+from .sampling import MULAW_VALUES, sample_classes
 
 Method = Literal["auto", "naive", "cached"]
-STEPPERS = {"wavenet": WaveNetStepper, "transformer": TransformerStepper}
 
 
-def pick_sample(output: torch.Tensor, temperature: float, generator: torch.Generator,
-                top_p: float = 1.0) -> torch.Tensor:
-    """One value per channel from a model output: tanh values as they are; mu-law logits [..., 256] sampled
+class TorchSteps:
+    """A torch stepper (set_frame(e), step(x) -> output) behind the run() interface of the fused steppers."""
+
+    def __init__(self, stepper: TransformerStepper):
+        self.stepper = stepper
+        self.device = next(stepper.model.parameters()).device
+
+    def set_frame(self, e: torch.Tensor) -> None:
+        self.stepper.set_frame(e)
+
+    def run(self, previous: np.ndarray, n: int, sampler: Sampler | None = None,
+            given: np.ndarray | None = None) -> np.ndarray:
+        """n steps from `previous` [C]; inputs `given` [n, C] (teacher forcing) or the values `sampler` draws."""
+        out = np.zeros((n, len(previous)), np.float32)
+        x = previous
+        for j in range(n):
+            output = self.stepper.step(torch.from_numpy(np.asarray(x, np.float32))[None].to(self.device))[0]
+            if given is not None:
+                x = given[j]
+            else:
+                x = out[j] = sampler(output.float().cpu())
+        return out
+
+
+STEPPERS = {"wavenet": FastWaveNetStepper, "transformer": lambda model: TorchSteps(TransformerStepper(model))}
+
+
+def pick_sample(output: np.ndarray, temperature: float, rng: np.random.Generator, top_p: float = 1.0) -> np.ndarray:
+    """Sample values from a model output: tanh values [..., C] as they are; mu-law logits [..., C, 256] sampled
     at `temperature` (0 = argmax) from the smallest set of classes holding `top_p` of the probability
-    (nucleus sampling; 1 = all classes), and decoded to [-1, 1]."""
+    (nucleus sampling; 1 = all classes), one uniform draw of `rng` per value, and decoded to [-1, 1]."""
     if output.shape[-1] != 256:
         return output
     if temperature == 0:
-        return mulaw_decode(output.argmax(dim=-1))
-    probs = torch.softmax(output.double() / temperature, dim=-1)
-    if top_p < 1:
-        sorted_p, order = probs.sort(dim=-1, descending=True)
-        outside = sorted_p.cumsum(-1) - sorted_p >= top_p  # classes after the nucleus is full
-        probs = probs.scatter(-1, order, sorted_p.masked_fill(outside, 0))
-    flat = probs.reshape(-1, 256)
-    classes = torch.multinomial(flat, 1, generator=generator).reshape(probs.shape[:-1])
-    return mulaw_decode(classes)
+        return MULAW_VALUES[output.argmax(axis=-1)]
+    flat = np.ascontiguousarray(output.reshape(-1, 256), np.float32)
+    return MULAW_VALUES[sample_classes(flat, temperature, top_p, rng.random(len(flat)))].reshape(output.shape[:-1])
 
 
 class Sampler:
-    """pick_sample with fixed settings and its own seeded random stream."""
+    """pick_sample with fixed settings and its own seeded random stream (numpy PCG64)."""
 
     def __init__(self, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0):
         if temperature < 0 or not 0 < top_p <= 1:
             raise ValueError(f"temperature must be >= 0 and top_p in (0, 1], got {temperature} and {top_p}")
         self.temperature, self.top_p = temperature, top_p
-        self.generator = torch.Generator().manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
 
-    def __call__(self, output: torch.Tensor) -> torch.Tensor:
-        return pick_sample(output, self.temperature, self.generator, self.top_p)
+    def __call__(self, output: torch.Tensor | np.ndarray) -> np.ndarray:
+        output = output.numpy() if isinstance(output, torch.Tensor) else output
+        return pick_sample(output, self.temperature, self.rng, self.top_p)
 
 
 @contextmanager
@@ -224,17 +244,22 @@ class FoleyEngine:
         return self.model.frames(torch.from_numpy(window)[None].to(self.device))[:, 0]
 
     def _step_cached(self, start: int, stop: int, teacher_forced: bool) -> None:
-        """Positions start .. stop - 1 through the stepper; teacher-forced steps keep the audio that is there."""
+        """Positions start .. stop - 1 through the stepper, a frame's run of samples at a time; teacher-forced
+        steps keep the audio that is there (they only fill the caches)."""
         self._grow_audio(stop)
-        for i in range(start, stop):
+        i = start
+        while i < stop:
             k = self.spec.frame_of_sample(i)
+            end = min(stop, self.spec.frame_start(k + 1))
             if k != self.on_screen:  # a new frame: its embedding conditions the next samples
                 self.stepper.set_frame(self._frame_embedding(i))
                 self.on_screen = k
-            previous = torch.from_numpy(self.audio[i - 1] if i > 0 else np.zeros(self.cfg.channels, np.float32))
-            output = self.stepper.step(previous[None].to(self.device))[0].float().cpu()
-            if not teacher_forced:
-                self.audio[i] = self.sampler(output).numpy()
+            previous = self.audio[i - 1] if i > 0 else np.zeros(self.cfg.channels, np.float32)
+            if teacher_forced:
+                self.stepper.run(previous, end - i, given=self.audio[i:end])
+            else:
+                self.audio[i:end] = self.stepper.run(previous, end - i, self.sampler)
+            i = end
         self.made = max(self.made, stop)
 
     def window_start(self, i: int) -> int:
@@ -264,7 +289,7 @@ class FoleyEngine:
                 length = i - start + 1
                 output = self._run(causal_window(self.audio, self.frames, spec, start, length,
                                                  window_frame_count(spec, length)))[-1]
-            self.audio[i] = self.sampler(output).numpy()
+            self.audio[i] = self.sampler(output)
         self.made = stop
 
     def _fill_segments(self, stop: int) -> None:
@@ -280,7 +305,7 @@ class FoleyEngine:
             k = spec.frame_of_sample(t)
             batch = {"audio": torch.from_numpy(audio_context(self.audio, t, spec.context_samples)),
                      "video": torch.from_numpy(video_context(self.frames, k, spec.context_frames))}
-            segment = self.sampler(self._run(batch)).numpy()  # [spf, C]
+            segment = self.sampler(self._run(batch))  # [spf, C]
             if X and self.tail is not None:
                 w = crossfade_weights(X)
                 segment[:X] = (1 - w) * self.tail + w * segment[:X]

@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from foleylib.config import AVSpec
+from foleylib.fastgen import FastWaveNetStepper
 from foleylib.generate import FoleyEngine, Sampler, Tape, crossfade_weights, generate, pick_sample, stream
 from foleylib.losses import mulaw_decode
 from foleylib.models import build_model, model_config
 from foleylib.models.transformer import TransformerStepper
-from foleylib.models.wavenet import WaveNetStepper
 
 SPEC = AVSpec(sr=1000, fps=25, size=16, context_frames=2, context_samples=64)
 FRAMES = np.random.default_rng(0).integers(0, 255, (60, 16, 16, 3), dtype=np.uint8)
@@ -56,7 +56,7 @@ def test_argmax_sampling_is_deterministic_and_seed_free():
 
 def test_stepper_matches_full_forward_position_by_position():
     model = tiny("wavenet", loss="ce", kernel_size=3)
-    stepper = WaveNetStepper(model)
+    stepper = FastWaveNetStepper(model)
     audio_in = torch.from_numpy(PRIME[:150])[None]
     frame_index = torch.full((1, 150), 1)
     video = torch.from_numpy(FRAMES[:3])[None]
@@ -72,11 +72,21 @@ def test_cached_refuses_other_models():
 
 
 def test_nucleus_sampling_keeps_the_likeliest_classes():
-    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05] + [1e-9] * 252]))
-    g = torch.Generator().manual_seed(0)
-    draws = {round(float(pick_sample(logits, 1.0, g, top_p=0.7)), 6) for _ in range(200)}
+    logits = np.log(np.array([[0.5, 0.3, 0.15, 0.05] + [1e-9] * 252], np.float32))
+    g = np.random.default_rng(0)
+    draws = {round(float(pick_sample(logits, 1.0, g, top_p=0.7)[0]), 6) for _ in range(200)}
     assert draws == {round(float(mulaw_decode(torch.tensor(k))), 6) for k in (0, 1)}  # 0.5 + 0.3 >= 0.7
-    assert float(pick_sample(logits, 1.0, g, top_p=0.01)) == float(mulaw_decode(torch.tensor(0)))
+    assert float(pick_sample(logits, 1.0, g, top_p=0.01)[0]) == float(mulaw_decode(torch.tensor(0)))
+
+
+def test_sampling_follows_the_distribution_and_the_temperature():
+    logits = np.log(np.array([[0.7, 0.2, 0.1] + [1e-12] * 253] * 4000, np.float32))  # 4000 draws at once
+    values = pick_sample(logits, 1.0, np.random.default_rng(1))
+    share = [np.mean(values == float(mulaw_decode(torch.tensor(k)))) for k in range(3)]
+    np.testing.assert_allclose(share, [0.7, 0.2, 0.1], atol=0.025)
+    cold = pick_sample(logits, 0.25, np.random.default_rng(1))  # p^4 renormalised: 0.9966, 0.0034, 0.0002
+    assert np.mean(cold == float(mulaw_decode(torch.tensor(0)))) > 0.99
+    np.testing.assert_array_equal(pick_sample(logits[:2], 0, None), [float(mulaw_decode(torch.tensor(0)))] * 2)
 
 
 def test_transformer_stepper_matches_full_forward_across_window_slides():

@@ -11,8 +11,8 @@ causal mode: audio_in [B, C, L]; the per-frame video embedding e_p (FrameEmbeddi
     with frame_index and enters every residual layer as local conditioning (a Linear to 2 * residual channels
     added before the gate). Output j depends on audio_in[j - receptive_field + 1 .. j] and frames <= frame_index[j].
 
-For fast (queued) generation: layer i has a `dilated` Conv1d (kernel k, dilation `layer.dilation`) that needs
-the last (k - 1) * dilation + 1 inputs of its layer; `input_conv` needs the last k samples.
+For fast (queued) generation (foleylib.fastgen): layer i has a `dilated` Conv1d (kernel k, dilation
+`layer.dilation`) that needs the last (k - 1) * dilation + 1 inputs of its layer; `input_conv` the last k samples.
 """
 from __future__ import annotations
 
@@ -118,52 +118,3 @@ class WaveNet(nn.Module):
         if self.classes == 1:
             return torch.tanh(y)  # [B, L, C]
         return y.unflatten(-1, (self.cfg.channels, self.classes))  # [B, L, C, 256]
-
-
-class WaveNetStepper:
-    """Fast WaveNet generation (Paine et al. 2016): each layer keeps a queue of its past inputs, so a step
-    costs one column of every convolution instead of a forward pass over the receptive field.
-
-    Causal mode only. `set_frame(e)` sets the per-frame video embedding e [B, cond] (once per video frame);
-    `step(x)` takes the previous sample x [B, C] (audio_in at this position) and returns this position's
-    output [B, C] or logits [B, C, 256], equal to the full forward's output at that position.
-    """
-
-    def __init__(self, model: WaveNet, batch: int = 1):
-        if model.cfg.mode != "causal":
-            raise ValueError("WaveNetStepper needs a causal-mode WaveNet")
-        self.model, self.k = model, model.cfg.kernel_size
-        p = next(model.parameters())
-        C, r = model.cfg.channels, model.cfg.residual_channels
-        self.input_hist = p.new_zeros(batch, C, self.k)  # the last k inputs of the input conv
-        self.input_w = model.input_conv.weight.permute(0, 2, 1).reshape(r, -1)  # [r, k*C], oldest lag first
-        self.hist = [p.new_zeros(batch, r, (self.k - 1) * layer.dilation + 1) for layer in model.layers]
-        self.weights = [layer.dilated.weight.permute(0, 2, 1).reshape(2 * r, -1) for layer in model.layers]
-        self.cond: list[torch.Tensor] = [p.new_zeros(batch, 2 * r) for _ in model.layers]
-
-    @torch.no_grad()
-    def set_frame(self, e: torch.Tensor) -> None:
-        """e [B, cond]: the embedding of the frame now on screen (model.frames of its n-frame window)."""
-        self.cond = [layer.cond(e) for layer in self.model.layers]
-
-    @staticmethod
-    def _push(hist: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Shift a [B, ch, T] history left by one and append x [B, ch] (returns the new history)."""
-        return torch.cat([hist[..., 1:], x.unsqueeze(-1)], dim=-1)
-
-    @torch.no_grad()
-    def step(self, x: torch.Tensor) -> torch.Tensor:
-        m = self.model
-        self.input_hist = self._push(self.input_hist, x)
-        h = F.linear(self.input_hist.transpose(1, 2).reshape(x.shape[0], -1), self.input_w, m.input_conv.bias)
-        skips = 0
-        for i, layer in enumerate(m.layers):
-            self.hist[i] = hist = self._push(self.hist[i], h)
-            taps = hist[..., ::layer.dilation]  # [B, r, k]: inputs at lags (k-1)d, ..., d, 0
-            z = F.linear(taps.transpose(1, 2).reshape(h.shape[0], -1), self.weights[i], layer.dilated.bias)
-            filt, gate = (z + self.cond[i]).chunk(2, dim=1)
-            z = torch.tanh(filt) * torch.sigmoid(gate)  # [B, r]
-            skips = skips + F.linear(z, layer.skip.weight[..., 0], layer.skip.bias)
-            if layer.res is not None:
-                h = h + F.linear(z, layer.res.weight[..., 0], layer.res.bias)
-        return m.decode(m.head(skips).unsqueeze(1))[:, 0]  # [B, C] or [B, C, 256]
