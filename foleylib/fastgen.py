@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from numba import njit
 
+from .models.transformer import AVTransformer
 from .models.wavenet import WaveNet
 from .sampling import MULAW_VALUES, sample_classes
 
@@ -27,7 +28,40 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(t.detach().float().cpu().numpy())
 
 
-class FastWaveNetStepper:
+class FusedStepper:
+    """What both fused steppers share: run() a frame's samples (sampled or teacher-forced), step() one (tests).
+    Subclasses hold the model's weights and state, `channels`, `classes`, `out` and the compiled `_call`."""
+
+    channels: int
+    classes: int
+    out: np.ndarray
+
+    def _call(self, previous: np.ndarray, n: int, given: np.ndarray, temperature: float, top_p: float,
+              uniforms: np.ndarray, audio: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def run(self, previous: np.ndarray, n: int, sampler: Sampler | None = None,
+            given: np.ndarray | None = None) -> np.ndarray:
+        """n steps from `previous` [C] (the sample before the first step). With `given` [n, C] the inputs are those
+        samples (teacher forcing: the caches fill, nothing is sampled); else each step's output is sampled by
+        `sampler` and fed to the next step. Returns the n sampled values [n, C] (zeros when teacher-forced)."""
+        C = self.channels
+        audio = np.zeros((n, C), np.float32)
+        draw = sampler is not None and self.classes > 1 and sampler.temperature > 0
+        uniforms = sampler.rng.random((n, C)) if draw else np.zeros((n, C))
+        temperature, top_p = (sampler.temperature, sampler.top_p) if sampler is not None else (1.0, 1.0)
+        inputs = np.zeros((0, C), np.float32) if given is None else np.ascontiguousarray(given, np.float32)
+        self._call(np.ascontiguousarray(previous, np.float32), n, inputs, temperature, top_p, uniforms, audio)
+        return audio
+
+    def step(self, x: torch.Tensor) -> torch.Tensor:
+        """x [1, C]: the previous sample -> this position's output [1, C] (tanh) or logits [1, C, 256]."""
+        self.run(_np(x[0]), 1, given=_np(x))
+        y = torch.from_numpy(self.out.copy())[None]
+        return torch.tanh(y) if self.classes == 1 else y.view(1, self.channels, self.classes)
+
+
+class FastWaveNetStepper(FusedStepper):
     """Cached generation for a causal WaveNet, one stream: set_frame(e) once per video frame, then run() a frame's
     samples (or step() one, for tests)."""
 
@@ -64,35 +98,18 @@ class FastWaveNetStepper:
         """e [1, cond]: the embedding of the frame now on screen (model.frames of its n-frame window)."""
         self.cond = np.stack([_np(layer.cond(e)[0]) for layer in self.model.layers])
 
-    def run(self, previous: np.ndarray, n: int, sampler: Sampler | None = None,
-            given: np.ndarray | None = None) -> np.ndarray:
-        """n steps from `previous` [C] (the sample before the first step). With `given` [n, C] the inputs are those
-        samples (teacher forcing: the queues fill, nothing is sampled); else each step's output is sampled by
-        `sampler` and fed to the next step. Returns the n sampled values [n, C] (zeros when teacher-forced)."""
-        C = self.channels
-        out = np.zeros((n, C), np.float32)
-        draw = sampler is not None and self.classes > 1 and sampler.temperature > 0
-        uniforms = sampler.rng.random((n, C)) if draw else np.zeros((n, C))
-        temperature, top_p = (sampler.temperature, sampler.top_p) if sampler is not None else (1.0, 1.0)
-        inputs = np.zeros((0, C), np.float32) if given is None else np.ascontiguousarray(given, np.float32)
-        _run(np.ascontiguousarray(previous, np.float32), n, inputs, temperature, top_p, uniforms, MULAW_VALUES, out,
-             self.input_hist, self.input_w, self.input_b, self.rings, self.offsets, self.lengths, self.positions,
-             self.dilations, self.dilated_w, self.dilated_b, self.cond, self.skip_w, self.skip_b, self.res_w,
-             self.res_b, self.head_w1, self.head_b1, self.head_w2, self.head_b2, self.work, self.out)
-        return out
-
-    def step(self, x: torch.Tensor) -> torch.Tensor:
-        """x [1, C]: the previous sample -> this position's output [1, C] (tanh) or logits [1, C, 256]."""
-        self.run(_np(x[0]), 1, given=_np(x))
-        y = torch.from_numpy(self.out.copy())[None]
-        return torch.tanh(y) if self.classes == 1 else y.view(1, self.channels, self.classes)
+    def _call(self, previous, n, given, temperature, top_p, uniforms, audio) -> None:
+        _run(previous, n, given, temperature, top_p, uniforms, MULAW_VALUES, audio, self.input_hist, self.input_w,
+             self.input_b, self.rings, self.offsets, self.lengths, self.positions, self.dilations, self.dilated_w,
+             self.dilated_b, self.cond, self.skip_w, self.skip_b, self.res_w, self.res_b, self.head_w1,
+             self.head_b1, self.head_w2, self.head_b2, self.work, self.out)
 
 
 @njit(cache=True)
 def _run(previous, n, given, temperature, top_p, uniforms, values, audio, input_hist, input_w, input_b, rings,
          offsets, lengths, positions, dilations, dilated_w, dilated_b, cond, skip_w, skip_b, res_w, res_b, w1, b1, w2,
          b2, work, out):  # pragma: no cover - compiled
-    """n steps (see FastWaveNetStepper.run): step j's input is given[j - 1] (previous for j = 0) when given is
+    """n steps (see FusedStepper.run): step j's input is given[j - 1] (previous for j = 0) when given is
     not empty, else the sample drawn at step j - 1, which is written to audio[j]."""
     C = input_hist.shape[1]
     x = previous.copy()
@@ -146,3 +163,119 @@ def _step(x, input_hist, input_w, input_b, rings, offsets, lengths, positions, d
             h += res_w[i] @ z[:r] + res_b[i]
     hidden[:] = w1 @ np.maximum(skip, np.float32(0.0)) + b1
     out[:] = w2 @ np.maximum(hidden, np.float32(0.0)) + b2
+
+
+class FastTransformerStepper(FusedStepper):
+    """Cached generation for the causal transformer, one stream, fused like FastWaveNetStepper: each new token
+    runs every layer against cached keys and values in one numba call per run of samples. When the cache holds
+    max_context tokens, the oldest hop are dropped and the rest re-encoded from an empty cache (token by token,
+    which for causal attention equals the block forward), exactly the windows forward_causal trains on."""
+
+    def __init__(self, model: AVTransformer):
+        if model.cfg.mode != "causal":
+            raise ValueError("FastTransformerStepper needs a causal-mode transformer")
+        cfg, layers = model.cfg, list(model.encoder.layers)
+        self.model, self.channels, self.classes = model, cfg.channels, model.classes
+        d, M, heads = cfg.d_model, model.max_context, cfg.n_heads
+
+        def stack(get) -> np.ndarray:
+            return np.stack([_np(get(layer)) for layer in layers])
+
+        self.weights = (
+            _np(model.embed_audio.weight), _np(model.embed_audio.bias), _np(model.pos),
+            stack(lambda la: la.norm1.weight), stack(lambda la: la.norm1.bias),
+            stack(lambda la: la.self_attn.in_proj_weight), stack(lambda la: la.self_attn.in_proj_bias),
+            stack(lambda la: la.self_attn.out_proj.weight), stack(lambda la: la.self_attn.out_proj.bias),
+            stack(lambda la: la.norm2.weight), stack(lambda la: la.norm2.bias),
+            stack(lambda la: la.linear1.weight), stack(lambda la: la.linear1.bias),
+            stack(lambda la: la.linear2.weight), stack(lambda la: la.linear2.bias),
+            _np(model.encoder.norm.weight), _np(model.encoder.norm.bias),
+            _np(model.decoder.weight), _np(model.decoder.bias),
+        )
+        self.eps = float(layers[0].norm1.eps)
+        self.keys = np.zeros((len(layers), heads, M, d // heads), np.float32)
+        self.values = np.zeros_like(self.keys)
+        self.tokens = np.zeros((M, d), np.float32)  # the cached tokens before the positional embedding
+        self.filled = np.zeros(1, np.int64)  # tokens in the cache
+        self.hop = model.hop
+        self.e = np.zeros(d, np.float32)
+        self.out = np.zeros(self.channels * self.classes, np.float32)
+
+    @torch.no_grad()
+    def set_frame(self, e: torch.Tensor) -> None:
+        """e [1, d]: the embedding of the frame now on screen (model.frames of its n-frame window)."""
+        self.e = _np(e[0])
+
+    def _call(self, previous, n, given, temperature, top_p, uniforms, audio) -> None:
+        _run_transformer(previous, n, given, temperature, top_p, uniforms, MULAW_VALUES, audio, self.e, self.tokens,
+                         self.filled, self.hop, self.keys, self.values, self.eps, self.out, *self.weights)
+
+
+@njit(cache=True)
+def _layer_norm(x, w, b, eps):  # pragma: no cover - compiled
+    mean = x.mean()
+    var = ((x - mean) ** 2).mean()
+    return ((x - mean) / np.sqrt(var + eps)).astype(np.float32) * w + b
+
+
+@njit(cache=True)
+def _token(x, n, keys, values, eps, out, pos, n1w, n1b, inw, inb, ow, ob, n2w, n2b, f1w, f1b, f2w, f2b, fnw, fnb, dw,
+           db):  # pragma: no cover - compiled
+    """Token x [d] (before the positional embedding) at position n through every layer, its keys and values
+    cached at n (attending to positions 0 .. n); the decoder's output goes to `out`."""
+    heads, dh = keys.shape[1], keys.shape[3]
+    d = x.shape[0]
+    h = x + pos[n]
+    scale = np.float32(1.0 / np.sqrt(dh))
+    for la in range(keys.shape[0]):
+        qkv = inw[la] @ _layer_norm(h, n1w[la], n1b[la], eps) + inb[la]
+        attended = np.empty(d, np.float32)
+        for hd in range(heads):
+            q = qkv[hd * dh:(hd + 1) * dh]
+            keys[la, hd, n] = qkv[d + hd * dh:d + (hd + 1) * dh]
+            values[la, hd, n] = qkv[2 * d + hd * dh:2 * d + (hd + 1) * dh]
+            scores = keys[la, hd, :n + 1] @ q * scale
+            weights = np.exp(scores - scores.max())
+            attended[hd * dh:(hd + 1) * dh] = weights @ values[la, hd, :n + 1] / weights.sum()
+        h = h + ow[la] @ attended + ob[la]
+        hidden = f1w[la] @ _layer_norm(h, n2w[la], n2b[la], eps) + f1b[la]
+        h = h + f2w[la] @ np.maximum(hidden, np.float32(0.0)) + f2b[la]
+    out[:] = dw @ _layer_norm(h, fnw, fnb, eps) + db
+
+
+@njit(cache=True)
+def _run_transformer(previous, n, given, temperature, top_p, uniforms, values_table, audio, e, tokens, filled, hop,
+                     keys, values, eps, out, eaw, eab, pos, n1w, n1b, inw, inb, ow, ob, n2w, n2b, f1w, f1b, f2w,
+                     f2b, fnw, fnb, dw, db):  # pragma: no cover - compiled
+    """n steps (see FusedStepper.run) of the transformer with its sliding KV cache."""
+    C = previous.shape[0]
+    M = tokens.shape[0]
+    x = previous.copy()
+    logits = out.reshape(C, -1)
+    continuous = logits.shape[1] == 1
+    for j in range(n):
+        if filled[0] == M:  # slide the window by hop: re-encode the rest from an empty cache
+            keep = M - hop
+            tokens[:keep] = tokens[hop:].copy()
+            for t in range(keep):
+                _token(tokens[t], t, keys, values, eps, out, pos, n1w, n1b, inw, inb, ow, ob, n2w, n2b, f1w, f1b,
+                       f2w, f2b, fnw, fnb, dw, db)
+            filled[0] = keep
+        t = filled[0]
+        tokens[t] = eaw @ x + eab + e
+        _token(tokens[t], t, keys, values, eps, out, pos, n1w, n1b, inw, inb, ow, ob, n2w, n2b, f1w, f1b, f2w, f2b,
+               fnw, fnb, dw, db)
+        filled[0] = t + 1
+        if given.shape[0]:
+            x[:] = given[j]
+            continue
+        if continuous:
+            x[:] = np.tanh(out)
+        elif temperature == 0:
+            for c in range(C):
+                x[c] = values_table[np.argmax(logits[c])]
+        else:
+            classes = sample_classes(logits, temperature, top_p, uniforms[j])
+            for c in range(C):
+                x[c] = values_table[classes[c]]
+        audio[j] = x

@@ -25,38 +25,13 @@ from tqdm.auto import tqdm
 
 from .config import AVSpec
 from .dataset import audio_context, causal_window, video_context, window_frame_count
-from .fastgen import FastWaveNetStepper
-from .models.transformer import TransformerStepper
+from .fastgen import FastTransformerStepper, FastWaveNetStepper
 from .sampling import MULAW_VALUES, sample_classes
 
 Method = Literal["auto", "naive", "cached"]
 
 
-class TorchSteps:
-    """A torch stepper (set_frame(e), step(x) -> output) behind the run() interface of the fused steppers."""
-
-    def __init__(self, stepper: TransformerStepper):
-        self.stepper = stepper
-        self.device = next(stepper.model.parameters()).device
-
-    def set_frame(self, e: torch.Tensor) -> None:
-        self.stepper.set_frame(e)
-
-    def run(self, previous: np.ndarray, n: int, sampler: Sampler | None = None,
-            given: np.ndarray | None = None) -> np.ndarray:
-        """n steps from `previous` [C]; inputs `given` [n, C] (teacher forcing) or the values `sampler` draws."""
-        out = np.zeros((n, len(previous)), np.float32)
-        x = previous
-        for j in range(n):
-            output = self.stepper.step(torch.from_numpy(np.asarray(x, np.float32))[None].to(self.device))[0]
-            if given is not None:
-                x = given[j]
-            else:
-                x = out[j] = sampler(output.float().cpu())
-        return out
-
-
-STEPPERS = {"wavenet": FastWaveNetStepper, "transformer": lambda model: TorchSteps(TransformerStepper(model))}
+STEPPERS = {"wavenet": FastWaveNetStepper, "transformer": FastTransformerStepper}
 
 
 def pick_sample(output: np.ndarray, temperature: float, rng: np.random.Generator, top_p: float = 1.0) -> np.ndarray:

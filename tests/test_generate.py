@@ -4,11 +4,10 @@ import pytest
 import torch
 
 from foleylib.config import AVSpec
-from foleylib.fastgen import FastWaveNetStepper
+from foleylib.fastgen import FastTransformerStepper, FastWaveNetStepper
 from foleylib.generate import FoleyEngine, Sampler, Tape, crossfade_weights, generate, pick_sample, stream
 from foleylib.losses import mulaw_decode
 from foleylib.models import build_model, model_config
-from foleylib.models.transformer import TransformerStepper
 
 SPEC = AVSpec(sr=1000, fps=25, size=16, context_frames=2, context_samples=64)
 FRAMES = np.random.default_rng(0).integers(0, 255, (60, 16, 16, 3), dtype=np.uint8)
@@ -94,7 +93,7 @@ def test_transformer_stepper_matches_full_forward_across_window_slides():
     audio_in = torch.from_numpy(PRIME[:150])[None]
     video = torch.from_numpy(FRAMES[:3])[None]
     full = model({"audio_in": audio_in, "video": video, "frame_index": torch.full((1, 150), 1)})[0]
-    stepper = TransformerStepper(model)
+    stepper = FastTransformerStepper(model)
     stepper.set_frame(model.frames(video)[:, 0])
     steps = torch.stack([stepper.step(audio_in[:, t])[0] for t in range(150)])
     assert (steps - full).abs().max() < 1e-4
