@@ -30,6 +30,7 @@ from .spectral import (
 
 IMPACT_SR = 22050  # CondFoleyGen detects onsets at 22.05 kHz
 IMPACT_TOLERANCE = 0.1  # s: CondFoleyGen's (and MMAudio's) match window for onset AP
+EDGE_S = 0.1  # s: detected onsets this close to the start of a clip are the detector seeing the cut, not a sound
 METRIC_KEYS = ("onset_precision", "onset_recall", "onset_f1", "onset_acc", "onset_ap", "envelope_corr", "logmel_db",
                "mrstft", "pan_error", "f0_cents", "dc_offset", "low_band_db", "high_band_db", "frame_artifact_db",
                "frame_artifact_ref_db", "rms_db", "ref_rms_db")
@@ -273,6 +274,13 @@ def onset_ap(times: np.ndarray, confidence: np.ndarray, truth: np.ndarray,
     return float(average_precision_score(labels, scores))
 
 
+def past_edge(times: np.ndarray, *aligned: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Detected onset times (and arrays aligned with them) without those in the first EDGE_S seconds: a clip cut
+    out of running sound makes the detectors fire at its start, a sound nobody made."""
+    keep = np.asarray(times) >= EDGE_S
+    return (np.asarray(times)[keep], *(np.asarray(a)[keep] for a in aligned))
+
+
 def audio_metrics(gen: np.ndarray, ref: np.ndarray, sr: int, fps: float, *, onsets: np.ndarray | None = None,
                   pan: np.ndarray | None = None, f0: np.ndarray | None = None, f0_fps: float | None = None,
                   tolerance: float | None = None) -> dict[str, float | None]:
@@ -281,7 +289,8 @@ def audio_metrics(gen: np.ndarray, ref: np.ndarray, sr: int, fps: float, *, onse
 
     onsets: true onset times (s from the start of gen; those outside [0, N / sr) are dropped), or None to take
     the onsets detected in ref as the truth (`detect_onsets` for precision/recall/F1, `impact_onsets` for
-    CondFoleyGen's onset accuracy and AP). pan: the true pan per onset (aligned with `onsets`), else ref's.
+    CondFoleyGen's onset accuracy and AP); onsets detected in the first EDGE_S are dropped (`past_edge`).
+    pan: the true pan per onset (aligned with `onsets`), else ref's.
     f0: the true f0 (Hz, 0 = unvoiced) per video frame at f0_fps (default fps), frame k at k / f0_fps s.
     tolerance: the onset match window (s) for precision/recall/F1 and the pan windows (one before, two after
     each onset); default one video frame, 1 / fps. Onset AP keeps CondFoleyGen's 0.1 s, for comparison.
@@ -300,11 +309,11 @@ def audio_metrics(gen: np.ndarray, ref: np.ndarray, sr: int, fps: float, *, onse
             raise ValueError(f"pan has {len(pan)} values for {len(onsets)} onsets")
         inside = (onsets >= 0) & (onsets < len(gen) / sr)
         onsets, pan = onsets[inside], None if pan is None else np.asarray(pan, np.float64)[inside]
-    detected = detect_onsets(gen, sr)
-    truth = detect_onsets(ref, sr) if onsets is None else onsets
+    detected = past_edge(detect_onsets(gen, sr))[0]
+    truth = past_edge(detect_onsets(ref, sr))[0] if onsets is None else onsets
     scores = onset_scores(detected, truth, tol)
-    impact_times, impact_confidence = impact_onsets(gen, sr)
-    impact_truth = impact_onsets(ref, sr)[0] if onsets is None else onsets
+    impact_times, impact_confidence = past_edge(*impact_onsets(gen, sr))
+    impact_truth = past_edge(impact_onsets(ref, sr)[0])[0] if onsets is None else onsets
     bands = band_errors(gen, ref, sr)
     f0_times = None if f0 is None else np.arange(len(f0)) / (fps if f0_fps is None else f0_fps)
     return {
