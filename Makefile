@@ -6,9 +6,9 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 PIP_QUIET := 2>&1 | { grep -v "WARNING: Location" || true; }
 
-.PHONY: setup demo test test-fast lint clean
+.PHONY: setup chromium demo test test-fast lint screenshot clean
 
-setup: $(STAMP)
+setup: $(STAMP) chromium
 
 # reinstall only when the package's dependencies change (idempotent and quick otherwise)
 $(STAMP): pyproject.toml
@@ -16,6 +16,14 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/python -m pip install -q --upgrade pip $(PIP_QUIET)
 	$(VENV)/bin/python -m pip install -q -e '.[dev,download]' $(PIP_QUIET)
 	touch $(STAMP)
+
+# Debian's chromium for the browser tests (tests/test_browser.py), best effort: installed only where it is missing,
+# apt-get exists and we are root; elsewhere the browser tests skip. Never fails the set-up.
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { echo "installing chromium (apt-get) for the browser tests"; export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -qq chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; }; } \
+	  || echo "chromium not installed: the browser tests will skip"
 
 demo: setup
 	$(VENV)/bin/foley demo --out outputs/demo
@@ -28,6 +36,13 @@ test-fast: setup
 
 lint: setup
 	$(VENV)/bin/ruff check foleylib tests notebooks
+
+# docs/studio.png: the studio browser test's screenshot (fails where that test cannot run)
+screenshot: setup
+	mkdir -p docs && rm -f docs/studio.new.png
+	FOLEY_STUDIO_SCREENSHOT=$(CURDIR)/docs/studio.new.png $(VENV)/bin/python -m pytest -q -rsx tests/test_browser.py -k studio
+	@test -f docs/studio.new.png || { echo "no screenshot: the studio browser test did not run (see above)"; exit 1; }
+	mv docs/studio.new.png docs/studio.png
 
 clean:
 	rm -rf outputs .pytest_cache

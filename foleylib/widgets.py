@@ -23,7 +23,7 @@ from .notebook import audio_player
 from .plots import plot_waveform
 from .train import load_model
 
-CURSOR_STYLE = {"color": "tab:red", "linewidth": 1.6, "gid": "frame_cursor"}
+CURSOR_STYLE = {"color": "tab:red", "linewidth": 1.6, "gid": "frame_cursor", "zorder": 4}  # over the traces
 
 
 def find_videos(folder: str | Path) -> list[str]:
@@ -79,7 +79,8 @@ class Studio:
                               ensure_option=False, layout=w.Layout(width="50%"))
         self.start = w.BoundedFloatText(start, min=0, max=1e6, step=0.5, description="start (s)")
         self.seconds = w.BoundedFloatText(seconds, min=0.04, max=600, step=0.5, description="length (s)")
-        self.temperature = w.FloatSlider(temperature, min=0, max=2, step=0.05, description="temperature")
+        self.temperature = w.FloatSlider(temperature, min=0, max=2, step=0.05, description="temperature",
+                                         style={"description_width": "initial"})
         self.method = w.Dropdown(options=["auto", "naive", "cached"], value=method, description="method")
         self.seed = w.IntText(seed, description="seed")
         self.generate_button = w.Button(description="Generate", button_style="primary", icon="play")
@@ -163,7 +164,9 @@ class Studio:
                 raise InputError("no frames decoded in that part", video) from None
         self.progress.max = self.progress.value  # the part as decoded (a frame short when the video is)
         aspect = (info.width or 1) / (info.height or 1)  # frames are kept square; shown at the video's aspect
-        self.frame_image.width, self.frame_image.height = str(round(self.display_size * aspect)), str(self.display_size)
+        width, height = round(self.display_size * aspect), self.display_size
+        self.frame_image.width, self.frame_image.height = str(width), str(height)
+        self.frame_image.layout.width, self.frame_image.layout.height = f"{width}px", f"{height}px"  # CSS wins
         self.audio, self.frames, self.first, self.fps = audio, np.stack(shown), first, float(spec.fps_exact)
         self.original = None
         if info.has_audio:
