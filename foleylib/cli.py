@@ -141,7 +141,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for name, m in report["metrics"].items():
         cells = [m["onset_f1"], m["envelope_corr"], m["logmel_db"]]
         print(f"{name:15s} " + " ".join(f"{'-' if v is None else f'{v:.3f}':>{w}s}" for v, w in zip(cells, (8, 8, 10))))
-    print(f"uses the video (beats shuffled video on onset F1 and envelope correlation): {report['uses_video']} "
+    print(f"uses the video (vs shuffled video: as good on onset F1 and envelope correlation, better on one): "
+          f"{report['uses_video']} "
           f"-> {args.out}")
     return 0
 

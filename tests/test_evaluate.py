@@ -92,6 +92,8 @@ def test_uses_video_needs_every_defined_sync_metric():
     row = lambda f1, env: {"onset_f1": f1, "envelope_corr": env}  # noqa: E731
     assert uses_video({"model": row(0.9, 0.5), "video_shuffled": row(0.2, 0.1)}) is True
     assert uses_video({"model": row(0.9, 0.05), "video_shuffled": row(0.2, 0.1)}) is False
+    assert uses_video({"model": row(0.0, 0.9), "video_shuffled": row(0.0, -0.5)}) is True  # no onsets either way
+    assert uses_video({"model": row(0.5, 0.5), "video_shuffled": row(0.5, 0.5)}) is False
     assert uses_video({"model": row(None, 0.5), "video_shuffled": row(None, 0.1)}) is True
     assert uses_video({"model": row(None, None), "video_shuffled": row(None, None)}) is None
 
