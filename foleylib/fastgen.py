@@ -111,26 +111,32 @@ def _run(previous, n, given, temperature, top_p, uniforms, values, audio, input_
          b2, work, out):  # pragma: no cover - compiled
     """n steps (see FusedStepper.run): step j's input is given[j - 1] (previous for j = 0) when given is
     not empty, else the sample drawn at step j - 1, which is written to audio[j]."""
-    C = input_hist.shape[1]
     x = previous.copy()
-    logits = out.reshape(C, -1)
-    continuous = logits.shape[1] == 1
     for j in range(n):
         _step(x, input_hist, input_w, input_b, rings, offsets, lengths, positions, dilations, dilated_w, dilated_b,
               cond, skip_w, skip_b, res_w, res_b, w1, b1, w2, b2, work, out)
-        if given.shape[0]:
-            x[:] = given[j]
-            continue
-        if continuous:
-            x[:] = np.tanh(out)
-        elif temperature == 0:
-            for c in range(C):
-                x[c] = values[np.argmax(logits[c])]
-        else:
-            classes = sample_classes(logits, temperature, top_p, uniforms[j])
-            for c in range(C):
-                x[c] = values[classes[c]]
-        audio[j] = x
+        _next_input(x, j, out, given, temperature, top_p, uniforms, values, audio)
+
+
+@njit(cache=True)
+def _next_input(x, j, out, given, temperature, top_p, uniforms, values, audio):  # pragma: no cover - compiled
+    """After step j, the next step's input x [C]: given[j] (teacher forcing), else the value drawn from the head's
+    output `out` (tanh, or mu-law logits at `temperature` with `uniforms[j]`), which is also written to audio[j]."""
+    if given.shape[0]:
+        x[:] = given[j]
+        return
+    C = x.shape[0]
+    logits = out.reshape(C, -1)
+    if logits.shape[1] == 1:
+        x[:] = np.tanh(out)
+    elif temperature == 0:
+        for c in range(C):
+            x[c] = values[np.argmax(logits[c])]
+    else:
+        classes = sample_classes(logits, temperature, top_p, uniforms[j])
+        for c in range(C):
+            x[c] = values[classes[c]]
+    audio[j] = x
 
 
 @njit(cache=True)
@@ -248,11 +254,8 @@ def _run_transformer(previous, n, given, temperature, top_p, uniforms, values_ta
                      keys, values, eps, out, eaw, eab, pos, n1w, n1b, inw, inb, ow, ob, n2w, n2b, f1w, f1b, f2w,
                      f2b, fnw, fnb, dw, db):  # pragma: no cover - compiled
     """n steps (see FusedStepper.run) of the transformer with its sliding KV cache."""
-    C = previous.shape[0]
     M = tokens.shape[0]
     x = previous.copy()
-    logits = out.reshape(C, -1)
-    continuous = logits.shape[1] == 1
     for j in range(n):
         if filled[0] == M:  # slide the window by hop: re-encode the rest from an empty cache
             keep = M - hop
@@ -266,16 +269,4 @@ def _run_transformer(previous, n, given, temperature, top_p, uniforms, values_ta
         _token(tokens[t], t, keys, values, eps, out, pos, n1w, n1b, inw, inb, ow, ob, n2w, n2b, f1w, f1b, f2w, f2b,
                fnw, fnb, dw, db)
         filled[0] = t + 1
-        if given.shape[0]:
-            x[:] = given[j]
-            continue
-        if continuous:
-            x[:] = np.tanh(out)
-        elif temperature == 0:
-            for c in range(C):
-                x[c] = values_table[np.argmax(logits[c])]
-        else:
-            classes = sample_classes(logits, temperature, top_p, uniforms[j])
-            for c in range(C):
-                x[c] = values_table[classes[c]]
-        audio[j] = x
+        _next_input(x, j, out, given, temperature, top_p, uniforms, values_table, audio)

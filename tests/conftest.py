@@ -6,8 +6,12 @@ from pathlib import Path
 
 import matplotlib
 import pytest
+import torch
 
+from foleylib.config import preset
 from foleylib.media import ffmpeg_exe
+from foleylib.models import build_model, model_config
+from foleylib.train import save_model
 
 matplotlib.use("Agg")
 
@@ -67,3 +71,15 @@ def bad_files(media_dir, good_video) -> dict[str, Path]:
     truncated.write_bytes(data[: len(data) // 2])
     silent = make_video(media_dir / "silent.mp4", sr=None)
     return {"zero": zero, "text": text, "truncated": truncated, "silent": silent}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    """A folder of two run folders, wavenet/ and fusion/: untrained tiny mu-law models saved as `foley train` does,
+    at the tiny preset (8 kHz, 25 fps, 32 x 32)."""
+    root = tmp_path_factory.mktemp("runs")
+    torch.manual_seed(0)
+    for arch in ("wavenet", "fusion"):
+        save_model(build_model(model_config(arch, "tiny", preset("tiny"), loss="ce")), preset("tiny"),
+                   root / arch / "model.pt")
+    return root

@@ -4,7 +4,6 @@ import subprocess
 
 import numpy as np
 import pytest
-import torch
 from conftest import make_video
 from test_cli import foley
 
@@ -12,20 +11,9 @@ from foleylib import media
 from foleylib.config import preset
 from foleylib.dub import dub_video
 from foleylib.errors import InputError
-from foleylib.models import build_model, model_config
 from foleylib.synth import render_scene
-from foleylib.train import save_model
 
 SPEC = preset("tiny")  # 8 kHz, 25 fps, 32 x 32
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    torch.manual_seed(0)
-    for arch in ("wavenet", "fusion"):
-        save_model(build_model(model_config(arch, "tiny", SPEC, loss="ce")), SPEC, root / arch / "model.pt")
-    return root
 
 
 @pytest.fixture(scope="module")

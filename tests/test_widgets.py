@@ -4,26 +4,14 @@ import wave
 
 import numpy as np
 import pytest
-import torch
 from conftest import make_video
 
 from foleylib.config import preset
-from foleylib.models import build_model, model_config
 from foleylib.synth import render_scene
-from foleylib.train import save_model
 from foleylib.widgets import Studio, find_runs, find_videos, png_bytes, wav_bytes
 
 SPEC = preset("tiny")  # 8 kHz, 25 fps, 32 x 32
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    torch.manual_seed(0)
-    for arch in ("wavenet", "fusion"):
-        save_model(build_model(model_config(arch, "tiny", SPEC, loss="ce")), SPEC, root / arch / "model.pt")
-    return root
 
 
 @pytest.fixture(scope="module")
