@@ -66,9 +66,14 @@ def teacher_forced(model: torch.nn.Module, clips: list[AlignedClip], spec: AVSpe
 def histogram_nll(clip: AlignedClip, train: range, val: range, spec: AVSpec) -> float:
     """NLL (nats per sample per channel) of the tail under the mu-law class histogram of the head (add-one
     smoothed): what a model scores that ignores every context."""
-    counts = np.bincount(_classes(clip, train, spec), minlength=256) + 1.0
+    counts = class_histogram(clip, train, spec)
     log_p = np.log(counts / counts.sum())
     return float(-log_p[_classes(clip, val, spec)].mean())
+
+
+def class_histogram(clip: AlignedClip, frames: range, spec: AVSpec) -> np.ndarray:
+    """Add-one smoothed counts of the mu-law classes of the frames' samples (all channels). [256]"""
+    return np.bincount(_classes(clip, frames, spec), minlength=256) + 1.0
 
 
 def _classes(clip: AlignedClip, frames: range, spec: AVSpec) -> np.ndarray:
@@ -139,8 +144,7 @@ def free_running(model: torch.nn.Module, clip: AlignedClip, spec: AVSpec, tail: 
     rng = np.random.default_rng([seed, 1])  # not the sampler's stream: a model of the histogram would copy it
     head = clip.audio[:first]
     level = float(np.percentile(np.abs(head), 99.9)) if len(head) else 0.5
-    classes = mulaw_encode(torch.from_numpy(np.array(head))).numpy().ravel()
-    histogram = np.bincount(classes, minlength=256) + 1.0
+    histogram = class_histogram(clip, range(0, tail.start), spec)
     drawn = rng.choice(256, size=n * spec.channels, p=histogram / histogram.sum())
     shift = spec.sr if first >= spec.sr else -spec.sr  # one second earlier (later when the tail starts early)
     shifted = np.zeros((n, spec.channels), np.float32)
