@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from numba import njit
 
+from .kernels import FAST, affine_into, gated_into, layer_norm_into, softmax_into
 from .models.transformer import AVTransformer
 from .models.wavenet import WaveNet
 from .sampling import MULAW_VALUES, sample_classes
@@ -63,7 +64,8 @@ class FusedStepper:
 
 class FastWaveNetStepper(FusedStepper):
     """Cached generation for a causal WaveNet, one stream: set_frame(e) once per video frame, then run() a frame's
-    samples (or step() one, for tests)."""
+    samples (or step() one, for tests). The skip projections are linear, so their sum is one product of the
+    stacked skip weights with all layers' gated outputs, after the last layer."""
 
     def __init__(self, model: WaveNet):
         if model.cfg.mode != "causal":
@@ -75,8 +77,8 @@ class FastWaveNetStepper(FusedStepper):
         self.input_b = _np(model.input_conv.bias)
         self.dilated_w = np.stack([_np(la.dilated.weight.permute(0, 2, 1).reshape(2 * r, -1)) for la in layers])
         self.dilated_b = np.stack([_np(la.dilated.bias) for la in layers])  # [L, 2r]
-        self.skip_w = np.stack([_np(la.skip.weight[..., 0]) for la in layers])  # [L, s, r]
-        self.skip_b = np.stack([_np(la.skip.bias) for la in layers])
+        self.skip_w = np.ascontiguousarray(np.concatenate([_np(la.skip.weight[..., 0]) for la in layers], axis=1))
+        self.skip_b = np.sum([_np(la.skip.bias) for la in layers], axis=0)  # [s, L*r] and [s]: the summed skips
         zeros = torch.zeros(r, r), torch.zeros(r)  # the last layer has no residual output
         self.res_w = np.stack([_np(la.res.weight[..., 0] if la.res is not None else zeros[0]) for la in layers])
         self.res_b = np.stack([_np(la.res.bias if la.res is not None else zeros[1]) for la in layers])
@@ -89,36 +91,37 @@ class FastWaveNetStepper(FusedStepper):
         self.rings = np.zeros((int(self.lengths.sum()), r), np.float32)
         self.positions = np.zeros(L, np.int64)  # where each ring's newest input is
         self.input_hist = np.zeros((self.k, self.channels), np.float32)
-        self.cond = np.zeros((L, 2 * r), np.float32)
+        self.bias_cond = self.dilated_b.copy()  # dilated bias + the frame's conditioning, [L, 2r]
+        self.gated = np.zeros((L, r), np.float32)  # every layer's gated output, for the summed skips
         self.out = np.zeros(self.channels * self.classes, np.float32)
-        self.work = np.zeros(2 * r + 2 * s + r + self.k * r, np.float32)  # scratch: z, skip, hidden, h, taps
+        self.work = np.zeros(6 * r + self.k * r + 2 * s, np.float32)  # scratch: z, exp, h, res, taps, skip, hidden
 
     @torch.no_grad()
     def set_frame(self, e: torch.Tensor) -> None:
         """e [1, cond]: the embedding of the frame now on screen (model.frames of its n-frame window)."""
-        self.cond = np.stack([_np(layer.cond(e)[0]) for layer in self.model.layers])
+        self.bias_cond = self.dilated_b + np.stack([_np(layer.cond(e)[0]) for layer in self.model.layers])
 
     def _call(self, previous, n, given, temperature, top_p, uniforms, audio) -> None:
         _run(previous, n, given, temperature, top_p, uniforms, MULAW_VALUES, audio, self.input_hist, self.input_w,
              self.input_b, self.rings, self.offsets, self.lengths, self.positions, self.dilations, self.dilated_w,
-             self.dilated_b, self.cond, self.skip_w, self.skip_b, self.res_w, self.res_b, self.head_w1,
+             self.bias_cond, self.gated, self.skip_w, self.skip_b, self.res_w, self.res_b, self.head_w1,
              self.head_b1, self.head_w2, self.head_b2, self.work, self.out)
 
 
-@njit(cache=True)
+@njit(**FAST)
 def _run(previous, n, given, temperature, top_p, uniforms, values, audio, input_hist, input_w, input_b, rings,
-         offsets, lengths, positions, dilations, dilated_w, dilated_b, cond, skip_w, skip_b, res_w, res_b, w1, b1, w2,
-         b2, work, out):  # pragma: no cover - compiled
+         offsets, lengths, positions, dilations, dilated_w, bias_cond, gated, skip_w, skip_b, res_w, res_b, w1, b1,
+         w2, b2, work, out):  # pragma: no cover - compiled
     """n steps (see FusedStepper.run): step j's input is given[j - 1] (previous for j = 0) when given is
     not empty, else the sample drawn at step j - 1, which is written to audio[j]."""
     x = previous.copy()
     for j in range(n):
-        _step(x, input_hist, input_w, input_b, rings, offsets, lengths, positions, dilations, dilated_w, dilated_b,
-              cond, skip_w, skip_b, res_w, res_b, w1, b1, w2, b2, work, out)
+        _step(x, input_hist, input_w, input_b, rings, offsets, lengths, positions, dilations, dilated_w, bias_cond,
+              gated, skip_w, skip_b, res_w, res_b, w1, b1, w2, b2, work, out)
         _next_input(x, j, out, given, temperature, top_p, uniforms, values, audio)
 
 
-@njit(cache=True)
+@njit(**FAST)
 def _next_input(x, j, out, given, temperature, top_p, uniforms, values, audio):  # pragma: no cover - compiled
     """After step j, the next step's input x [C]: given[j] (teacher forcing), else the value drawn from the head's
     output `out` (tanh, or mu-law logits at `temperature` with `uniforms[j]`), which is also written to audio[j]."""
@@ -139,20 +142,19 @@ def _next_input(x, j, out, given, temperature, top_p, uniforms, values, audio): 
     audio[j] = x
 
 
-@njit(cache=True)
-def _step(x, input_hist, input_w, input_b, rings, offsets, lengths, positions, dilations, dilated_w, dilated_b,
-          cond, skip_w, skip_b, res_w, res_b, w1, b1, w2, b2, work, out):  # pragma: no cover - compiled
+@njit(**FAST)
+def _step(x, input_hist, input_w, input_b, rings, offsets, lengths, positions, dilations, dilated_w, bias_cond,
+          gated, skip_w, skip_b, res_w, res_b, w1, b1, w2, b2, work, out):  # pragma: no cover - compiled
     """One sample through the whole network (see FastWaveNetStepper); writes the head's output into `out`."""
-    k, C = input_hist.shape
+    k = input_hist.shape[0]
     r = input_w.shape[0]
-    s = skip_w.shape[1]
-    z, skip, hidden = work[:2 * r], work[2 * r:2 * r + s], work[2 * r + s:2 * r + 2 * s]
-    h, taps = work[2 * r + 2 * s:3 * r + 2 * s], work[3 * r + 2 * s:]
+    s = skip_w.shape[0]
+    z, e, h, res = work[:2 * r], work[2 * r:4 * r], work[4 * r:5 * r], work[5 * r:6 * r]
+    taps, skip, hidden = work[6 * r:(6 + k) * r], work[(6 + k) * r:(6 + k) * r + s], work[(6 + k) * r + s:]
     for j in range(k - 1):  # the input conv's window slides by one sample
         input_hist[j] = input_hist[j + 1]
     input_hist[k - 1] = x
-    h[:] = input_w @ input_hist.ravel() + input_b
-    skip[:] = 0.0
+    affine_into(input_w, input_hist.ravel(), input_b, h)
     for i in range(len(dilations)):
         n, d, o = lengths[i], dilations[i], offsets[i]
         p = (positions[i] + 1) % n
@@ -160,22 +162,23 @@ def _step(x, input_hist, input_w, input_b, rings, offsets, lengths, positions, d
         rings[o + p] = h
         for j in range(k):  # taps at lags (k-1)d, ..., d, 0: oldest first, as the weights are laid out
             taps[j * r:(j + 1) * r] = rings[o + (p - (k - 1 - j) * d) % n]
-        z[:] = dilated_w[i] @ taps + dilated_b[i] + cond[i]
-        for c in range(r):
-            g = 1.0 / (1.0 + np.exp(-z[r + c]))
-            z[c] = np.tanh(z[c]) * g
-        skip += skip_w[i] @ z[:r] + skip_b[i]
+        affine_into(dilated_w[i], taps, bias_cond[i], z)
+        gated_into(z, e, gated[i])
         if i < len(dilations) - 1:
-            h += res_w[i] @ z[:r] + res_b[i]
-    hidden[:] = w1 @ np.maximum(skip, np.float32(0.0)) + b1
-    out[:] = w2 @ np.maximum(hidden, np.float32(0.0)) + b2
+            affine_into(res_w[i], gated[i], res_b[i], res)
+            h += res
+    affine_into(skip_w, gated.ravel(), skip_b, skip)
+    np.maximum(skip, np.float32(0.0), skip)
+    affine_into(w1, skip, b1, hidden)
+    np.maximum(hidden, np.float32(0.0), hidden)
+    affine_into(w2, hidden, b2, out)
 
 
 class FastTransformerStepper(FusedStepper):
     """Cached generation for the causal transformer, one stream, fused like FastWaveNetStepper: each new token
     runs every layer against cached keys and values in one numba call per run of samples. When the cache holds
-    max_context tokens, the oldest hop are dropped and the rest re-encoded from an empty cache (token by token,
-    which for causal attention equals the block forward), exactly the windows forward_causal trains on."""
+    max_context tokens, the oldest hop are dropped and the rest re-encoded as one block (matrix products and a
+    causal mask, which equals encoding them token by token), exactly the windows forward_causal trains on."""
 
     def __init__(self, model: AVTransformer):
         if model.cfg.mode != "causal":
@@ -184,20 +187,23 @@ class FastTransformerStepper(FusedStepper):
         self.model, self.channels, self.classes = model, cfg.channels, model.classes
         d, M, heads = cfg.d_model, model.max_context, cfg.n_heads
 
-        def stack(get) -> np.ndarray:
-            return np.stack([_np(get(layer)) for layer in layers])
+        def stack(get, transpose: bool = False) -> np.ndarray:
+            return np.ascontiguousarray(np.stack([_np(get(la).T if transpose else get(la)) for la in layers]))
 
+        projections = (lambda la: la.self_attn.in_proj_weight, lambda la: la.self_attn.out_proj.weight,
+                       lambda la: la.linear1.weight, lambda la: la.linear2.weight)
         self.weights = (
             _np(model.embed_audio.weight), _np(model.embed_audio.bias), _np(model.pos),
             stack(lambda la: la.norm1.weight), stack(lambda la: la.norm1.bias),
-            stack(lambda la: la.self_attn.in_proj_weight), stack(lambda la: la.self_attn.in_proj_bias),
-            stack(lambda la: la.self_attn.out_proj.weight), stack(lambda la: la.self_attn.out_proj.bias),
+            stack(projections[0]), stack(lambda la: la.self_attn.in_proj_bias),
+            stack(projections[1]), stack(lambda la: la.self_attn.out_proj.bias),
             stack(lambda la: la.norm2.weight), stack(lambda la: la.norm2.bias),
-            stack(lambda la: la.linear1.weight), stack(lambda la: la.linear1.bias),
-            stack(lambda la: la.linear2.weight), stack(lambda la: la.linear2.bias),
+            stack(projections[2]), stack(lambda la: la.linear1.bias),
+            stack(projections[3]), stack(lambda la: la.linear2.bias),
             _np(model.encoder.norm.weight), _np(model.encoder.norm.bias),
             _np(model.decoder.weight), _np(model.decoder.bias),
         )
+        self.transposed = tuple(stack(get, transpose=True) for get in projections)  # for the block re-encode
         self.eps = float(layers[0].norm1.eps)
         self.keys = np.zeros((len(layers), heads, M, d // heads), np.float32)
         self.values = np.zeros_like(self.keys)
@@ -206,6 +212,7 @@ class FastTransformerStepper(FusedStepper):
         self.hop = model.hop
         self.e = np.zeros(d, np.float32)
         self.out = np.zeros(self.channels * self.classes, np.float32)
+        self.work = np.zeros(7 * d + cfg.d_ff + 2 * M, np.float32)
 
     @torch.no_grad()
     def set_frame(self, e: torch.Tensor) -> None:
@@ -214,59 +221,89 @@ class FastTransformerStepper(FusedStepper):
 
     def _call(self, previous, n, given, temperature, top_p, uniforms, audio) -> None:
         _run_transformer(previous, n, given, temperature, top_p, uniforms, MULAW_VALUES, audio, self.e, self.tokens,
-                         self.filled, self.hop, self.keys, self.values, self.eps, self.out, *self.weights)
+                         self.filled, self.hop, self.keys, self.values, self.eps, self.work, self.out,
+                         self.transposed, self.weights)
 
 
-@njit(cache=True)
-def _layer_norm(x, w, b, eps):  # pragma: no cover - compiled
-    mean = x.mean()
-    var = ((x - mean) ** 2).mean()
-    return ((x - mean) / np.sqrt(var + eps)).astype(np.float32) * w + b
-
-
-@njit(cache=True)
-def _token(x, n, keys, values, eps, out, pos, n1w, n1b, inw, inb, ow, ob, n2w, n2b, f1w, f1b, f2w, f2b, fnw, fnb, dw,
-           db):  # pragma: no cover - compiled
+@njit(**FAST)
+def _token(x, n, keys, values, eps, work, out, weights):  # pragma: no cover - compiled
     """Token x [d] (before the positional embedding) at position n through every layer, its keys and values
     cached at n (attending to positions 0 .. n); the decoder's output goes to `out`."""
-    heads, dh = keys.shape[1], keys.shape[3]
-    d = x.shape[0]
-    h = x + pos[n]
+    _, _, pos, n1w, n1b, inw, inb, ow, ob, n2w, n2b, f1w, f1b, f2w, f2b, fnw, fnb, dw, db = weights
+    heads, M, dh = keys.shape[1], keys.shape[2], keys.shape[3]
+    d, ff = x.shape[0], f1w.shape[1]
+    h, normed, qkv, attended, tmp = work[:d], work[d:2 * d], work[2 * d:5 * d], work[5 * d:6 * d], work[6 * d:7 * d]
+    hidden, scores, weights_ = work[7 * d:7 * d + ff], work[7 * d + ff:7 * d + ff + M], work[7 * d + ff + M:]
+    h[:] = x + pos[n]
     scale = np.float32(1.0 / np.sqrt(dh))
     for la in range(keys.shape[0]):
-        qkv = inw[la] @ _layer_norm(h, n1w[la], n1b[la], eps) + inb[la]
-        attended = np.empty(d, np.float32)
+        layer_norm_into(h, n1w[la], n1b[la], eps, normed)
+        affine_into(inw[la], normed, inb[la], qkv)
         for hd in range(heads):
-            q = qkv[hd * dh:(hd + 1) * dh]
             keys[la, hd, n] = qkv[d + hd * dh:d + (hd + 1) * dh]
             values[la, hd, n] = qkv[2 * d + hd * dh:2 * d + (hd + 1) * dh]
-            scores = keys[la, hd, :n + 1] @ q * scale
-            weights = np.exp(scores - scores.max())
-            attended[hd * dh:(hd + 1) * dh] = weights @ values[la, hd, :n + 1] / weights.sum()
-        h = h + ow[la] @ attended + ob[la]
-        hidden = f1w[la] @ _layer_norm(h, n2w[la], n2b[la], eps) + f1b[la]
-        h = h + f2w[la] @ np.maximum(hidden, np.float32(0.0)) + f2b[la]
-    out[:] = dw @ _layer_norm(h, fnw, fnb, eps) + db
+            np.dot(keys[la, hd, :n + 1], qkv[hd * dh:(hd + 1) * dh], scores[:n + 1])
+            scores[:n + 1] *= scale
+            softmax_into(scores[:n + 1], weights_[:n + 1])
+            np.dot(weights_[:n + 1], values[la, hd, :n + 1], attended[hd * dh:(hd + 1) * dh])
+        affine_into(ow[la], attended, ob[la], tmp)
+        h += tmp
+        layer_norm_into(h, n2w[la], n2b[la], eps, normed)
+        affine_into(f1w[la], normed, f1b[la], hidden)
+        np.maximum(hidden, np.float32(0.0), hidden)
+        affine_into(f2w[la], hidden, f2b[la], tmp)
+        h += tmp
+    layer_norm_into(h, fnw, fnb, eps, normed)
+    affine_into(dw, normed, db, out)
 
 
-@njit(cache=True)
+@njit(**FAST)
+def _block(tokens, keys, values, eps, transposed, weights):  # pragma: no cover - compiled
+    """Tokens [T, d] at positions 0 .. T-1 through every layer at once with a causal mask, filling the key and
+    value caches at 0 .. T-1 (what T calls of _token do, as matrix products)."""
+    _, _, pos, n1w, n1b, _, inb, _, ob, n2w, n2b, _, f1b, _, f2b, _, _, _, _ = weights
+    inw_t, ow_t, f1w_t, f2w_t = transposed
+    T, d = tokens.shape
+    heads, dh = keys.shape[1], keys.shape[3]
+    h = tokens + pos[:T]
+    normed = np.empty_like(h)
+    attended = np.empty_like(h)
+    probs = np.zeros((T, T), np.float32)
+    q = np.empty((T, dh), np.float32)
+    scale = np.float32(1.0 / np.sqrt(dh))
+    for la in range(keys.shape[0]):
+        for t in range(T):
+            layer_norm_into(h[t], n1w[la], n1b[la], eps, normed[t])
+        qkv = np.dot(normed, inw_t[la]) + inb[la]
+        for hd in range(heads):
+            q[:] = qkv[:, hd * dh:(hd + 1) * dh]
+            keys[la, hd, :T] = qkv[:, d + hd * dh:d + (hd + 1) * dh]
+            values[la, hd, :T] = qkv[:, 2 * d + hd * dh:2 * d + (hd + 1) * dh]
+            scores = np.dot(q, keys[la, hd, :T].T) * scale
+            for t in range(T):
+                softmax_into(scores[t, :t + 1], probs[t, :t + 1])
+            attended[:, hd * dh:(hd + 1) * dh] = np.dot(probs, values[la, hd, :T])
+        h += np.dot(attended, ow_t[la]) + ob[la]
+        for t in range(T):
+            layer_norm_into(h[t], n2w[la], n2b[la], eps, normed[t])
+        h += np.dot(np.maximum(np.dot(normed, f1w_t[la]) + f1b[la], np.float32(0.0)), f2w_t[la]) + f2b[la]
+
+
+@njit(**FAST)
 def _run_transformer(previous, n, given, temperature, top_p, uniforms, values_table, audio, e, tokens, filled, hop,
-                     keys, values, eps, out, eaw, eab, pos, n1w, n1b, inw, inb, ow, ob, n2w, n2b, f1w, f1b, f2w,
-                     f2b, fnw, fnb, dw, db):  # pragma: no cover - compiled
+                     keys, values, eps, work, out, transposed, weights):  # pragma: no cover - compiled
     """n steps (see FusedStepper.run) of the transformer with its sliding KV cache."""
+    eaw, eab = weights[0], weights[1]
     M = tokens.shape[0]
     x = previous.copy()
     for j in range(n):
         if filled[0] == M:  # slide the window by hop: re-encode the rest from an empty cache
             keep = M - hop
             tokens[:keep] = tokens[hop:].copy()
-            for t in range(keep):
-                _token(tokens[t], t, keys, values, eps, out, pos, n1w, n1b, inw, inb, ow, ob, n2w, n2b, f1w, f1b,
-                       f2w, f2b, fnw, fnb, dw, db)
+            _block(tokens[:keep], keys, values, eps, transposed, weights)
             filled[0] = keep
         t = filled[0]
-        tokens[t] = eaw @ x + eab + e
-        _token(tokens[t], t, keys, values, eps, out, pos, n1w, n1b, inw, inb, ow, ob, n2w, n2b, f1w, f1b, f2w, f2b,
-               fnw, fnb, dw, db)
+        tokens[t] = np.dot(eaw, x) + eab + e
+        _token(tokens[t], t, keys, values, eps, work, out, weights)
         filled[0] = t + 1
         _next_input(x, j, out, given, temperature, top_p, uniforms, values_table, audio)

@@ -1,0 +1,43 @@
+"""The numba primitives of the fused generation loops against numpy/torch on the same inputs."""
+import numpy as np
+import torch
+
+from foleylib.kernels import affine_into, exp_into, gated_into, layer_norm_into, softmax_into
+
+
+def test_exp_into_matches_exp_over_the_float32_range():
+    x = np.linspace(-87, 88, 200_001, dtype=np.float32)
+    out = np.empty_like(x)
+    exp_into(x, out)
+    truth = np.exp(x.astype(np.float64))
+    assert np.max(np.abs(out - truth) / truth) < 3e-7
+    clamped = np.empty(2, np.float32)  # inputs are clamped to [-87, 88]: no overflow into the sign bit
+    exp_into(np.array([-200.0, 200.0], np.float32), clamped)
+    assert np.all(np.isfinite(clamped)) and clamped[0] > 0 and clamped[1] > 1e38
+
+
+def test_gated_into_is_tanh_times_sigmoid():
+    rng = np.random.default_rng(0)
+    z = (rng.standard_normal(64) * 6).astype(np.float32)
+    out = np.empty(32, np.float32)
+    gated_into(z.copy(), np.empty(64, np.float32), out)
+    truth = np.tanh(z[:32].astype(np.float64)) / (1 + np.exp(-z[32:].astype(np.float64)))
+    assert np.max(np.abs(out - truth)) < 1e-6
+
+
+def test_affine_layer_norm_and_softmax_match_torch():
+    rng = np.random.default_rng(1)
+    w, x, b = (rng.standard_normal(s).astype(np.float32) for s in ((48, 32), 32, 48))
+    out = np.empty(48, np.float32)
+    affine_into(w, x, b, out)
+    np.testing.assert_allclose(out, w @ x + b, rtol=1e-5, atol=1e-5)
+    gain, shift = rng.standard_normal(48).astype(np.float32), rng.standard_normal(48).astype(np.float32)
+    normed = np.empty(48, np.float32)
+    layer_norm_into(out, gain, shift, 1e-5, normed)
+    truth = torch.nn.functional.layer_norm(torch.from_numpy(out), (48,), torch.from_numpy(gain),
+                                           torch.from_numpy(shift), 1e-5).numpy()
+    np.testing.assert_allclose(normed, truth, atol=1e-5)
+    probs = np.empty(48, np.float32)
+    softmax_into(out.copy(), probs)
+    np.testing.assert_allclose(probs, torch.softmax(torch.from_numpy(out), 0).numpy(), atol=1e-6)
+    assert abs(probs.sum() - 1) < 1e-5
