@@ -182,6 +182,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+    from .dub import check_output
+    from .fsutil import atomic_path, write_json
+    from .plots import plot_context_scaling
+
+    for path in filter(None, (args.out, args.plot)):
+        check_output(path, [], args.force)
+    report = run_bench(quick=args.quick, seed=args.seed, log=print)
+    write_json(args.out, report)
+    outputs = [args.out]
+    if args.plot:
+        with atomic_path(args.plot) as tmp:
+            plot_context_scaling(report["context_scaling"]).savefig(tmp, dpi=120)
+        outputs.append(args.plot)
+    print(f"benchmark done in {report['wall_s'] / 60:.1f} min -> {', '.join(map(str, outputs))}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="foley", description="Learn to generate audio for silent video.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -287,6 +306,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("bench", help="measure generation, training and ingest speed on this machine (JSON)")
+    p.add_argument("--out", type=Path, required=True, help="JSON report to write")
+    p.add_argument("--plot", type=Path, help="also plot real-time factor against receptive field (PNG)")
+    p.add_argument("--quick", action="store_true", help="tiny models and short clips: checks it runs (~1 min)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="replace existing output files")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -96,6 +96,12 @@ class FastWaveNetStepper(FusedStepper):
         self.out = np.zeros(self.channels * self.classes, np.float32)
         self.work = np.zeros(6 * r + self.k * r + 2 * s, np.float32)  # scratch: z, exp, h, res, taps, skip, hidden
 
+    def flops_per_step(self) -> int:
+        """Floating-point operations of the products in one step (2 per multiply-add; activations not counted)."""
+        macs = (self.input_w.size + self.dilated_w.size + self.res_w[:-1].size + self.skip_w.size
+                + self.head_w1.size + self.head_w2.size)
+        return 2 * int(macs)
+
     @torch.no_grad()
     def set_frame(self, e: torch.Tensor) -> None:
         """e [1, cond]: the embedding of the frame now on screen (model.frames of its n-frame window)."""
@@ -213,6 +219,22 @@ class FastTransformerStepper(FusedStepper):
         self.e = np.zeros(d, np.float32)
         self.out = np.zeros(self.channels * self.classes, np.float32)
         self.work = np.zeros(7 * d + cfg.d_ff + 2 * M, np.float32)
+
+    def flops_per_step(self) -> int:
+        """Floating-point operations of the products in one step, averaged over a window cycle (2 per multiply-add;
+        norms and softmax not counted): the new token attends to M - hop/2 cached ones on average, and every hop
+        steps M - hop tokens are re-encoded (each attending to half of them on average)."""
+        embed, _, _, _, _, inw, _, ow, _, _, _, f1w, _, f2w, _, _, _, dw, _ = self.weights
+        M, hop = self.tokens.shape[0], self.hop
+        layers, d = inw.shape[0], inw.shape[2]
+        dense = inw[0].size + ow[0].size + f1w[0].size + f2w[0].size  # per layer and token
+
+        def token(attended: float) -> float:
+            return layers * (dense + 2 * attended * d)
+
+        step = embed.size + token(M - hop / 2) + dw.size
+        reencode = (M - hop) * token((M - hop + 1) / 2) / hop
+        return round(2 * (step + reencode))
 
     @torch.no_grad()
     def set_frame(self, e: torch.Tensor) -> None:

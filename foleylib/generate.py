@@ -13,8 +13,10 @@ of work per sample. `FoleyEngine` makes each frame's audio as that frame arrives
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
@@ -315,6 +317,18 @@ def generate(model: torch.nn.Module, spec: AVSpec, frames: np.ndarray, start_fra
                          past_frames=frames[:start_frame], prime=prime, crossfade=crossfade)
     total = spec.frame_start(start_frame + n_frames) - spec.frame_start(start_frame)
     return run_frames(engine, frames[start_frame:start_frame + n_frames], total, progress)[0]
+
+
+def generate_takes(model: torch.nn.Module, spec: AVSpec, frames: np.ndarray, start_frame: int, n_frames: int,
+                   seeds: Iterable[int], workers: int | None = None, **generate_args) -> list[np.ndarray]:
+    """Several takes of the same frames, one per seed, generated at once: one engine per take on a pool of
+    `workers` threads (default: one per CPU core). The fused loops release the GIL, so takes run in parallel;
+    each equals generate(..., seed=seed). `generate_args` go to generate."""
+    seeds = list(seeds)
+    workers = workers or min(len(seeds), os.cpu_count() or 1)
+    with single_thread(), ThreadPoolExecutor(workers) as pool:  # one thread count for all takes, restored after
+        return list(pool.map(lambda seed: generate(model, spec, frames, start_frame, n_frames, seed=seed,
+                                                   **generate_args), seeds))
 
 
 def run_frames(engine: FoleyEngine, frames: Iterable[np.ndarray], total: int | None = None, progress: bool = False,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-FAST = dict(cache=True, fastmath=True)
+FAST = dict(cache=True, fastmath=True, nogil=True)  # nogil: streams on threads run on all cores
 
 
 @njit(**FAST)

@@ -219,3 +219,19 @@ def plot_spectrogram(audio: np.ndarray, sr: int, *, fps: float | None = None, ax
         ax.legend(loc="upper right", fontsize=8)
     ax.set_title("log-mel spectrogram (channel mean)")
     return ax.figure
+
+
+def plot_context_scaling(rows: Sequence[dict]) -> Figure:
+    """Real-time factor of naive and cached generation against the receptive field (rows of `foley bench`'s
+    context_scaling): naive work grows with the context a step re-reads, cached work with the layers only."""
+    fig = Figure(figsize=(6, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    fields = [r["receptive_field"] for r in rows]
+    for key, label, style in (("rtf_cached", "cached (fused queues)", "o-"), ("rtf_naive", "naive (the paper)", "s--")):
+        ax.plot(fields, [r[key] for r in rows], style, label=label)
+    ax.axhline(1.0, color="0.5", lw=0.8, ls=":", label="real time")
+    ax.set(xscale="log", yscale="log", xlabel="receptive field (samples)",
+           ylabel="seconds of audio per wall second", title="WaveNet generation, one stream, 16 kHz stereo")
+    ax.set_xticks(fields, [str(f) for f in fields])
+    ax.legend()
+    return fig

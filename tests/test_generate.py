@@ -5,13 +5,23 @@ import torch
 
 from foleylib.config import AVSpec
 from foleylib.fastgen import FastTransformerStepper, FastWaveNetStepper
-from foleylib.generate import FoleyEngine, Sampler, Tape, crossfade_weights, generate, pick_sample, stream
+from foleylib.generate import (
+    FoleyEngine,
+    Sampler,
+    Tape,
+    crossfade_weights,
+    generate,
+    generate_takes,
+    pick_sample,
+    stream,
+)
 from foleylib.losses import mulaw_decode
 from foleylib.models import build_model, model_config
 
 SPEC = AVSpec(sr=1000, fps=25, size=16, context_frames=2, context_samples=64)
 FRAMES = np.random.default_rng(0).integers(0, 255, (60, 16, 16, 3), dtype=np.uint8)
 PRIME = np.random.default_rng(1).uniform(-0.5, 0.5, (200, 2)).astype(np.float32)
+THREADS = torch.get_num_threads()
 
 
 def tiny(arch, **kw):
@@ -162,3 +172,26 @@ def test_generation_refuses_frames_outside_the_clip_and_bad_crossfade():
         generate(tiny("wavenet"), SPEC, FRAMES, 5, 1, crossfade=4)
     with pytest.raises(ValueError, match="crossfade must be in"):
         generate(tiny("fusion"), SPEC, FRAMES, 5, 1, crossfade=39)
+
+
+def test_takes_run_at_once_and_equal_one_by_one_generation():
+    model = tiny("wavenet", loss="ce")
+    takes = generate_takes(model, SPEC, FRAMES, 5, 6, seeds=[3, 4, 3], workers=2, prime=PRIME)
+    for seed, take in zip([3, 4, 3], takes):
+        np.testing.assert_array_equal(take, generate(model, SPEC, FRAMES, 5, 6, prime=PRIME, seed=seed))
+    assert not np.array_equal(takes[0], takes[1])
+    assert torch.get_num_threads() == THREADS  # the pool's single-thread setting is restored
+
+
+def test_flops_per_step_counts_every_product_by_hand():
+    # tiny WaveNet (r 8, s 16, k 2, 5 layers, 2 channels x 256 classes): input 8*2*2, dilated 5*16*16, residual
+    # 4*8*8 (the last layer has none), summed skips 16*40, head 16*16 + 512*16 multiply-adds
+    wavenet = FastWaveNetStepper(tiny("wavenet", loss="ce"))
+    assert wavenet.flops_per_step() == 2 * (32 + 1280 + 256 + 640 + 256 + 8192)
+    # tiny transformer (d 16, 1 layer, d_ff 32, window M 32, hop 16): embed 16*2, dense 3*16*16 + 16*16 + 2*16*32
+    # per token, attention 2*16 per attended token (24 on average), decoder 512*16; 16 tokens re-encoded every
+    # 16 steps attending to 8.5 on average
+    transformer = FastTransformerStepper(tiny("transformer", loss="ce"))
+    token = 2048 + 2 * 16 * 24
+    reencode = 2048 + 2 * 16 * 8.5
+    assert transformer.flops_per_step() == 2 * (32 + token + 8192 + reencode)
