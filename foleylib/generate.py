@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from .config import AVSpec
 from .dataset import audio_context, causal_window, video_context, window_frame_count
 from .fastgen import FastTransformerStepper, FastWaveNetStepper
+from .kernels import blas_threads
 from .sampling import MULAW_VALUES, sample_classes
 
 Method = Literal["auto", "naive", "cached"]
@@ -64,11 +65,13 @@ class Sampler:
 
 @contextmanager
 def single_thread() -> Iterator[None]:
-    """Per-sample steps are latency-bound: one intra-op thread avoids OpenMP hand-off (and contention)."""
+    """Per-sample steps are latency-bound: one intra-op thread for torch and for BLAS avoids thread hand-off and,
+    when takes run on threads, oversubscribed cores."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        yield
+        with blas_threads(1):
+            yield
     finally:
         torch.set_num_threads(threads)
 

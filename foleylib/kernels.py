@@ -8,7 +8,18 @@ sigmoid are built from it. Products go through np.dot with an `out` buffer (BLAS
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg.cython_blas  # noqa: F401 - the BLAS that np.dot calls in compiled code: loaded now to be limited
 from numba import njit
+from threadpoolctl import ThreadpoolController
+
+_BLAS = ThreadpoolController().select(user_api="blas")
+
+
+def blas_threads(n: int):
+    """Context manager: numpy's and scipy's BLAS (so numba's np.dot) limited to n threads. Its own threads only
+    slow the small products of one step, and oversubscribe the cores when takes run on threads."""
+    return _BLAS.limit(limits=n)
+
 
 FAST = dict(cache=True, fastmath=True, nogil=True)  # nogil: streams on threads run on all cores
 
