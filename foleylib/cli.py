@@ -90,7 +90,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import preset
     from .models import model_config
-    from .train import TrainConfig, check_compatible, find_clips, train
+    from .train import TrainConfig, TrainingInterrupted, check_compatible, find_clips, train
 
     clips = find_clips(args.data)
     context = preset(args.preset)
@@ -104,8 +104,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise InputError(str(err), args.out) from None
     tc = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, window=args.window,
                      warmup_steps=min(TrainConfig.warmup_steps, max(1, args.steps // 10)),
-                     val_every=args.val_every, seed=args.seed, device=args.device)
-    final = train(clips, cfg, tc, ensure_out_dir(args.out), progress=not args.quiet)
+                     val_every=args.val_every, checkpoint_every=args.checkpoint_every, seed=args.seed,
+                     device=args.device)
+    out = ensure_out_dir(args.out)
+    if not (args.resume or args.force) and any((out / name).exists() for name in ("model.pt", "checkpoint.pt")):
+        raise InputError("the run folder holds a run already (--resume continues it, --force starts over)", out)
+    try:
+        final = train(clips, cfg, tc, out, progress=not args.quiet, resume=args.resume)
+    except TrainingInterrupted as stop:
+        print(f"interrupted after step {stop.step}; continue with the same command and --resume "
+              f"({stop.checkpoint})", file=sys.stderr)
+        return 130
     print(f"trained {cfg.arch}/{cfg.mode}/{cfg.loss} on {len(clips)} clip(s): train loss {final['train_loss']:.4f}, "
           f"val loss {final['val_loss']:.4f}, {final['wall_s']:.1f} s -> {args.out}")
     return 0
@@ -241,6 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--context-frames", type=positive_int, help="video frames seen (default: the preset's)")
     p.add_argument("--context-samples", type=positive_int, help="audio context in samples (default: the preset's)")
     p.add_argument("--val-every", type=positive_int, default=100)
+    p.add_argument("--checkpoint-every", type=positive_int, default=100,
+                   help="write OUT/checkpoint.pt every K steps (and at the end, and on Ctrl-C)")
+    p.add_argument("--resume", action="store_true", help="continue the run in OUT from its checkpoint")
+    p.add_argument("--force", action="store_true", help="start over in a run folder that holds a run")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

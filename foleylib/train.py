@@ -2,20 +2,25 @@
 
 `train()` reads aligned clips, holds out the tail of each by time (paper Sec. IV), trains with AdamW, a warm-up +
 cosine LR schedule and gradient clipping, validates every `val_every` steps, and writes a run folder:
-`config.json`, `model.pt` (state dict + configs, loadable without CLI flags) and `metrics.jsonl`.
+`config.json`, `model.pt` (state dict + configs, loadable without CLI flags), `metrics.jsonl` and
+`checkpoint.pt` (weights, optimizer, step and RNG states: `resume` continues a stopped run exactly).
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Dataset, RandomSampler, Subset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, RandomSampler, Sampler, Subset
 from tqdm.auto import tqdm
 
 from .config import AVSpec
@@ -40,9 +45,18 @@ class TrainConfig:
     val_fraction: float = 0.2  # tail of each clip held out for validation
     val_every: int = 50  # validate every k steps (and at the end)
     val_examples: int = 64  # validation examples, evenly spaced over the held-out tail
+    checkpoint_every: int = 100  # write OUT/checkpoint.pt every k steps (and at the end)
     zero_video: bool = False  # train and validate on black frames: the audio-only baseline
     seed: int = 0  # seeds the model init and the data order
     device: str = "auto"  # "auto" = CUDA when present, else CPU
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training, after the last finished step was checkpointed."""
+
+    def __init__(self, step: int, checkpoint: Path):
+        super().__init__(f"interrupted after step {step}")
+        self.step, self.checkpoint = step, checkpoint
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -147,9 +161,80 @@ def check_compatible(clips: list[AlignedClip]) -> AVSpec:
     return spec
 
 
+class ResumedSampler(Sampler):
+    """The indices of `sampler` after the first `skip`: a resumed run reads exactly the batches it had left."""
+
+    def __init__(self, sampler: Sampler, skip: int):
+        self.sampler, self.skip = sampler, skip
+
+    def __iter__(self):
+        return itertools.islice(iter(self.sampler), self.skip, None)
+
+    def __len__(self) -> int:
+        return max(0, len(self.sampler) - self.skip)
+
+
+@contextmanager
+def stop_on_sigint() -> Iterator[Callable[[], bool]]:
+    """Ctrl-C (SIGINT) asks the training loop to stop after the step it is in; a second one interrupts at once.
+    Yields the question "was a stop requested?". Off the main thread signals cannot be caught: never asked."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    requested: list[bool] = []
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame) -> None:
+        if requested:
+            raise KeyboardInterrupt
+        requested.append(True)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: bool(requested)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def save_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, step: int, wall_s: float,
+                    config: dict) -> None:
+    """OUT/checkpoint.pt, atomically: weights, optimizer state, step, RNG states and the run's config."""
+    state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "wall_s": wall_s,
+             "config": config, "torch_rng": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda_rng"] = torch.cuda.get_rng_state_all()
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: Path, config: dict) -> dict:
+    """A checkpoint to resume from; InputError when it is unreadable or the run's settings differ."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        saved = state["config"]
+    except (RuntimeError, KeyError, EOFError, OSError, ValueError) as err:
+        raise InputError(f"not a valid checkpoint: {str(err).splitlines()[0]}", path) from None
+    changed = sorted(k for k in ("model", "train", "spec", "data") if saved.get(k) != config[k])
+    if changed:
+        raise InputError(f"the run was started with other {'/'.join(changed)} settings; resume with the same "
+                         "arguments or train into a new folder", path)
+    return state
+
+
+def _resumed_metrics(path: Path, step: int) -> None:
+    """Keep the metrics.jsonl records up to `step` (a killed run may have logged past its last checkpoint)."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(f"{ln}\n" for ln in lines if ln.strip() and json.loads(ln)["step"] <= step))
+
+
 def train(clips: list[AlignedClip], cfg: ModelConfig, tc: TrainConfig, out: str | Path,
-          progress: bool = True, log: Callable[[dict], None] | None = None) -> dict:
-    """Train a model on the clips and write the run folder; returns the final metrics."""
+          progress: bool = True, log: Callable[[dict], None] | None = None, resume: bool = False) -> dict:
+    """Train a model on the clips and write the run folder; returns the final metrics.
+
+    Every `checkpoint_every` steps, at the end and on Ctrl-C, OUT/checkpoint.pt holds everything needed to go on;
+    with `resume` a run continues from it (when there is one) exactly as if it had never stopped.
+    """
     out = Path(out)
     spec = check_compatible(clips).with_(context_frames=cfg.context_frames, context_samples=cfg.context_samples)
     torch.manual_seed(tc.seed)
@@ -158,7 +243,6 @@ def train(clips: list[AlignedClip], cfg: ModelConfig, tc: TrainConfig, out: str 
     train_ds, val_ds = split_datasets(clips, spec, model, tc)
     generator = torch.Generator().manual_seed(tc.seed)
     sampler = RandomSampler(train_ds, replacement=True, num_samples=tc.steps * tc.batch_size, generator=generator)
-    loader = DataLoader(train_ds, batch_size=tc.batch_size, sampler=sampler, drop_last=True)
     val_loader = DataLoader(evenly_spaced(val_ds, tc.val_examples), batch_size=tc.batch_size)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
 
@@ -166,34 +250,57 @@ def train(clips: list[AlignedClip], cfg: ModelConfig, tc: TrainConfig, out: str 
     config = {"model": cfg.to_dict(), "train": asdict(tc), "spec": spec.to_dict(),
               "data": [str(c.path) for c in clips], "device": str(device),
               "parameters": sum(p.numel() for p in model.parameters())}
-    write_json(out / "config.json", config)
-    metrics_path = out / "metrics.jsonl"
-    metrics_path.write_text("")
-    t0 = time.perf_counter()
+    checkpoint, metrics_path = out / "checkpoint.pt", out / "metrics.jsonl"
+    done, wall_before = 0, 0.0
+    if resume and checkpoint.exists():
+        state = load_checkpoint(checkpoint, config)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        done, wall_before = state["step"], state["wall_s"]
+        _resumed_metrics(metrics_path, done)
+    else:
+        write_json(out / "config.json", config)
+        metrics_path.write_text("")
+    loader = DataLoader(train_ds, batch_size=tc.batch_size, sampler=ResumedSampler(sampler, done * tc.batch_size),
+                        drop_last=True)
+    t0 = time.perf_counter() - wall_before
     record: dict = {}
-    bar = tqdm(total=tc.steps, desc=f"train {cfg.arch}/{cfg.mode}/{cfg.loss}", disable=not progress, unit="step")
-    for step, batch in enumerate(loader, start=1):
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step - 1, tc)
-        batch = {k: v.to(device) for k, v in batch.items()}
-        loss = batch_loss(model, batch, cfg.loss, tc.zero_video)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-        opt.step()
-        record = {"step": step, "train_loss": loss.item(), "lr": opt.param_groups[0]["lr"]}
-        if step % tc.val_every == 0 or step == tc.steps:
-            record["val_loss"] = evaluate(model, val_loader, cfg.loss, device, tc.zero_video)
-        record["wall_s"] = round(time.perf_counter() - t0, 3)
-        with metrics_path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
-        if log:
-            log(record)
-        bar.set_postfix(loss=f"{record['train_loss']:.4f}", **({"val": f"{record['val_loss']:.4f}"}
-                                                                if "val_loss" in record else {}))
-        bar.update()
+    step = done
+    bar = tqdm(total=tc.steps, initial=done, desc=f"train {cfg.arch}/{cfg.mode}/{cfg.loss}", disable=not progress,
+               unit="step")
+    with stop_on_sigint() as stop_requested:
+        for step, batch in enumerate(loader, start=done + 1):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step - 1, tc)
+            batch = {k: v.to(device) for k, v in batch.items()}
+            loss = batch_loss(model, batch, cfg.loss, tc.zero_video)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            opt.step()
+            record = {"step": step, "train_loss": loss.item(), "lr": opt.param_groups[0]["lr"]}
+            if step % tc.val_every == 0 or step == tc.steps:
+                record["val_loss"] = evaluate(model, val_loader, cfg.loss, device, tc.zero_video)
+            record["wall_s"] = round(time.perf_counter() - t0, 3)
+            with metrics_path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+            if step % tc.checkpoint_every == 0 or step == tc.steps or stop_requested():
+                save_checkpoint(checkpoint, model, opt, step, time.perf_counter() - t0, config)
+            if log:
+                log(record)
+            bar.set_postfix(loss=f"{record['train_loss']:.4f}", **({"val": f"{record['val_loss']:.4f}"}
+                                                                    if "val_loss" in record else {}))
+            bar.update()
+            if stop_requested():
+                bar.close()
+                raise TrainingInterrupted(step, checkpoint)
     bar.close()
     save_model(model, spec, out / "model.pt")
+    if not record:  # resumed a finished run: its last record
+        record = json.loads(metrics_path.read_text().splitlines()[-1])
     return record
 
 

@@ -1,5 +1,10 @@
 """Training through the CLI for every architecture x loss x mode, run folders, determinism."""
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -81,3 +86,65 @@ def test_find_clips_accepts_folders_of_clips(tmp_path, clip_dir):
     assert find_clips([clip_dir])[0].path == clip_dir
     with pytest.raises(Exception, match="no aligned clips here"):
         find_clips([tmp_path])
+
+
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}  # no OpenMP spinning against whatever else runs
+
+
+def _train_command(clip_dir, out, *extra):
+    return [sys.executable, "-m", "foleylib", "train", "--arch", "wavenet", "--data", str(clip_dir), "--steps", "60",
+            "--batch-size", "2", "--window", "64", "--preset", "tiny", "--val-every", "10", "--checkpoint-every", "5",
+            "--seed", "3", "--quiet", "--out", str(out), *extra]
+
+
+def _stop_after(proc, metrics, lines, sig):
+    """Send `sig` to a training process once its metrics.jsonl has `lines` records; its exit code."""
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= lines:
+            proc.send_signal(sig)
+            break
+        time.sleep(0.01)
+    return proc.wait()
+
+
+def test_killed_and_interrupted_runs_resume_to_the_weights_of_an_unbroken_run(tmp_path, clip_dir):
+    assert subprocess.run(_train_command(clip_dir, tmp_path / "whole"), capture_output=True,
+                          env=ONE_THREAD).returncode == 0
+    run, metrics = tmp_path / "broken", tmp_path / "broken" / "metrics.jsonl"
+    assert _stop_after(subprocess.Popen(_train_command(clip_dir, run), env=ONE_THREAD), metrics, 12,
+                       signal.SIGKILL) == -9
+    assert not (run / "model.pt").exists()
+    killed_at = torch.load(run / "checkpoint.pt", weights_only=True)["step"]
+    assert killed_at % 5 == 0 and 10 <= killed_at < 60
+    resumed = subprocess.Popen(_train_command(clip_dir, run, "--resume"), stderr=subprocess.PIPE, text=True,
+                               env=ONE_THREAD)
+    assert _stop_after(resumed, metrics, 30, signal.SIGINT) == 130
+    stopped_at = torch.load(run / "checkpoint.pt", weights_only=True)["step"]
+    assert json.loads(metrics.read_text().splitlines()[-1])["step"] == stopped_at  # saved where it stopped
+    assert "--resume" in resumed.stderr.read() and not (run / "model.pt").exists()
+    assert subprocess.run(_train_command(clip_dir, run, "--resume"), capture_output=True,
+                          env=ONE_THREAD).returncode == 0
+
+    whole = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)["state_dict"]
+    broken = torch.load(run / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(whole[k], broken[k]) for k in whole)
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    unbroken = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == list(range(1, 61))  # the loss curve goes on where it stopped
+    assert [r["train_loss"] for r in records] == [r["train_loss"] for r in unbroken]
+
+
+def test_a_run_folder_is_continued_or_replaced_only_on_request(tmp_path, clip_dir, capsys):
+    run = tmp_path / "run"
+    args = ["train", "--arch", "wavenet", "--data", str(clip_dir), "--steps", "2", "--batch-size", "2", "--window",
+            "64", "--preset", "tiny", "--quiet", "--out", str(run)]
+    assert main(args) == 0
+    before = (run / "model.pt").read_bytes()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: the run folder holds a run already (--resume continues it, --force starts over) ({run})"
+    assert (run / "model.pt").read_bytes() == before
+    assert main([*args, "--lr", "0.01", "--resume"]) == 2  # other settings than the run was started with
+    assert "started with other train settings" in capsys.readouterr().err
+    assert main([*args, "--force"]) == 0
