@@ -51,12 +51,16 @@ def _spec_from(args: argparse.Namespace) -> AVSpec:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from .synth import render_scene
+    from .synth import render_scene, render_scenes
 
     t0 = time.perf_counter()
-    paths = render_scene(args.kind, ensure_out_dir(args.out), seconds=args.seconds, seed=args.seed, fps=args.fps)
-    print(f"{args.kind}: {args.seconds:g} s rendered in {time.perf_counter() - t0:.1f} s -> "
-          + ", ".join(str(p) for p in paths.values()))
+    out = ensure_out_dir(args.out)
+    if args.count == 1:
+        paths = list(render_scene(args.kind, out, seconds=args.seconds, seed=args.seed, fps=args.fps).values())
+    else:
+        paths = [s["video"] for s in render_scenes(args.kind, out, args.count, args.seconds, args.seed, fps=args.fps)]
+    print(f"{args.kind}: {args.count} x {args.seconds:g} s rendered in {time.perf_counter() - t0:.1f} s -> "
+          + ", ".join(str(p) for p in paths))
     return 0
 
 
@@ -93,9 +97,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import TrainConfig, TrainingInterrupted, check_compatible, find_clips, train
 
     clips = find_clips(args.data)
+    val_clips = find_clips(args.val_data) if args.val_data else None
     context = preset(args.preset)
-    spec = check_compatible(clips).with_(context_frames=args.context_frames or context.context_frames,
-                                         context_samples=args.context_samples or context.context_samples)
+    spec = check_compatible(clips + (val_clips or [])).with_(
+        context_frames=args.context_frames or context.context_frames,
+        context_samples=args.context_samples or context.context_samples)
     overrides = {"loss": args.loss, "variant": args.variant} | ({"mode": args.mode} if args.mode else {})
     try:
         cfg = model_config(args.arch, args.preset, spec, **overrides)
@@ -110,12 +116,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not (args.resume or args.force) and any((out / name).exists() for name in ("model.pt", "checkpoint.pt")):
         raise InputError("the run folder holds a run already (--resume continues it, --force starts over)", out)
     try:
-        final = train(clips, cfg, tc, out, progress=not args.quiet, resume=args.resume)
+        final = train(clips, cfg, tc, out, progress=not args.quiet, resume=args.resume, val_clips=val_clips)
     except TrainingInterrupted as stop:
         print(f"interrupted after step {stop.step}; continue with the same command and --resume "
               f"({stop.checkpoint})", file=sys.stderr)
         return 130
-    print(f"trained {cfg.arch}/{cfg.mode}/{cfg.loss} on {len(clips)} clip(s): train loss {final['train_loss']:.4f}, "
+    held_out = f", validated on {len(val_clips)} unseen" if val_clips else ""
+    print(f"trained {cfg.arch}/{cfg.mode}/{cfg.loss} on {len(clips)} clip(s){held_out}: train loss "
+          f"{final['train_loss']:.4f}, "
           f"val loss {final['val_loss']:.4f}, {final['wall_s']:.1f} s -> {args.out}")
     return 0
 
@@ -220,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=positive_float, default=10.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fps", type=positive_float, default=25.0)
+    p.add_argument("--count", type=positive_int, default=1,
+                   help="render N varied scenes KIND-0 .. KIND-(N-1) (seeds SEED.., own colours) for multi-video "
+                        "training")
     p.add_argument("--out", type=Path, default=Path("data/synth"))
     p.set_defaults(func=cmd_synth)
 
@@ -242,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", choices=["strided", "raw"], default="raw", help="transformer audio context")
     p.add_argument("--loss", choices=["mse", "mae", "ce", "paper_ce"], default="ce")
     p.add_argument("--data", nargs="+", type=Path, required=True, help="aligned clip folders or folders of them")
+    p.add_argument("--val-data", nargs="+", type=Path,
+                   help="clips to validate on, never trained on (default: the last 20%% of each --data clip)")
     p.add_argument("--preset", choices=["tiny", "small", "default"], default="small")
     p.add_argument("--steps", type=positive_int, default=500)
     p.add_argument("--batch-size", type=positive_int, default=16)

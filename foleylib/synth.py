@@ -7,7 +7,7 @@ so a sound caused on frame k starts exactly there. Frames are drawn one at a tim
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -284,19 +284,42 @@ def make_scene(kind: SceneKind, seconds: float = 10.0, seed: int = 0, fps: float
     return Scene(kind, fps, sr, n_frames, audio, events, draw)
 
 
+def tinted(scene: Scene, seed: int) -> Scene:
+    """The scene with its colours changed: per-channel gains in [0.6, 1.4] drawn from `seed` (recorded in
+    events["tint"]), so that scenes of one kind differ in colour as well as in timing and positions."""
+    gains = np.random.default_rng([seed, 1]).uniform(0.6, 1.4, 3)
+    draw = scene.draw
+
+    def tinted_draw(k: int) -> np.ndarray:
+        return np.clip(draw(k) * gains, 0, 255).astype(np.uint8)
+
+    return replace(scene, draw=tinted_draw, events={**scene.events, "tint": _floats(gains)})
+
+
 def render_scene(kind: SceneKind, out_dir: str | Path, seconds: float = 10.0, seed: int = 0,
-                 fps: float = 25.0, width: int = 640, height: int = 360, sr: int = 44100) -> dict[str, Path]:
-    """Write out_dir/<kind>.mp4 (H.264 + AAC stereo), <kind>.wav (float32 truth) and <kind>.events.json.
+                 fps: float = 25.0, width: int = 640, height: int = 360, sr: int = 44100,
+                 name: str | None = None, tint: bool = False) -> dict[str, Path]:
+    """Write out_dir/<name>.mp4 (H.264 + AAC stereo), <name>.wav (float32 truth) and <name>.events.json; the
+    name is the kind unless given; `tint` varies the colours by the seed (see tinted).
 
     events.json holds kind, fps, sr, seconds, n_frames, n_samples and the truth: clap `onsets` (time, frame,
     sample, pan, x); car `per_frame` f0 (Hz), loudness, x (px), speed (0..1); water `per_frame` scene and
     loudness, and `segments`. Loudness is the expected sqrt(mean(L^2 + R^2)) of the frame's samples.
     """
     scene = make_scene(kind, seconds, seed, fps, width, height, sr)
-    out = Path(out_dir)
-    paths = {"video": out / f"{kind}.mp4", "wav": out / f"{kind}.wav", "events": out / f"{kind}.events.json"}
+    scene = tinted(scene, seed) if tint else scene
+    out, name = Path(out_dir), name or kind
+    paths = {"video": out / f"{name}.mp4", "wav": out / f"{name}.wav", "events": out / f"{name}.events.json"}
     write_video(paths["video"], scene.frames(), scene.fps, scene.audio, scene.sr)
     with atomic_path(paths["wav"]) as tmp:
         write_wav(tmp, scene.audio, scene.sr, subtype="FLOAT")
     write_json(paths["events"], scene.events)
     return paths
+
+
+def render_scenes(kind: SceneKind, out_dir: str | Path, count: int, seconds: float = 10.0, seed: int = 0,
+                  **render_args) -> list[dict[str, Path]]:
+    """`count` varied scenes of one kind for multi-video training: <kind>-<k> rendered with seed + k (its own
+    event timing, speeds and positions) and tinted by it (its own colours). render_args go to render_scene."""
+    return [render_scene(kind, out_dir, seconds, seed + k, name=f"{kind}-{k}", tint=True, **render_args)
+            for k in range(count)]

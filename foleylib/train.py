@@ -78,14 +78,21 @@ def make_dataset(clip: AlignedClip, spec: AVSpec, cfg: ModelConfig, frames: rang
     return WindowDataset(clip, spec, frames, window=window, warmup=warmup, stride=window // 2)
 
 
-def split_datasets(clips: list[AlignedClip], spec: AVSpec, model: torch.nn.Module,
-                   tc: TrainConfig) -> tuple[Dataset, Dataset]:
-    """(train, validation) examples of all clips: each clip's head trains, its tail (val_fraction) validates."""
+def split_datasets(clips: list[AlignedClip], spec: AVSpec, model: torch.nn.Module, tc: TrainConfig,
+                   val_clips: list[AlignedClip] | None = None) -> tuple[Dataset, Dataset]:
+    """(train, validation) examples. By time: each clip's head trains, its tail (val_fraction) validates. By clip
+    (`val_clips`, videos the model never sees in training): the clips train whole and the val clips validate
+    whole. Training draws examples uniformly, so each clip is sampled in proportion to its duration."""
     cfg = model.cfg
     warmup = warmup_positions(model, tc.window) if cfg.mode == "causal" and cfg.arch != "fusion" else 0
+
+    def examples(parts: list[tuple[AlignedClip, range]]) -> Dataset:
+        return ConcatDataset([make_dataset(c, spec, cfg, frames, tc.window, warmup) for c, frames in parts])
+
+    if val_clips:
+        return tuple(examples([(c, range(c.meta["frames"])) for c in group]) for group in (clips, val_clips))
     splits = [split_by_time(clip, tc.val_fraction) for clip in clips]
-    return tuple(ConcatDataset([make_dataset(c, spec, cfg, split[part], tc.window, warmup)
-                                for c, split in zip(clips, splits)]) for part in (0, 1))
+    return tuple(examples([(c, split[part]) for c, split in zip(clips, splits)]) for part in (0, 1))
 
 
 def evenly_spaced(ds: Dataset, count: int) -> Dataset:
@@ -214,7 +221,7 @@ def load_checkpoint(path: Path, config: dict) -> dict:
         saved = state["config"]
     except (RuntimeError, KeyError, EOFError, OSError, ValueError) as err:
         raise InputError(f"not a valid checkpoint: {str(err).splitlines()[0]}", path) from None
-    changed = sorted(k for k in ("model", "train", "spec", "data") if saved.get(k) != config[k])
+    changed = sorted(k for k in ("model", "train", "spec", "data", "val_data") if saved.get(k) != config[k])
     if changed:
         raise InputError(f"the run was started with other {'/'.join(changed)} settings; resume with the same "
                          "arguments or train into a new folder", path)
@@ -229,18 +236,25 @@ def _resumed_metrics(path: Path, step: int) -> None:
 
 
 def train(clips: list[AlignedClip], cfg: ModelConfig, tc: TrainConfig, out: str | Path,
-          progress: bool = True, log: Callable[[dict], None] | None = None, resume: bool = False) -> dict:
-    """Train a model on the clips and write the run folder; returns the final metrics.
+          progress: bool = True, log: Callable[[dict], None] | None = None, resume: bool = False,
+          val_clips: list[AlignedClip] | None = None) -> dict:
+    """Train a model on the clips and write the run folder; returns the final metrics. Validation is on each
+    clip's tail, or on `val_clips` (unseen videos) when given.
 
     Every `checkpoint_every` steps, at the end and on Ctrl-C, OUT/checkpoint.pt holds everything needed to go on;
     with `resume` a run continues from it (when there is one) exactly as if it had never stopped.
     """
     out = Path(out)
-    spec = check_compatible(clips).with_(context_frames=cfg.context_frames, context_samples=cfg.context_samples)
+    trained = {c.path.resolve() for c in clips}
+    for clip in val_clips or []:
+        if clip.path.resolve() in trained:
+            raise InputError("a validation clip is also a training clip (held-out clips must be unseen)", clip.path)
+    spec = check_compatible(clips + (val_clips or [])).with_(context_frames=cfg.context_frames,
+                                                             context_samples=cfg.context_samples)
     torch.manual_seed(tc.seed)
     device = pick_device(tc.device)
     model = build_model(cfg).to(device)
-    train_ds, val_ds = split_datasets(clips, spec, model, tc)
+    train_ds, val_ds = split_datasets(clips, spec, model, tc, val_clips)
     generator = torch.Generator().manual_seed(tc.seed)
     sampler = RandomSampler(train_ds, replacement=True, num_samples=tc.steps * tc.batch_size, generator=generator)
     val_loader = DataLoader(evenly_spaced(val_ds, tc.val_examples), batch_size=tc.batch_size)
@@ -248,7 +262,8 @@ def train(clips: list[AlignedClip], cfg: ModelConfig, tc: TrainConfig, out: str 
 
     out.mkdir(parents=True, exist_ok=True)
     config = {"model": cfg.to_dict(), "train": asdict(tc), "spec": spec.to_dict(),
-              "data": [str(c.path) for c in clips], "device": str(device),
+              "data": [str(c.path) for c in clips], "val_data": [str(c.path) for c in val_clips or []],
+              "device": str(device),
               "parameters": sum(p.numel() for p in model.parameters())}
     checkpoint, metrics_path = out / "checkpoint.pt", out / "metrics.jsonl"
     done, wall_before = 0, 0.0

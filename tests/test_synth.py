@@ -169,3 +169,23 @@ def test_bad_kind_writes_nothing(tmp_path):
     with pytest.raises(ValueError, match="choose one of clap, car, water"):
         render_scene("rain", tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_count_renders_varied_scenes_for_multi_video_training(tmp_path):
+    from foleylib.cli import main
+    from foleylib.media import read_frames
+
+    assert main(["synth", "clap", "--count", "3", "--seconds", "1", "--seed", "5", "--out", str(tmp_path)]) == 0
+    names = sorted(p.name for p in tmp_path.glob("*.mp4"))
+    assert names == ["clap-0.mp4", "clap-1.mp4", "clap-2.mp4"]
+    events = [json.loads((tmp_path / f"clap-{k}.events.json").read_text()) for k in range(3)]
+    assert len({tuple(e["tint"]) for e in events}) == 3 and all(0.6 <= g <= 1.4 for e in events for g in e["tint"])
+    # scene k is the untinted scene of seed 5 + k with its colours scaled: same timing, other colours
+    for k, e in enumerate(events):
+        plain = make_scene("clap", 1, seed=5 + k, width=640, height=360)
+        assert e["onsets"] == plain.events["onsets"]
+        expected = np.clip(plain.draw(0) * np.array(e["tint"]), 0, 255)
+        first = read_frames(tmp_path / f"clap-{k}.mp4", size=None)[0]
+        assert np.abs(first.astype(float) - expected).mean() < 4  # H.264 rounding only
+    firsts = [read_frames(tmp_path / f"clap-{k}.mp4", size=8)[0].mean(axis=(0, 1)) for k in range(3)]
+    assert np.abs(firsts[0] - firsts[1]).max() > 5 and np.abs(firsts[1] - firsts[2]).max() > 5

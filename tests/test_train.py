@@ -8,14 +8,16 @@ import time
 
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 from foleylib.align import ingest_file
 from foleylib.cli import main
 from foleylib.config import AVSpec
 from foleylib.dataset import load_clip
-from foleylib.models import model_config
+from foleylib.errors import InputError
+from foleylib.models import build_model, model_config
 from foleylib.synth import render_scene
-from foleylib.train import TrainConfig, find_clips, load_model, train
+from foleylib.train import TrainConfig, evaluate, evenly_spaced, find_clips, load_model, split_datasets, train
 
 SPEC = AVSpec(sr=8000, fps=25, size=16, context_frames=2, context_samples=128)
 
@@ -148,3 +150,26 @@ def test_a_run_folder_is_continued_or_replaced_only_on_request(tmp_path, clip_di
     assert main([*args, "--lr", "0.01", "--resume"]) == 2  # other settings than the run was started with
     assert "started with other train settings" in capsys.readouterr().err
     assert main([*args, "--force"]) == 0
+
+
+def test_held_out_clips_validate_whole_and_train_clips_train_whole(tmp_path, clip_dir):
+    other = ingest_file(render_scene("clap", tmp_path / "synth", seconds=2, seed=9, width=160, height=90)["video"],
+                        tmp_path / "aligned", SPEC).clip_dir
+    clip, unseen = load_clip(clip_dir), load_clip(other)
+    cfg = model_config("fusion", "tiny", SPEC, loss="mse")
+    model = build_model(cfg)
+    tc = TrainConfig(window=64)
+    by_time = split_datasets([clip], SPEC, model, tc)
+    by_clip = split_datasets([clip], SPEC, model, tc, val_clips=[unseen])
+    assert len(by_clip[0]) == clip.meta["frames"] == len(by_time[0]) + len(by_time[1])  # one example per frame
+    assert len(by_clip[1]) == unseen.meta["frames"]
+    run = tmp_path / "run"
+    final = train([clip], cfg, TrainConfig(steps=2, batch_size=2, val_every=2), run, progress=False,
+                  val_clips=[unseen])
+    config = json.loads((run / "config.json").read_text())
+    assert config["val_data"] == [str(unseen.path)] and config["data"] == [str(clip.path)]
+    model, _ = load_model(run)
+    expected = evaluate(model, DataLoader(evenly_spaced(by_clip[1], 64), batch_size=2), "mse", torch.device("cpu"))
+    assert abs(final["val_loss"] - expected) < 1e-5  # validated on the unseen clip
+    with pytest.raises(InputError, match="also a training clip"):
+        train([clip], cfg, TrainConfig(steps=1), tmp_path / "bad", progress=False, val_clips=[clip])
