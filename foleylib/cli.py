@@ -91,8 +91,26 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return EXIT_BAD_INPUT if errors else 0
 
 
+def _without_nproc(argv: list[str]) -> list[str]:
+    """The arguments after `train`, less --nproc and its value."""
+    rest = argv[argv.index("train") + 1:]
+    drop = {i for i, a in enumerate(rest) if a == "--nproc" for i in (i, i + 1)}
+    return [a for i, a in enumerate(rest) if i not in drop and not a.startswith("--nproc=")]
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from .distributed import launched, torchrun_command
+
+    if args.nproc > 1 and not launched():
+        return subprocess.run(torchrun_command(args.nproc, _without_nproc(args.argv))).returncode
+    return _train(args)
+
+
+def _train(args: argparse.Namespace) -> int:
     from .config import preset
+    from .distributed import main_process
     from .models import model_config
     from .train import TrainConfig, TrainingInterrupted, check_compatible, find_clips, train
 
@@ -102,7 +120,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     spec = check_compatible(clips + (val_clips or [])).with_(
         context_frames=args.context_frames or context.context_frames,
         context_samples=args.context_samples or context.context_samples)
-    overrides = {"loss": args.loss, "variant": args.variant} | ({"mode": args.mode} if args.mode else {})
+    overrides = ({"loss": args.loss, "variant": args.variant, "norm": args.norm}
+                 | ({"mode": args.mode} if args.mode else {}))
     try:
         cfg = model_config(args.arch, args.preset, spec, **overrides)
         cfg.check()
@@ -118,9 +137,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         final = train(clips, cfg, tc, out, progress=not args.quiet, resume=args.resume, val_clips=val_clips)
     except TrainingInterrupted as stop:
-        print(f"interrupted after step {stop.step}; continue with the same command and --resume "
-              f"({stop.checkpoint})", file=sys.stderr)
+        if main_process():
+            print(f"interrupted after step {stop.step}; continue with the same command and --resume "
+                  f"({stop.checkpoint})", file=sys.stderr)
         return 130
+    if not main_process():
+        return 0
     held_out = f", validated on {len(val_clips)} unseen" if val_clips else ""
     print(f"trained {cfg.arch}/{cfg.mode}/{cfg.loss} on {len(clips)} clip(s){held_out}: train loss "
           f"{final['train_loss']:.4f}, "
@@ -266,6 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=positive_int, default=100,
                    help="write OUT/checkpoint.pt every K steps (and at the end, and on Ctrl-C)")
     p.add_argument("--resume", action="store_true", help="continue the run in OUT from its checkpoint")
+    p.add_argument("--norm", choices=["batch", "group"], default="batch",
+                   help="video encoder normalization: batch (the paper) or group (per example)")
+    p.add_argument("--nproc", type=positive_int, default=1,
+                   help="data-parallel processes on this machine (torchrun + DDP; --batch-size is the global batch)")
     p.add_argument("--force", action="store_true", help="start over in a run folder that holds a run")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
@@ -344,7 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
     except InputError as err:

@@ -11,6 +11,7 @@ import itertools
 import json
 import math
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, RandomSampler, Sampler, Subset
 from tqdm.auto import tqdm
 
+from . import distributed
 from .config import AVSpec
 from .dataset import AlignedClip, FrameDataset, SampleDataset, WindowDataset, load_clip, split_by_time
 from .errors import InputError
@@ -251,41 +253,46 @@ def train(clips: list[AlignedClip], cfg: ModelConfig, tc: TrainConfig, out: str 
             raise InputError("a validation clip is also a training clip (held-out clips must be unseen)", clip.path)
     spec = check_compatible(clips + (val_clips or [])).with_(context_frames=cfg.context_frames,
                                                              context_samples=cfg.context_samples)
+    ranks, device = distributed.start(pick_device(tc.device))
+    if tc.batch_size % ranks.world:
+        raise InputError(f"batch size {tc.batch_size} does not split over {ranks.world} processes", out)
     torch.manual_seed(tc.seed)
-    device = pick_device(tc.device)
-    model = build_model(cfg).to(device)
-    train_ds, val_ds = split_datasets(clips, spec, model, tc, val_clips)
+    net = build_model(cfg).to(device)
+    model = distributed.wrap(net, ranks, device)
+    train_ds, val_ds = split_datasets(clips, spec, net, tc, val_clips)
     generator = torch.Generator().manual_seed(tc.seed)
     sampler = RandomSampler(train_ds, replacement=True, num_samples=tc.steps * tc.batch_size, generator=generator)
     val_loader = DataLoader(evenly_spaced(val_ds, tc.val_examples), batch_size=tc.batch_size)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
 
-    out.mkdir(parents=True, exist_ok=True)
     config = {"model": cfg.to_dict(), "train": asdict(tc), "spec": spec.to_dict(),
               "data": [str(c.path) for c in clips], "val_data": [str(c.path) for c in val_clips or []],
-              "device": str(device),
-              "parameters": sum(p.numel() for p in model.parameters())}
+              "device": str(device), "processes": ranks.world,
+              "parameters": sum(p.numel() for p in net.parameters())}
     checkpoint, metrics_path = out / "checkpoint.pt", out / "metrics.jsonl"
     done, wall_before = 0, 0.0
     if resume and checkpoint.exists():
         state = load_checkpoint(checkpoint, config)
-        model.load_state_dict(state["model"])
+        net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
         if "cuda_rng" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         done, wall_before = state["step"], state["wall_s"]
-        _resumed_metrics(metrics_path, done)
-    else:
+        if ranks.main:
+            _resumed_metrics(metrics_path, done)
+    elif ranks.main:
+        out.mkdir(parents=True, exist_ok=True)
         write_json(out / "config.json", config)
         metrics_path.write_text("")
-    loader = DataLoader(train_ds, batch_size=tc.batch_size, sampler=ResumedSampler(sampler, done * tc.batch_size),
-                        drop_last=True)
+    per_rank = tc.batch_size // ranks.world
+    order = distributed.RankSlices(ResumedSampler(sampler, done * tc.batch_size), per_rank, ranks)
+    loader = DataLoader(train_ds, batch_size=per_rank, sampler=order, drop_last=True)
     t0 = time.perf_counter() - wall_before
     record: dict = {}
     step = done
-    bar = tqdm(total=tc.steps, initial=done, desc=f"train {cfg.arch}/{cfg.mode}/{cfg.loss}", disable=not progress,
-               unit="step")
+    bar = tqdm(total=tc.steps, initial=done, desc=f"train {cfg.arch}/{cfg.mode}/{cfg.loss}",
+               disable=not (progress and ranks.main), unit="step")
     with stop_on_sigint() as stop_requested:
         for step, batch in enumerate(loader, start=done + 1):
             for group in opt.param_groups:
@@ -296,25 +303,31 @@ def train(clips: list[AlignedClip], cfg: ModelConfig, tc: TrainConfig, out: str 
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
             opt.step()
-            record = {"step": step, "train_loss": loss.item(), "lr": opt.param_groups[0]["lr"]}
-            if step % tc.val_every == 0 or step == tc.steps:
-                record["val_loss"] = evaluate(model, val_loader, cfg.loss, device, tc.zero_video)
-            record["wall_s"] = round(time.perf_counter() - t0, 3)
-            with metrics_path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
-            if step % tc.checkpoint_every == 0 or step == tc.steps or stop_requested():
-                save_checkpoint(checkpoint, model, opt, step, time.perf_counter() - t0, config)
-            if log:
-                log(record)
-            bar.set_postfix(loss=f"{record['train_loss']:.4f}", **({"val": f"{record['val_loss']:.4f}"}
-                                                                    if "val_loss" in record else {}))
-            bar.update()
-            if stop_requested():
+            record = {"step": step, "train_loss": distributed.mean_across(loss, ranks), "lr": opt.param_groups[0]["lr"]}
+            stop = distributed.any_across(stop_requested(), ranks, device)
+            if ranks.main:
+                if step % tc.val_every == 0 or step == tc.steps:
+                    record["val_loss"] = evaluate(net, val_loader, cfg.loss, device, tc.zero_video)
+                record["wall_s"] = round(time.perf_counter() - t0, 3)
+                with metrics_path.open("a") as f:
+                    f.write(json.dumps(record) + "\n")
+                if step % tc.checkpoint_every == 0 or step == tc.steps or stop:
+                    save_checkpoint(checkpoint, net, opt, step, time.perf_counter() - t0, config)
+                if log:
+                    log(record)
+                bar.set_postfix(loss=f"{record['train_loss']:.4f}", **({"val": f"{record['val_loss']:.4f}"}
+                                                                        if "val_loss" in record else {}))
+                bar.update()
+            if stop:
                 bar.close()
+                distributed.finish()
                 raise TrainingInterrupted(step, checkpoint)
     bar.close()
-    save_model(model, spec, out / "model.pt")
-    if not record:  # resumed a finished run: its last record
+    distributed.finish()
+    if not ranks.main:
+        return record
+    save_model(net, spec, out / "model.pt")
+    if "val_loss" not in record:  # resumed a finished run: its last record
         record = json.loads(metrics_path.read_text().splitlines()[-1])
     return record
 
@@ -340,3 +353,9 @@ def load_model(run: str | Path, device: str = "auto") -> tuple[torch.nn.Module, 
     except (RuntimeError, KeyError, ValueError, EOFError, OSError) as err:
         raise InputError(f"not a valid checkpoint: {str(err).splitlines()[0]}", path) from None
     return model.to(pick_device(device)).eval(), AVSpec(**ckpt["spec"])
+
+
+if __name__ == "__main__":  # torchrun --nproc_per_node N -m foleylib.train ARGS (the arguments of foley train)
+    from .cli import main
+
+    sys.exit(main(["train", *sys.argv[1:]]))

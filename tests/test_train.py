@@ -173,3 +173,20 @@ def test_held_out_clips_validate_whole_and_train_clips_train_whole(tmp_path, cli
     assert abs(final["val_loss"] - expected) < 1e-5  # validated on the unseen clip
     with pytest.raises(InputError, match="also a training clip"):
         train([clip], cfg, TrainConfig(steps=1), tmp_path / "bad", progress=False, val_clips=[clip])
+
+
+def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path, clip_dir):
+    common = ["--arch", "wavenet", "--data", str(clip_dir), "--steps", "6", "--batch-size", "4", "--window", "64",
+              "--preset", "tiny", "--norm", "group", "--val-every", "3", "--seed", "2", "--quiet"]
+    for name, extra in (("one", []), ("two", ["--nproc", "2"])):
+        proc = subprocess.run([sys.executable, "-m", "foleylib", "train", *common, *extra, "--out", tmp_path / name],
+                              capture_output=True, text=True, env=ONE_THREAD)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    one, two = (torch.load(tmp_path / n / "model.pt", weights_only=True)["state_dict"] for n in ("one", "two"))
+    assert all(torch.allclose(one[k].float(), two[k].float(), atol=1e-5) for k in one)
+    final = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=True)["model"]  # written by process 0
+    assert all(torch.equal(two[k], final[k]) for k in two)
+    losses = [[json.loads(ln)["train_loss"] for ln in (tmp_path / n / "metrics.jsonl").read_text().splitlines()]
+              for n in ("one", "two")]
+    assert len(losses[1]) == 6 and max(abs(a - b) for a, b in zip(*losses)) < 1e-4
+    assert json.loads((tmp_path / "two" / "config.json").read_text())["processes"] == 2
