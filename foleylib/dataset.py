@@ -115,13 +115,13 @@ class SampleDataset(Dataset):
     def __init__(self, clip: AlignedClip, spec: AVSpec, frames: range | None = None, stride: int = 1):
         self.clip, self.spec = clip, spec
         frames = frames if frames is not None else range(clip.meta["frames"])
-        self.indices = np.arange(spec.frame_start(frames.start), spec.frame_start(frames.stop), stride)
+        self.indices = range(spec.frame_start(frames.start), spec.frame_start(frames.stop), stride)  # O(1) memory
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, j: int) -> dict[str, torch.Tensor]:
-        i = int(self.indices[j])
+        i = self.indices[j]
         spec = self.spec
         return {
             "audio": torch.from_numpy(audio_context(self.clip.audio, i, spec.context_samples)),

@@ -5,7 +5,9 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -190,3 +192,37 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path, clip_
               for n in ("one", "two")]
     assert len(losses[1]) == 6 and max(abs(a - b) for a, b in zip(*losses)) < 1e-4
     assert json.loads((tmp_path / "two" / "config.json").read_text())["processes"] == 2
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the peak RSS from /proc")
+def test_ten_hours_of_audio_train_in_bounded_memory(tmp_path):
+    """10 h at 16 kHz (a 2.3 GB memory-mapped audio.npy, 900,000 frames of 8x8): training reads only the windows
+    it draws, so the process stays far below the data's size."""
+    spec = AVSpec(sr=16000, fps=25, size=8, channels=1, context_frames=2, context_samples=256)
+    clip = tmp_path / "ten_hours"
+    clip.mkdir()
+    n_frames = 10 * 3600 * 25
+    n_samples = spec.frame_start(n_frames)
+    audio = np.lib.format.open_memmap(clip / "audio.npy", "w+", np.float32, (n_samples, 1))
+    block = np.random.default_rng(0).uniform(-0.5, 0.5, (1 << 22, 1)).astype(np.float32)
+    for start in range(0, n_samples, len(block)):
+        audio[start:start + len(block)] = block[:n_samples - start]
+    audio.flush()
+    frames = np.lib.format.open_memmap(clip / "frames.npy", "w+", np.uint8, (n_frames, 8, 8, 3))
+    frames[:] = 90
+    frames.flush()
+    del audio, frames
+    (clip / "meta.json").write_text(json.dumps({"source": "generated", "sha256": "-", "sr": 16000, "fps": 25,
+                                                "size": 8, "channels": 1, "frames": n_frames,
+                                                "samples": n_samples}))
+    peak_of_main = ("import sys; from foleylib.cli import main; code = main(sys.argv[1:]); "
+                    "print(next(ln for ln in open('/proc/self/status') if ln.startswith('VmHWM'))); sys.exit(code)")
+    proc = subprocess.run([sys.executable, "-c", peak_of_main, "train", "--arch", "wavenet", "--data", str(clip),
+                           "--steps", "4", "--batch-size", "4", "--preset", "tiny", "--val-every", "4", "--quiet",
+                           "--context-samples", "256", "--context-frames", "2", "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True, env=ONE_THREAD)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    peak_kib = int(proc.stdout.split("VmHWM:")[1].split()[0])  # the training process's peak resident memory
+    assert peak_kib < 4 * 1024 ** 2 and (clip / "audio.npy").stat().st_size > 2 * 1024 ** 3
+    print(f"peak RSS {peak_kib / 1024:.0f} MiB for {n_samples / 16000 / 3600:.0f} h of audio")
