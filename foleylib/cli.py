@@ -28,6 +28,13 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be zero or more, got {text}")
+    return value
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -130,7 +137,7 @@ def _train(args: argparse.Namespace) -> int:
     tc = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, window=args.window,
                      warmup_steps=min(TrainConfig.warmup_steps, max(1, args.steps // 10)),
                      val_every=args.val_every, checkpoint_every=args.checkpoint_every, seed=args.seed,
-                     device=args.device)
+                     device=args.device, precision=args.precision, compile=args.compile, workers=args.workers)
     out = ensure_out_dir(args.out)
     if not (args.resume or args.force) and any((out / name).exists() for name in ("model.pt", "checkpoint.pt")):
         raise InputError("the run folder holds a run already (--resume continues it, --force starts over)", out)
@@ -290,6 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in OUT from its checkpoint")
     p.add_argument("--norm", choices=["batch", "group"], default="batch",
                    help="video encoder normalization: batch (the paper) or group (per example)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: mixed precision (bfloat16 autocast), for GPUs (default fp32)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (pays off on long GPU runs)")
+    p.add_argument("--workers", type=non_negative_int, default=0,
+                   help="DataLoader worker processes (pinned memory on CUDA; default 0)")
     p.add_argument("--nproc", type=positive_int, default=1,
                    help="data-parallel processes on this machine (torchrun + DDP; --batch-size is the global batch)")
     p.add_argument("--force", action="store_true", help="start over in a run folder that holds a run")

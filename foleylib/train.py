@@ -48,6 +48,9 @@ class TrainConfig:
     val_every: int = 50  # validate every k steps (and at the end)
     val_examples: int = 64  # validation examples, evenly spaced over the held-out tail
     checkpoint_every: int = 100  # write OUT/checkpoint.pt every k steps (and at the end)
+    precision: str = "fp32"  # "bf16": forward passes under bfloat16 autocast (GPU speed; also runs on CPU)
+    compile: bool = False  # torch.compile the model (the first steps pay for compiling)
+    workers: int = 0  # DataLoader worker processes (pinned memory on CUDA); the data order does not change
     zero_video: bool = False  # train and validate on black frames: the audio-only baseline
     seed: int = 0  # seeds the model init and the data order
     device: str = "auto"  # "auto" = CUDA when present, else CPU
@@ -259,6 +262,7 @@ def train(clips: list[AlignedClip], cfg: ModelConfig, tc: TrainConfig, out: str 
     torch.manual_seed(tc.seed)
     net = build_model(cfg).to(device)
     model = distributed.wrap(net, ranks, device)
+    model = torch.compile(model) if tc.compile else model
     train_ds, val_ds = split_datasets(clips, spec, net, tc, val_clips)
     generator = torch.Generator().manual_seed(tc.seed)
     sampler = RandomSampler(train_ds, replacement=True, num_samples=tc.steps * tc.batch_size, generator=generator)
@@ -287,7 +291,11 @@ def train(clips: list[AlignedClip], cfg: ModelConfig, tc: TrainConfig, out: str 
         metrics_path.write_text("")
     per_rank = tc.batch_size // ranks.world
     order = distributed.RankSlices(ResumedSampler(sampler, done * tc.batch_size), per_rank, ranks)
-    loader = DataLoader(train_ds, batch_size=per_rank, sampler=order, drop_last=True)
+    loader = DataLoader(train_ds, batch_size=per_rank, sampler=order, drop_last=True, num_workers=tc.workers,
+                        pin_memory=device.type == "cuda", persistent_workers=tc.workers > 0)
+    if tc.precision not in ("fp32", "bf16"):
+        raise InputError(f"precision must be fp32 or bf16, not {tc.precision}", out)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=tc.precision == "bf16")
     t0 = time.perf_counter() - wall_before
     record: dict = {}
     step = done
@@ -297,8 +305,9 @@ def train(clips: list[AlignedClip], cfg: ModelConfig, tc: TrainConfig, out: str 
         for step, batch in enumerate(loader, start=done + 1):
             for group in opt.param_groups:
                 group["lr"] = lr_at(step - 1, tc)
-            batch = {k: v.to(device) for k, v in batch.items()}
-            loss = batch_loss(model, batch, cfg.loss, tc.zero_video)
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            with autocast:
+                loss = batch_loss(model, batch, cfg.loss, tc.zero_video)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)

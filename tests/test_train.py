@@ -226,3 +226,22 @@ def test_ten_hours_of_audio_train_in_bounded_memory(tmp_path):
     peak_kib = int(proc.stdout.split("VmHWM:")[1].split()[0])  # the training process's peak resident memory
     assert peak_kib < 4 * 1024 ** 2 and (clip / "audio.npy").stat().st_size > 2 * 1024 ** 3
     print(f"peak RSS {peak_kib / 1024:.0f} MiB for {n_samples / 16000 / 3600:.0f} h of audio")
+
+
+def test_gpu_options_keep_training_correct_on_cpu(tmp_path, clip_dir):
+    clip = load_clip(clip_dir)
+    cfg = model_config("wavenet", "tiny", SPEC, loss="ce")
+
+    def weights(name, **options):
+        tc = TrainConfig(steps=4, batch_size=2, window=64, val_every=4, seed=5, **options)
+        train([clip], cfg, tc, tmp_path / name, progress=False)
+        return torch.load(tmp_path / name / "model.pt", weights_only=True)["state_dict"]
+
+    eager = weights("eager")
+    workers = weights("workers", workers=2)
+    assert all(torch.equal(eager[k], workers[k]) for k in eager)  # workers only fetch; the sampler orders
+    bf16 = weights("bf16", precision="bf16")
+    drift = max((eager[k].float() - bf16[k].float()).abs().max().item() for k in eager)
+    assert 0 < drift < 0.05  # other rounding, the same training
+    compiled = weights("compiled", compile=True)
+    assert all(torch.allclose(eager[k].float(), compiled[k].float(), atol=1e-4) for k in eager)
