@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -176,11 +175,11 @@ def evaluate_run(run: str | Path, clip_dir: str | Path | None = None, seconds: f
     model, spec = load_model(run, device)
     try:
         config = json.loads((run / "config.json").read_text())
-        known = {f.name for f in fields(TrainConfig)}
-        tc = TrainConfig(**{k: v for k, v in config["train"].items() if k in known})
-        clip = load_clip(clip_dir or config["data"][0])
-    except (OSError, KeyError, TypeError, ValueError) as err:
-        raise InputError(f"not a complete run folder: {err}", run) from None
+        tc = TrainConfig.from_dict(config["train"])
+        data = clip_dir or config["data"][0]
+    except (OSError, KeyError, TypeError, ValueError, AttributeError) as err:
+        raise InputError(f"not a run's config.json: {type(err).__name__}: {err}", run / "config.json") from None
+    clip = load_clip(data)
     if clip.spec != spec.with_(context_frames=clip.spec.context_frames, context_samples=clip.spec.context_samples):
         raise InputError(f"clip has {clip.spec}, the run was trained on {spec}", clip.path)
     train, tail = split_by_time(clip, tc.val_fraction)

@@ -22,6 +22,7 @@ from .errors import InputError
 from .fsutil import atomic_path
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
+TEXT_CODECS = {"ansi", "bintext", "xbin", "idf"}  # ffmpeg's text-art "video" decoders (any .txt file opens)
 _CHANNELS_BY_LAYOUT = {"mono": 1, "stereo": 2, "2.1": 3, "quad": 4, "5.0": 5, "5.1": 6, "6.1": 7, "7.1": 8}
 
 
@@ -72,7 +73,14 @@ def probe(path: str | Path) -> Probe:
     ).stderr
     if "Stream #" not in out:
         raise InputError(f"not a readable media file: {_last_error_line(out)}", path)
-    info = FFmpegInfosParser(out, str(path)).parse()
+    if re.search(r"Duration: N/A", out):
+        raise InputError("no duration: a still image or a live stream, not a video file", path)
+    try:
+        info = FFmpegInfosParser(out, str(path)).parse()
+    except (OSError, ValueError, IndexError, KeyError) as err:  # moviepy's parser on streams it does not expect
+        raise InputError(f"unreadable media information: {str(err).splitlines()[0]}", path) from None
+    if info.get("video_codec_name") in TEXT_CODECS:
+        raise InputError("a text file, not a video (ffmpeg would draw its characters as frames)", path)
     width = height = None
     if info.get("video_found"):
         width, height = info["video_size"]

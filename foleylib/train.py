@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +54,22 @@ class TrainConfig:
     zero_video: bool = False  # train and validate on black frames: the audio-only baseline
     seed: int = 0  # seeds the model init and the data order
     device: str = "auto"  # "auto" = CUDA when present, else CPU
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        """A TrainConfig from a run's config.json (unknown keys ignored); ValueError for a value of the wrong type."""
+        types = {f.name: type(f.default) for f in fields(cls)}
+        for name, value in values.items():
+            if name in types and not _fits(value, types[name]):
+                raise ValueError(f"train.{name} should be {types[name].__name__}, not {value!r}")
+        return cls(**{k: v for k, v in values.items() if k in types})
+
+
+def _fits(value, kind: type) -> bool:
+    """JSON value of a config field's type (ints count as floats; booleans never count as numbers)."""
+    if kind in (int, float):
+        return isinstance(value, int if kind is int else (int, float)) and not isinstance(value, bool)
+    return isinstance(value, kind)
 
 
 class TrainingInterrupted(KeyboardInterrupt):
