@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_video, make_vfr_video
+from conftest import make_vfr_video, make_video
 
 from foleylib.cli import main
 from foleylib.media import ffmpeg_exe, probe
