@@ -26,7 +26,7 @@ chromium:
 	  || echo "chromium not installed: the browser tests will skip"
 
 demo: setup
-	$(VENV)/bin/foley demo --out outputs/demo
+	$(VENV)/bin/foley demo --out outputs/demo --force
 
 test: setup
 	$(VENV)/bin/python -m pytest -q

@@ -42,6 +42,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def _refuse_existing(paths: list[Path], force: bool) -> None:
+    """InputError for the first output that exists already, unless `force`."""
+    from .dub import check_output
+
+    for path in paths:
+        check_output(path, [], force)
+
+
 def _spec_args(p: argparse.ArgumentParser) -> None:
     d = AVSpec()
     p.add_argument("--sr", type=positive_int, default=d.sr, help=f"audio sample rate in Hz (default {d.sr})")
@@ -62,6 +70,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     out = ensure_out_dir(args.out)
+    names = [args.kind] if args.count == 1 else [f"{args.kind}-{k}" for k in range(args.count)]
+    _refuse_existing([out / f"{n}{suffix}" for n in names for suffix in (".mp4", ".wav", ".events.json")], args.force)
     if args.count == 1:
         paths = list(render_scene(args.kind, out, seconds=args.seconds, seed=args.seed, fps=args.fps).values())
     else:
@@ -202,6 +212,7 @@ def cmd_table(args: argparse.Namespace) -> int:
                                                                                  {"clap", "car", "water"})
     if unknown:
         raise InputError(f"unknown architecture or scene: {', '.join(unknown)}", args.out)
+    _refuse_existing([Path(args.out) / "table1.md", Path(args.out) / "table1.csv"], args.force)
     t0 = time.perf_counter()
     cells = run_table(ensure_out_dir(args.out), archs, scenes=scenes, videos=args.videos, preset=args.preset,
                       loss=args.loss, steps=args.steps, gen_seconds=args.gen_seconds, scene_seconds=args.seconds,
@@ -222,6 +233,8 @@ def non_negative_float(text: str) -> float:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
+    _refuse_existing([Path(args.out) / name for name in ("demo.mp4", "demo.wav", "waveform.png", "metrics.json")],
+                     args.force)
     outputs = run_demo(ensure_out_dir(args.out), seconds=args.seconds, steps=args.steps, gen_seconds=args.gen_seconds,
                        seed=args.seed, log=print, progress=not args.quiet)
     print("demo outputs: " + ", ".join(str(p) for p in outputs))
@@ -230,12 +243,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
-    from .dub import check_output
     from .fsutil import atomic_path, write_json
     from .plots import plot_context_scaling
 
-    for path in filter(None, (args.out, args.plot)):
-        check_output(path, [], args.force)
+    _refuse_existing([p for p in (args.out, args.plot) if p], args.force)
     report = run_bench(quick=args.quick, seed=args.seed, log=print)
     write_json(args.out, report)
     outputs = [args.out]
@@ -261,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="render N varied scenes KIND-0 .. KIND-(N-1) (seeds SEED.., own colours) for multi-video "
                         "training")
     p.add_argument("--out", type=Path, default=Path("data/synth"))
+    p.add_argument("--force", action="store_true", help="replace existing scene files")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("collect", help="copy home-made videos / download online videos into a collection")
@@ -359,10 +371,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=positive_float, default=30.0, help="length of each synthetic scene (default 30)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("results"))
+    p.add_argument("--force", action="store_true", help="replace the tables of an earlier batch in OUT")
     p.set_defaults(func=cmd_table)
 
     p = sub.add_parser("demo", help="the main job on an embedded synthetic scene (no download)")
     p.add_argument("--out", type=Path, default=Path("outputs/demo"))
+    p.add_argument("--force", action="store_true", help="replace the outputs of an earlier demo")
     p.add_argument("--seconds", type=positive_float, default=40.0, help="length of the clap scene (default 40)")
     p.add_argument("--steps", type=positive_int, default=300, help="training steps (default 300)")
     p.add_argument("--gen-seconds", type=positive_float, default=6.0,

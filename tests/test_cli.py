@@ -29,3 +29,22 @@ def test_output_folder_that_is_a_file(tmp_path):
     assert proc.stderr.strip() == f"error: output folder is a file ({target})"
     debug = foley("--debug", "synth", "clap", "--seconds", "1", "--out", target)
     assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_outputs_are_replaced_only_with_force(tmp_path):
+    assert foley("synth", "clap", "--seconds", "0.4", "--out", tmp_path).returncode == 0
+    video = tmp_path / "clap.mp4"
+    before = video.read_bytes()
+    proc = foley("synth", "clap", "--seconds", "0.4", "--seed", "3", "--out", tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: output exists (use --force to replace it) ({video})"
+    assert video.read_bytes() == before
+    assert foley("synth", "clap", "--seconds", "0.4", "--seed", "3", "--out", tmp_path, "--force").returncode == 0
+    assert video.read_bytes() != before
+    for command, name in (("table", "table1.md"), ("demo", "demo.mp4")):
+        out = tmp_path / command
+        out.mkdir()
+        (out / name).write_text("an earlier result")
+        proc = foley(command, "--out", out)
+        assert proc.returncode == 2 and proc.stderr.strip().endswith(f"({out / name})")
+        assert (out / name).read_text() == "an earlier result"
