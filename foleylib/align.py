@@ -20,6 +20,7 @@ from .errors import Batch, InputError
 from .fsutil import atomic_dir, sha256_file, write_json
 from .names import safe_name
 
+MAX_SECONDS = 4 * 3600.0  # default longest video ingest accepts (64x64 frames: 4.4 GB on disk at 25 fps)
 ALIGN_KEYS = ("sr", "fps", "size", "channels")  # the parameters that change an aligned clip
 FRAME_RULE = "frame_of_sample(i) = floor(i * fps / sr); frame k owns samples [ceil(k*sr/fps), ceil((k+1)*sr/fps))"
 
@@ -56,49 +57,71 @@ def _is_current(meta: dict | None, sha: str, spec: AVSpec, clip_dir: Path) -> bo
     return (clip_dir / "frames.npy").exists() and (clip_dir / "audio.npy").exists()
 
 
-def align_arrays(frames: np.ndarray, audio: np.ndarray, spec: AVSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Apply the paper's clipping rules to decoded frames [T, ...] and audio [N, C]."""
-    n_frames, n_samples = spec.clip_lengths(len(audio), len(frames))
-    return frames[:n_frames], audio[:n_samples]
+def _stream_frames(frames: Iterable[np.ndarray], raw: Path) -> int:
+    """Write decoded frames to a raw file one at a time (memory stays one frame); returns how many."""
+    count = 0
+    with raw.open("wb") as f:
+        for frame in frames:
+            f.write(np.ascontiguousarray(frame, np.uint8).tobytes())
+            count += 1
+    return count
 
 
-def ingest_file(source: str | Path, out_root: str | Path, spec: AVSpec = AVSpec(), force: bool = False) -> IngestResult:
-    """Align one video into out_root/<name>/; raises InputError for a file that cannot be used."""
+def _save_frames(raw: Path, count: int, keep: int, size: int, path: Path, chunk: int = 4096) -> None:
+    """frames.npy from the first `keep` of `count` raw frames, copied in chunks through memory maps."""
+    source = np.memmap(raw, np.uint8, "r", shape=(count, size, size, 3))
+    target = np.lib.format.open_memmap(path, "w+", np.uint8, (keep, size, size, 3))
+    for start in range(0, keep, chunk):
+        target[start:start + chunk] = source[start:min(keep, start + chunk)]
+    target.flush()
+    del source, target
+    raw.unlink()
+
+
+def ingest_file(source: str | Path, out_root: str | Path, spec: AVSpec = AVSpec(), force: bool = False,
+                max_seconds: float = MAX_SECONDS) -> IngestResult:
+    """Align one video into out_root/<name>/; raises InputError for a file that cannot be used. Frames stream to
+    disk as they are decoded, so memory does not grow with the video's length; longer videos than `max_seconds`
+    are refused up front."""
     source, out_root = Path(source), Path(out_root)
     info = media.probe(source)
     if not info.has_video:
         raise InputError("no video stream", source)
     if not info.has_audio:
         raise InputError("no audio track (training needs the video's sound)", source)
+    if info.duration > max_seconds:
+        raise InputError(f"{info.duration:.0f} s long, more than the limit of {max_seconds:g} s (--max-seconds)",
+                         source)
     sha = sha256_file(source)
     clip_dir = _clip_dir_for(source, sha, out_root)
     old = _read_meta(clip_dir)
     if not force and _is_current(old, sha, spec, clip_dir):
         return IngestResult(source, clip_dir, "skipped", old)
 
-    frames = media.read_frames(source, fps=spec.fps, size=spec.size)
-    audio = media.read_audio(source, sr=spec.sr, channels=spec.channels)
-    kept_frames, kept_audio = align_arrays(frames, audio, spec)
-    if len(kept_frames) == 0:
-        raise InputError(f"too short: no whole video frame with audio ({len(audio)} samples)", source)
-    meta = {
-        "source": str(source.resolve()),
-        "sha256": sha,
-        **{k: getattr(spec, k) for k in ALIGN_KEYS},
-        "frames": len(kept_frames),
-        "samples": len(kept_audio),
-        "seconds": len(kept_audio) / spec.sr,
-        "samples_per_frame": str(spec.samples_per_frame),
-        "frame_rule": FRAME_RULE,
-        "clipped": {"frames_decoded": len(frames), "samples_decoded": len(audio),
-                    "frames_dropped": len(frames) - len(kept_frames),
-                    "samples_dropped": len(audio) - len(kept_audio)},
-        "probe": info.to_dict(),
-        "foleylib": __version__,
-    }
     with atomic_dir(clip_dir) as tmp:
-        np.save(tmp / "frames.npy", np.ascontiguousarray(kept_frames, np.uint8))
-        np.save(tmp / "audio.npy", np.ascontiguousarray(kept_audio, np.float32))
+        decoded = _stream_frames(media.iter_frames(source, fps=spec.fps, size=spec.size), tmp / "frames.raw")
+        if decoded == 0:
+            raise InputError("video has no decodable frames", source)
+        audio = media.read_audio(source, sr=spec.sr, channels=spec.channels)
+        n_frames, n_samples = spec.clip_lengths(len(audio), decoded)
+        if n_frames == 0:
+            raise InputError(f"too short: no whole video frame with audio ({len(audio)} samples)", source)
+        meta = {
+            "source": str(source.resolve()),
+            "sha256": sha,
+            **{k: getattr(spec, k) for k in ALIGN_KEYS},
+            "frames": n_frames,
+            "samples": n_samples,
+            "seconds": n_samples / spec.sr,
+            "samples_per_frame": str(spec.samples_per_frame),
+            "frame_rule": FRAME_RULE,
+            "clipped": {"frames_decoded": decoded, "samples_decoded": len(audio),
+                        "frames_dropped": decoded - n_frames, "samples_dropped": len(audio) - n_samples},
+            "probe": info.to_dict(),
+            "foleylib": __version__,
+        }
+        _save_frames(tmp / "frames.raw", decoded, n_frames, spec.size, tmp / "frames.npy")
+        np.save(tmp / "audio.npy", np.ascontiguousarray(audio[:n_samples], np.float32))
         write_json(tmp / "meta.json", meta)
     return IngestResult(source, clip_dir, "ingested", meta)
 
@@ -120,11 +143,12 @@ def write_manifest(out_root: str | Path) -> dict:
 
 def ingest(sources: Iterable[str | Path], out_root: str | Path, spec: AVSpec = AVSpec(), force: bool = False,
            on_error: Callable[[InputError], None] | None = None,
-           on_result: Callable[[IngestResult], None] | None = None) -> tuple[list[IngestResult], list[InputError]]:
+           on_result: Callable[[IngestResult], None] | None = None,
+           max_seconds: float = MAX_SECONDS) -> tuple[list[IngestResult], list[InputError]]:
     """Align many videos; a bad file is reported through `on_error` and skipped, the rest still ingested."""
     batch, results = Batch(on_error), []
     for source in sources:
-        result = batch.run(ingest_file, source, out_root, spec, force=force)
+        result = batch.run(ingest_file, source, out_root, spec, force=force, max_seconds=max_seconds)
         if result is not None:
             results.append(result)
             if on_result:

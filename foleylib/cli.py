@@ -91,7 +91,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from .align import ingest
+    from .align import MAX_SECONDS, ingest
 
     t0 = time.perf_counter()
 
@@ -100,7 +100,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
               f"{r.meta['seconds']:.2f} s)")
 
     results, errors = ingest(args.videos, ensure_out_dir(args.out), _spec_from(args), force=args.force,
-                             on_error=_print_error, on_result=report)
+                             on_error=_print_error, on_result=report, max_seconds=args.max_seconds or MAX_SECONDS)
     skipped = sum(r.status == "skipped" for r in results)
     print(f"{len(results) - skipped} aligned, {skipped} unchanged, {len(errors)} failed in "
           f"{time.perf_counter() - t0:.1f} s; "
@@ -284,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("videos", nargs="+", type=Path)
     p.add_argument("--out", type=Path, default=Path("data/aligned"))
     p.add_argument("--force", action="store_true", help="re-align even when source and parameters are unchanged")
+    p.add_argument("--max-seconds", type=positive_float, help="refuse videos longer than this (default 4 hours)")
     _spec_args(p)
     p.set_defaults(func=cmd_ingest)
 

@@ -22,6 +22,7 @@ from .errors import InputError
 from .fsutil import atomic_path
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
+MAX_PIXELS = 8192 * 8192  # larger frames are refused (one decoded RGB frame would take over 200 MB)
 TEXT_CODECS = {"ansi", "bintext", "xbin", "idf"}  # ffmpeg's text-art "video" decoders (any .txt file opens)
 _CHANNELS_BY_LAYOUT = {"mono": 1, "stereo": 2, "2.1": 3, "quad": 4, "5.0": 5, "5.1": 6, "6.1": 7, "7.1": 8}
 
@@ -119,6 +120,9 @@ def iter_frames(path: str | Path, fps: float | None = None, size: int | None = 6
     info = probe(path)
     if not info.has_video or not info.width:
         raise InputError("no video stream", path)
+    if info.width * info.height > MAX_PIXELS:
+        raise InputError(f"frames of {info.width}x{info.height} are over the limit of {MAX_PIXELS // 10 ** 6} "
+                         "megapixels", path)
     seek = ["-ss", f"{start:.6f}"] if start > 0 else []
     cmd = [ffmpeg_exe(), "-v", "error", "-nostdin", *seek, "-i", str(path), "-map", "0:v:0", "-an"]
     if fps is not None:

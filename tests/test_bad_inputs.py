@@ -156,3 +156,17 @@ def test_train_and_evaluate_refuse_broken_clip_folders_and_configs(aligned, runs
     code = main(["evaluate", "--ckpt", str(bad_config), "--data", str(aligned), "--out", str(report), "--quiet"])
     _assert_one_line_error(code, capsys.readouterr().err, bad_config / "config.json")
     assert not report.exists()
+
+
+def test_limits_on_length_and_frame_size_are_clear_errors(good_video, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "aligned"
+    code = main(["ingest", str(good_video), "--out", str(out), "--max-seconds", "1.5"])
+    err = capsys.readouterr().err
+    _assert_one_line_error(code, err, good_video)
+    assert "more than the limit of 1.5 s (--max-seconds)" in err
+    monkeypatch.setattr("foleylib.media.MAX_PIXELS", 160 * 119)  # the video's frames are 160x120
+    code = main(["ingest", str(good_video), "--out", str(out)])
+    err = capsys.readouterr().err
+    _assert_one_line_error(code, err, good_video)
+    assert "frames of 160x120 are over the limit" in err
+    assert not any(p.is_dir() for p in out.iterdir())
