@@ -65,15 +65,18 @@ def run_cell(clip_dir: Path, arch: str, out: Path, parameters: dict) -> dict:
     name = f"{clip_dir.name}_{arch}"
     cell_dir = out / "runs" / name
     cell_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        pm.execute_notebook(str(CELL_NOTEBOOK), str(out / "runs" / f"{name}.ipynb"), cwd=str(CELL_NOTEBOOK.parent),
-                            parameters={"CLIP_DIR": str(clip_dir.resolve()), "OUT_DIR": str(cell_dir.resolve()),
-                                        "ARCH": arch, **parameters},
-                            kernel_name="python3", progress_bar=False)
-        return json.loads((cell_dir / "results.json").read_text())
-    except Exception as err:  # noqa: BLE001 - a failed cell is reported in the table, the batch goes on
-        lines = [ln for ln in str(err).splitlines() if ln.strip()]
-        return {"error": f"{type(err).__name__}: {lines[-1] if lines else ''}"}
+    # papermill rewrites its output after every cell: it runs on a temporary copy, renamed when the cell ends
+    # (a failed one too, for inspection), so a killed batch leaves no half-written notebook
+    with atomic_path(out / "runs" / f"{name}.ipynb") as executed:
+        try:
+            pm.execute_notebook(str(CELL_NOTEBOOK), str(executed), cwd=str(CELL_NOTEBOOK.parent),
+                                parameters={"CLIP_DIR": str(clip_dir.resolve()), "OUT_DIR": str(cell_dir.resolve()),
+                                            "ARCH": arch, **parameters},
+                                kernel_name="python3", progress_bar=False)
+            return json.loads((cell_dir / "results.json").read_text())
+        except Exception as err:  # noqa: BLE001 - a failed cell is reported in the table, the batch goes on
+            lines = [ln for ln in str(err).splitlines() if ln.strip()]
+            return {"error": f"{type(err).__name__}: {lines[-1] if lines else ''}"}
 
 
 def _get(results: dict, path: tuple[str, ...]):
