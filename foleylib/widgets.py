@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 from pathlib import Path
 
 import ipywidgets as w
@@ -38,6 +39,58 @@ def find_runs(folder: str | Path) -> list[str]:
     return sorted(str(p.parent) for p in folder.rglob("model.pt")) if folder.is_dir() else []
 
 
+def _read_json(path: Path) -> dict:
+    """A JSON object from `path`, or {} when it is missing or unreadable (a choice list never fails)."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _relative(path: str | Path, folder: Path) -> str:
+    path = Path(path)
+    return str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path)
+
+
+def video_choices(folder: str | Path) -> list[tuple[str, str]]:
+    """(label, video path) for the studio's video list: every video file under `folder`, then every aligned clip
+    under it (a folder with meta.json) whose source video still exists, by its name, length and source."""
+    folder = Path(folder)
+    choices = [(_relative(v, folder), v) for v in find_videos(folder)]
+    for meta_path in sorted(folder.rglob("meta.json")) if folder.is_dir() else []:
+        meta = _read_json(meta_path)
+        source = meta.get("source")
+        if isinstance(source, str) and Path(source).is_file() and (meta_path.parent / "frames.npy").exists():
+            choices.append((f"{meta_path.parent.name} (aligned clip, {meta.get('seconds', 0):.1f} s, "
+                            f"{meta.get('sr')} Hz, {float(meta.get('fps') or 0):g} fps): {Path(source).name}", source))
+    return choices
+
+
+def run_choices(folder: str | Path) -> list[tuple[str, str]]:
+    """(label, run folder) for the studio's run list: each run's folder with what its config.json says (architecture,
+    loss, video input, steps, the clips it trained on)."""
+    folder = Path(folder)
+    choices = []
+    for run in find_runs(folder):
+        config = _read_json(Path(run) / "config.json")
+        model, train, data = config.get("model", {}), config.get("train", {}), config.get("data", [])
+        about = [model.get("arch"), model.get("loss"), model.get("video_input"),
+                 f"{train['steps']} steps" if "steps" in train else None,
+                 f"on {', '.join(Path(d).name for d in data[:3])}{' ...' if len(data) > 3 else ''}" if data else None]
+        details = ", ".join(str(a) for a in about if a)
+        choices.append((f"{_relative(run, folder)}" + (f" ({details})" if details else ""), run))
+    return choices
+
+
+def _offer(dropdown: w.Dropdown, choices: list[tuple[str, str]], value: str) -> None:
+    """Set a dropdown's choices and pick `value` (a path given by hand joins the list under its own name)."""
+    if value and value not in [v for _, v in choices]:
+        choices = [*choices, (value, value)]
+    dropdown.options = choices
+    dropdown.value = value if value else (choices[0][1] if choices else None)
+
+
 def wav_bytes(audio: np.ndarray, sr: int) -> bytes:
     """16-bit WAV file bytes of float audio [N, C] in [-1, 1] (values outside are clipped)."""
     return audio_player(np.clip(audio, -1, 1), sr).data
@@ -60,6 +113,8 @@ def _labelled(text: str, widget: w.Widget) -> w.VBox:
 class Studio:
     """Pick a video and a run folder, generate the audio of a part, play it beside the original, scrub frames.
 
+    The video list holds the videos and aligned clips found under `videos`, the run list the trained runs found
+    under `runs` (described by their config); a `video` or `run` path given here joins its list.
     Widgets and their CSS classes: video (foley-video), run (foley-run), start, seconds, temperature, method, seed,
     generate_button (foley-generate), progress (foley-progress, samples done of the part), status (foley-status,
     seconds and real-time factor), message (foley-message, one-line errors), original_audio (foley-original-audio),
@@ -73,10 +128,8 @@ class Studio:
                  start: float = 0.0, seconds: float = 2.0, temperature: float = 1.0, method: str = "auto",
                  seed: int = 0, display_size: int = 160, device: str = "auto"):
         self.videos_dir, self.runs_dir, self.display_size, self.device = Path(videos), Path(runs), display_size, device
-        self.video = w.Combobox(value=str(video), placeholder="path of a video", description="video",
-                                ensure_option=False, layout=w.Layout(width="50%"))
-        self.run = w.Combobox(value=str(run), placeholder="run folder with model.pt", description="run",
-                              ensure_option=False, layout=w.Layout(width="50%"))
+        self.video = w.Dropdown(description="video", layout=w.Layout(width="50%"))
+        self.run = w.Dropdown(description="run", layout=w.Layout(width="50%"))
         self.start = w.BoundedFloatText(start, min=0, max=1e6, step=0.5, description="start (s)")
         self.seconds = w.BoundedFloatText(seconds, min=0.04, max=600, step=0.5, description="length (s)")
         self.temperature = w.FloatSlider(temperature, min=0, max=2, step=0.05, description="temperature",
@@ -112,15 +165,15 @@ class Studio:
         self.result: dict | None = None
         self.audio = self.original = self.frames = None
         self.first, self.fps, self.figure, self.cursors = 0, 25.0, None, []
-        self.scan()
+        self.scan(str(video), str(run))
 
     def _repr_mimebundle_(self, **kwargs) -> dict:
         return self.ui._repr_mimebundle_(**kwargs)
 
-    def scan(self) -> None:
-        """Refresh the video and run choices from their folders."""
-        self.video.options = find_videos(self.videos_dir)
-        self.run.options = find_runs(self.runs_dir)
+    def scan(self, video: str | None = None, run: str | None = None) -> None:
+        """Refresh the video and run lists from their folders; pick `video` and `run` (default: keep the picks)."""
+        _offer(self.video, video_choices(self.videos_dir), self.video.value if video is None else video)
+        _offer(self.run, run_choices(self.runs_dir), self.run.value if run is None else run)
 
     def error(self, err: InputError) -> None:
         """Show one line `error: <reason> (<path>)` in the UI."""
@@ -140,9 +193,11 @@ class Studio:
             self.generate_button.disabled = False
 
     def _generate(self) -> dict:
-        video, run = Path(self.video.value.strip()), self.run.value.strip()
+        video, run = Path(self.video.value or ""), self.run.value
         if not run:
             raise InputError("choose a run folder", "run")
+        if not self.video.value:
+            raise InputError("choose a video", "video")
         model, spec = load_model(run, self.device)
         info, first, count = plan_part(video, spec, self.start.value, self.seconds.value)
         self.progress.value, self.progress.max = 0, spec.frame_start(first + count) - spec.frame_start(first)

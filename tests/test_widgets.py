@@ -6,9 +6,13 @@ import numpy as np
 import pytest
 from conftest import make_video
 
+from foleylib.align import ingest_file
 from foleylib.config import preset
+from foleylib.fsutil import write_json
+from foleylib.models import build_model, model_config
 from foleylib.synth import render_scene
-from foleylib.widgets import Studio, find_runs, find_videos, png_bytes, wav_bytes
+from foleylib.train import save_model
+from foleylib.widgets import Studio, find_runs, find_videos, png_bytes, run_choices, video_choices, wav_bytes
 
 SPEC = preset("tiny")  # 8 kHz, 25 fps, 32 x 32
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -45,8 +49,25 @@ def test_choices_are_found_in_their_folders(runs, videos):
     assert find_runs(runs) == [str(runs / "fusion"), str(runs / "wavenet")]
     assert find_videos(videos / "missing") == find_runs(videos) == []
     s = Studio(videos, runs)
-    assert s.video.options == tuple(find_videos(videos)) and s.run.options == tuple(find_runs(runs))
+    assert [v for _, v in s.video.options] == find_videos(videos) and s.video.value == str(videos / "clap.mp4")
+    assert [v for _, v in s.run.options] == find_runs(runs) and s.run.value == str(runs / "fusion")
     assert s.results.layout.display == "none" and s.result is None
+
+
+def test_lists_name_aligned_clips_and_describe_runs(runs, videos, tmp_path):
+    clip_dir = ingest_file(videos / "clap.mp4", tmp_path / "aligned", SPEC).clip_dir
+    (tmp_path / "aligned" / "broken").mkdir()
+    (tmp_path / "aligned" / "broken" / "meta.json").write_text("{not json")
+    assert video_choices(tmp_path) == [("clap (aligned clip, 2.0 s, 8000 Hz, 25 fps): clap.mp4",
+                                        str(videos / "clap.mp4"))]
+    run = tmp_path / "runs" / "mine"
+    save_model(build_model(model_config("wavenet", "tiny", SPEC)), SPEC, run / "model.pt")
+    write_json(run / "config.json", {"model": {"arch": "wavenet", "loss": "ce", "video_input": "rgb+motion"},
+                                     "train": {"steps": 300}, "data": [str(clip_dir)]})
+    assert run_choices(tmp_path / "runs") == [("mine (wavenet, ce, rgb+motion, 300 steps, on clap)", str(run))]
+    s = Studio(tmp_path, tmp_path / "runs", video=str(videos / "silent" / "silent.mov"))
+    assert s.video.options[-1] == (str(videos / "silent" / "silent.mov"),) * 2  # a path given by hand joins
+    assert s.video.value == str(videos / "silent" / "silent.mov") and s.run.value == str(run)
 
 
 def test_key_widgets_carry_stable_css_classes(runs, videos):
@@ -104,14 +125,14 @@ def test_a_video_without_audio_gets_no_original_player(runs, videos):
 @pytest.mark.parametrize("video, run, start, method, reason", [
     ("missing.mp4", "wavenet", 0.0, "auto", "no such file"),
     ("notes.txt", "wavenet", 0.0, "auto", "not a readable media file"),
-    ("clap.mp4", "", 0.0, "auto", "choose a run folder"),
+    ("clap.mp4", "", 0.0, "auto", "choose a run folder"),  # no runs found, none given
     ("clap.mp4", "nowhere", 0.0, "auto", "no model.pt"),
     ("clap.mp4", "wavenet", 5.0, "auto", "nothing to generate from 5 s"),
     ("clap.mp4", "fusion", 0.0, "cached", "cached generation needs a causal wavenet"),
 ])
 def test_bad_inputs_show_one_line(runs, videos, video, run, start, method, reason):
-    s = Studio(videos, runs, video=str(videos / video), run=str(runs / run) if run else "", start=start,
-               seconds=0.2, method=method)
+    s = Studio(videos, runs if run else videos, video=str(videos / video), run=str(runs / run) if run else "",
+               start=start, seconds=0.2, method=method)
     s.generate_button.click()
     assert s.result is None and s.results.layout.display == "none" and not s.generate_button.disabled
     assert reason in s.message.value and "error: " in s.message.value
