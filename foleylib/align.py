@@ -1,4 +1,5 @@
-"""Alignment: decode a video into an aligned clip folder (frames.npy, audio.npy, meta.json) by the paper's rules.
+"""Alignment: decode a video into an aligned clip folder (frames.npy, audio.npy, meta.json) by the paper's rules,
+with the frames' motion cached in motion.npy (foleylib.motion).
 
 Frames are resampled to `spec.fps` and resized to `spec.size`; audio is resampled to `spec.sr` with
 `spec.channels`. Then the paper's clipping (Sec. III-B): audio is cut to whole frames and frames to the
@@ -14,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-from . import __version__, media
+from . import __version__, media, motion
 from .config import AVSpec
 from .errors import Batch, InputError
 from .fsutil import atomic_dir, sha256_file, write_json
@@ -119,8 +120,10 @@ def ingest_file(source: str | Path, out_root: str | Path, spec: AVSpec = AVSpec(
                         "frames_dropped": decoded - n_frames, "samples_dropped": len(audio) - n_samples},
             "probe": info.to_dict(),
             "foleylib": __version__,
+            "motion": motion.CACHE_INFO,
         }
         _save_frames(tmp / "frames.raw", decoded, n_frames, spec.size, tmp / "frames.npy")
+        motion.write_motion(np.load(tmp / "frames.npy", mmap_mode="r"), tmp / motion.MOTION_FILE)
         np.save(tmp / "audio.npy", np.ascontiguousarray(audio[:n_samples], np.float32))
         write_json(tmp / "meta.json", meta)
     return IngestResult(source, clip_dir, "ingested", meta)

@@ -137,7 +137,7 @@ def _train(args: argparse.Namespace) -> int:
     spec = check_compatible(clips + (val_clips or [])).with_(
         context_frames=args.context_frames or context.context_frames,
         context_samples=args.context_samples or context.context_samples)
-    overrides = ({"loss": args.loss, "variant": args.variant, "norm": args.norm}
+    overrides = ({"loss": args.loss, "variant": args.variant, "norm": args.norm, "video_input": args.video_input}
                  | ({"mode": args.mode} if args.mode else {}))
     try:
         cfg = model_config(args.arch, args.preset, spec, **overrides)
@@ -147,12 +147,14 @@ def _train(args: argparse.Namespace) -> int:
     tc = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, window=args.window,
                      warmup_steps=min(TrainConfig.warmup_steps, max(1, args.steps // 10)),
                      val_every=args.val_every, checkpoint_every=args.checkpoint_every, seed=args.seed,
-                     device=args.device, precision=args.precision, compile=args.compile, workers=args.workers)
+                     device=args.device, precision=args.precision, compile=args.compile, workers=args.workers,
+                     augment=args.augment, onset_weight=args.onset_weight, freeze=args.freeze or "")
     out = ensure_out_dir(args.out)
     if not (args.resume or args.force) and any((out / name).exists() for name in ("model.pt", "checkpoint.pt")):
         raise InputError("the run folder holds a run already (--resume continues it, --force starts over)", out)
     try:
-        final = train(clips, cfg, tc, out, progress=not args.quiet, resume=args.resume, val_clips=val_clips)
+        final = train(clips, cfg, tc, out, progress=not args.quiet, resume=args.resume, val_clips=val_clips,
+                      init=args.init)
     except TrainingInterrupted as stop:
         if main_process():
             print(f"interrupted after step {stop.step}; continue with the same command and --resume "
@@ -187,7 +189,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     check_output(args.out, [args.ckpt], args.force)
     report, _ = evaluate_run(args.ckpt, args.data, seconds=args.seconds, seed=args.seed, device=args.device,
-                             progress=not args.quiet)
+                             progress=not args.quiet, onset_metric=args.onset_metric)
     write_json(args.out, report)
     tf = report["teacher_forced"]
     print(f"{report['arch']}/{report['mode']}/{report['loss']} on {report['clip']}: validation {report['loss']} "
@@ -221,6 +223,24 @@ def cmd_table(args: argparse.Namespace) -> int:
     print(f"{len(cells) - failed} cells done, {failed} failed in {(time.perf_counter() - t0) / 60:.1f} min -> "
           f"{Path(args.out) / 'table1.md'}, {Path(args.out) / 'table1.csv'}")
     return 1 if failed else 0
+
+
+def cmd_crossval(args: argparse.Namespace) -> int:
+    from .crossval import CrossvalConfig, run_crossval, train_options
+
+    _refuse_existing([Path(args.out) / "crossval.md", Path(args.out) / "crossval.json"], args.force)
+    cfg = CrossvalConfig(mode=args.mode, finetune_steps=args.finetune_steps, onset_metric=args.onset_metric,
+                         seed=args.seed, device=args.device, threads=args.threads, resamples=args.resamples,
+                         train_args=train_options(args.train_args, arch=args.arch, preset=args.preset,
+                                                  steps=args.steps, loss=args.loss, batch_size=args.batch_size))
+    t0 = time.perf_counter()
+    report = run_crossval(args.videos, args.out, args.group_by, cfg, spec=_spec_from(args), force=args.force,
+                          log=print)
+    model = report["summary"]["means"]["model"]["onset_f1"]
+    print(f"{len(report['folds'])} folds in {(time.perf_counter() - t0) / 60:.1f} min; model onset F1 "
+          f"{'-' if model is None else format(model['mean'], '.3f')} -> {Path(args.out) / 'crossval.md'}, "
+          f"{Path(args.out) / 'crossval.json'}")
+    return 0
 
 
 def non_negative_float(text: str) -> float:
@@ -308,8 +328,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=positive_int, default=100,
                    help="write OUT/checkpoint.pt every K steps (and at the end, and on Ctrl-C)")
     p.add_argument("--resume", action="store_true", help="continue the run in OUT from its checkpoint")
+    p.add_argument("--init", type=Path, metavar="RUN",
+                   help="start from RUN's weights (same --arch/--mode/--preset/--norm): pretrain, then fine-tune")
+    p.add_argument("--freeze", choices=["video", "audio"],
+                   help="keep the video context embedding (or everything else) as initialized, norm statistics too")
+    p.add_argument("--augment", default="", metavar="LIST",
+                   help="training augmentation, comma-separated: crop, flip, jitter, gain (default none); "
+                        "per example, the same for all its frames and audio, never shifting one against the other")
+    p.add_argument("--onset-weight", type=non_negative_float, default=0.0, metavar="W",
+                   help="weigh the loss 1 + W where a sound starts in the target (default 0: off)")
     p.add_argument("--norm", choices=["batch", "group"], default="batch",
                    help="video encoder normalization: batch (the paper) or group (per example)")
+    p.add_argument("--video-input", choices=["rgb", "rgb+motion", "motion"], default="rgb",
+                   help="what the video encoder sees: RGB frames (the paper), RGB + motion channels (frame "
+                        "difference, optical flow, impact cue) or motion only")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="bf16: mixed precision (bfloat16 autocast), for GPUs (default fp32)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (pays off on long GPU runs)")
@@ -354,6 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, help="aligned clip folder (default: the first clip the run trained on)")
     p.add_argument("--out", type=Path, required=True, help="JSON report to write")
     p.add_argument("--seconds", type=positive_float, default=4.0, help="seconds of the tail to generate (default 4)")
+    p.add_argument("--onset-metric", choices=["strict", "condfoleygen"], default="strict",
+                   help="onset accuracy and AP: strict (default) or exactly as CondFoleyGen's predict_onset.py")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
     p.add_argument("--force", action="store_true", help="replace an existing report")
@@ -374,6 +408,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("results"))
     p.add_argument("--force", action="store_true", help="replace the tables of an earlier batch in OUT")
     p.set_defaults(func=cmd_table)
+
+    p = sub.add_parser("crossval", help="leave-one-clip-out evaluation over groups of clips, next to twins and "
+                                        "baselines, with bootstrap intervals over clips")
+    p.add_argument("videos", nargs="+", type=Path, help="videos (aligned into OUT/data/aligned) or aligned clips")
+    p.add_argument("--group-by", default="all", metavar="HOW",
+                   help="all (one group, the default), a .json ({clip: group}) or .csv (clip,group rows) file, or a "
+                        "regular expression searched in each clip name (group: its first capture group or the match)")
+    p.add_argument("--mode", choices=["loo", "finetune"], default="loo",
+                   help="loo: train on the other clips of the group, generate the held-out clip whole (default); "
+                        "finetune: then fine-tune on the held-out clip's head and generate its tail")
+    p.add_argument("--arch", choices=["fusion", "wavenet", "transformer"], help="default wavenet")
+    p.add_argument("--preset", choices=["tiny", "small", "default"], help="default small")
+    p.add_argument("--steps", type=positive_int, help="training steps per fold (default 150)")
+    p.add_argument("--loss", choices=["mse", "mae", "ce", "paper_ce"], help="default ce")
+    p.add_argument("--batch-size", type=positive_int, help="default 8")
+    p.add_argument("--train-args", default="", metavar="OPTIONS",
+                   help="more foley train options, e.g. --train-args='--video-input rgb+motion --augment flip'")
+    p.add_argument("--finetune-steps", type=positive_int, default=100, help="finetune mode (default 100)")
+    p.add_argument("--onset-metric", choices=["strict", "condfoleygen"], default="strict",
+                   help="onset accuracy and AP: strict (default) or exactly as CondFoleyGen's predict_onset.py")
+    p.add_argument("--resamples", type=positive_int, default=2000, help="bootstrap resamples (default 2000)")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
+    p.add_argument("--out", type=Path, default=Path("results/crossval"))
+    p.add_argument("--force", action="store_true",
+                   help="replace the tables of an earlier run in OUT and redo folds run with other settings")
+    _spec_args(p)
+    p.set_defaults(func=cmd_crossval)
 
     p = sub.add_parser("demo", help="the main job on an embedded synthetic scene (no download)")
     p.add_argument("--out", type=Path, default=Path("outputs/demo"))

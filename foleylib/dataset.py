@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 
 from .config import AVSpec
 from .errors import InputError
+from .media import is_positive
 
 META_KEYS = ("source", "sha256", "sr", "fps", "size", "channels", "frames", "samples")
 
@@ -45,6 +46,31 @@ class AlignedClip:
         return len(self.audio) / self.meta["sr"]
 
 
+def _check_meta(meta, path: Path) -> None:
+    """InputError unless meta.json holds every key, with positive rates and sizes and the samples its frames own."""
+    if not isinstance(meta, dict):
+        raise InputError("meta.json is not a JSON object", path)
+    missing = [k for k in META_KEYS if k not in meta]
+    if missing:
+        raise InputError(f"meta.json lacks {', '.join(missing)}", path)
+    bad = [k for k in ("sr", "size", "channels", "frames", "samples") if not is_positive(meta[k], integral=True)]
+    bad += [] if is_positive(meta["fps"]) else ["fps"]
+    if bad:
+        raise InputError("meta.json has impossible " + ", ".join(f"{k} {meta[k]!r}" for k in bad), path)
+    owned = AVSpec(sr=meta["sr"], fps=meta["fps"]).frame_start(meta["frames"])
+    if meta["samples"] != owned:
+        raise InputError(f"meta.json's {meta['frames']} frames own {owned} samples, not {meta['samples']}", path)
+
+
+def _load_array(path: Path, name: str) -> np.ndarray:
+    """path/<name>.npy memory-mapped; InputError (its first line) when np.load cannot read it."""
+    try:
+        return np.load(path / f"{name}.npy", mmap_mode="r")
+    except Exception as err:  # noqa: BLE001 - np.load of a damaged file raises many kinds (ValueError, TokenError...)
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise InputError(f"cannot read {name}.npy: {reason}", path) from None
+
+
 def load_clip(path: str | Path) -> AlignedClip:
     """Open an aligned clip folder; raises InputError naming the folder when it is incomplete or inconsistent."""
     path = Path(path)
@@ -56,16 +82,8 @@ def load_clip(path: str | Path) -> AlignedClip:
         raise InputError("missing meta.json", path) from None
     except ValueError:
         raise InputError("meta.json is not valid JSON", path) from None
-    missing = [k for k in META_KEYS if k not in meta]
-    if missing:
-        raise InputError(f"meta.json lacks {', '.join(missing)}", path)
-    arrays = {}
-    for name in ("frames", "audio"):
-        try:
-            arrays[name] = np.load(path / f"{name}.npy", mmap_mode="r")
-        except (OSError, ValueError) as err:
-            raise InputError(f"cannot read {name}.npy: {err}", path) from None
-    frames, audio = arrays["frames"], arrays["audio"]
+    _check_meta(meta, path)
+    frames, audio = _load_array(path, "frames"), _load_array(path, "audio")
     size = meta["size"]
     if frames.dtype != np.uint8 or frames.shape[1:] != (size, size, 3) or len(frames) != meta["frames"]:
         raise InputError(f"frames.npy is {frames.dtype}{list(frames.shape)}, meta.json expects "
@@ -73,7 +91,14 @@ def load_clip(path: str | Path) -> AlignedClip:
     if audio.dtype != np.float32 or audio.shape != (meta["samples"], meta["channels"]):
         raise InputError(f"audio.npy is {audio.dtype}{list(audio.shape)}, meta.json expects "
                          f"float32[{meta['samples']}, {meta['channels']}]", path)
+    if not _in_range(audio):
+        raise InputError("audio.npy holds samples outside [-1, 1] or NaN (damaged)", path)
     return AlignedClip(path, frames, audio, meta)
+
+
+def _in_range(audio: np.ndarray, chunk: int = 1 << 20) -> bool:
+    """Every sample finite and in [-1, 1], as ingest writes them (read in chunks of the memory map)."""
+    return all(np.abs(audio[i:i + chunk]).max(initial=0.0) <= 1.0 for i in range(0, len(audio), chunk))
 
 
 def audio_context(audio: np.ndarray, end: int, length: int) -> np.ndarray:

@@ -65,19 +65,22 @@ def teacher_forced(model: torch.nn.Module, clips: list[AlignedClip], spec: AVSpe
 def histogram_nll(clip: AlignedClip, train: range, val: range, spec: AVSpec) -> float:
     """NLL (nats per sample per channel) of the tail under the mu-law class histogram of the head (add-one
     smoothed): what a model scores that ignores every context."""
-    counts = class_histogram(clip, train, spec)
+    counts = class_histogram(_frames_audio(clip, train, spec))
     log_p = np.log(counts / counts.sum())
-    return float(-log_p[_classes(clip, val, spec)].mean())
+    return float(-log_p[_classes(_frames_audio(clip, val, spec))].mean())
 
 
-def class_histogram(clip: AlignedClip, frames: range, spec: AVSpec) -> np.ndarray:
-    """Add-one smoothed counts of the mu-law classes of the frames' samples (all channels). [256]"""
-    return np.bincount(_classes(clip, frames, spec), minlength=256) + 1.0
+def class_histogram(audio: np.ndarray) -> np.ndarray:
+    """Add-one smoothed counts of the mu-law classes of the samples of audio [N, C] (all channels). [256]"""
+    return np.bincount(_classes(audio), minlength=256) + 1.0
 
 
-def _classes(clip: AlignedClip, frames: range, spec: AVSpec) -> np.ndarray:
-    audio = clip.audio[spec.frame_start(frames.start):spec.frame_start(frames.stop)]
+def _classes(audio: np.ndarray) -> np.ndarray:
     return mulaw_encode(torch.from_numpy(np.array(audio))).numpy().ravel()
+
+
+def _frames_audio(clip: AlignedClip, frames: range, spec: AVSpec) -> np.ndarray:
+    return clip.audio[spec.frame_start(frames.start):spec.frame_start(frames.stop)]
 
 
 def motion_energy(frames: np.ndarray) -> np.ndarray:
@@ -124,10 +127,13 @@ def scene_truth(clip: AlignedClip, t0: float, seconds: float) -> dict:
 
 
 def free_running(model: torch.nn.Module, clip: AlignedClip, spec: AVSpec, tail: range, n_frames: int,
-                 seed: int, progress: bool = False) -> tuple[dict[str, np.ndarray], float]:
+                 seed: int, progress: bool = False,
+                 prior: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], float]:
     """Generated audio of the tail's first n_frames by the model, by the model on zeroed and on shuffled video
     (the clip's frames rolled by half its length), and by the baselines that need no model; and the model's
-    real-time factor."""
+    real-time factor. The histogram baseline draws from the mu-law histogram of `prior` [N, C], audio the model
+    trained on (default: the clip's audio before the tail), and the motion bursts take its 99.9th percentile
+    level."""
     first = spec.frame_start(tail.start)
     n = spec.frame_start(tail.start + n_frames) - first
     frames = np.asarray(clip.frames)
@@ -141,9 +147,9 @@ def free_running(model: torch.nn.Module, clip: AlignedClip, spec: AVSpec, tail: 
         if name == "model":
             rtf = n / spec.sr / (time.perf_counter() - t)
     rng = np.random.default_rng([seed, 1])  # not the sampler's stream: a model of the histogram would copy it
-    head = clip.audio[:first]
+    head = clip.audio[:first] if prior is None else prior
     level = float(np.percentile(np.abs(head), 99.9)) if len(head) else 0.5
-    histogram = class_histogram(clip, range(0, tail.start), spec)
+    histogram = class_histogram(head)
     drawn = rng.choice(256, size=n * spec.channels, p=histogram / histogram.sum())
     shift = spec.sr if first >= spec.sr else -spec.sr  # one second earlier (later when the tail starts early)
     shifted = np.zeros((n, spec.channels), np.float32)
@@ -166,9 +172,24 @@ def uses_video(scores: dict[str, dict]) -> bool | None:
     return all(a >= b for a, b in pairs) and any(a > b for a, b in pairs) if pairs else None
 
 
+def score_generated(audio: dict[str, np.ndarray], clip: AlignedClip, spec: AVSpec, start_frame: int,
+                    onset_metric: str = "strict") -> tuple[dict[str, dict], dict]:
+    """`audio_metrics` of each generated audio [n, C] (same n) against the clip's true audio from start_frame on,
+    with the scene's own truth where the clip was rendered by foley synth; returns (scores by name, that truth)."""
+    reference = np.asarray(clip.audio[spec.frame_start(start_frame):][:len(next(iter(audio.values())))])
+    fps = float(spec.fps_exact)
+    truth = scene_truth(clip, start_frame / fps, len(reference) / spec.sr)
+    scores = {name: audio_metrics(a, reference, spec.sr, fps, onsets=truth.get("onsets"), pan=truth.get("pan"),
+                                  f0=truth.get("f0"), f0_fps=truth.get("f0_fps"), onset_metric=onset_metric)
+              for name, a in audio.items()}
+    return scores, truth
+
+
 def evaluate_run(run: str | Path, clip_dir: str | Path | None = None, seconds: float = 4.0, seed: int = 0,
-                 device: str = "auto", progress: bool = False) -> tuple[dict, dict[str, np.ndarray]]:
-    """Evaluate a run folder on a clip's held-out tail (default: the first clip it trained on).
+                 device: str = "auto", progress: bool = False,
+                 onset_metric: str = "strict") -> tuple[dict, dict[str, np.ndarray]]:
+    """Evaluate a run folder on a clip's held-out tail (default: the first clip it trained on); `onset_metric`
+    as `metrics.audio_metrics` takes it.
 
     Returns the report (JSON-ready) and the free-running audio of the model and of each baseline [n, C]."""
     run = Path(run)
@@ -186,17 +207,12 @@ def evaluate_run(run: str | Path, clip_dir: str | Path | None = None, seconds: f
     n_frames = max(1, min(len(tail), math.floor(seconds * spec.fps_exact)))
     t0 = float(tail.start / spec.fps_exact)
     audio, rtf = free_running(model, clip, spec, tail, n_frames, seed, progress)
-    reference = np.asarray(clip.audio[spec.frame_start(tail.start):][:len(audio["model"])])
-    truth = scene_truth(clip, t0, len(reference) / spec.sr)
-    fps = float(spec.fps_exact)
-    scores = {name: audio_metrics(a, reference, spec.sr, fps, onsets=truth.get("onsets"), pan=truth.get("pan"),
-                                  f0=truth.get("f0"), f0_fps=truth.get("f0_fps"))
-              for name, a in audio.items()}
+    scores, truth = score_generated(audio, clip, spec, tail.start, onset_metric)
     cfg = model.cfg
     return {
         "run": str(run), "clip": str(clip.path), "arch": cfg.arch, "mode": cfg.mode, "loss": cfg.loss,
-        "tail_start_s": t0, "generated_seconds": len(reference) / spec.sr, "rtf": rtf, "seed": seed,
-        "truth": "scene events" if truth else "onsets detected in the true audio",
+        "tail_start_s": t0, "generated_seconds": len(audio["model"]) / spec.sr, "rtf": rtf, "seed": seed,
+        "truth": "scene events" if truth else "onsets detected in the true audio", "onset_metric": onset_metric,
         "teacher_forced": teacher_forced(model, [clip], spec, tc) | {
             "histogram_nll_nats": histogram_nll(clip, train, tail, spec)},
         "metrics": scores, "uses_video": uses_video(scores),

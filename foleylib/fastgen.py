@@ -55,6 +55,11 @@ class FusedStepper:
         self._call(np.ascontiguousarray(previous, np.float32), n, inputs, temperature, top_p, uniforms, audio)
         return audio
 
+    def start_padded(self, e: torch.Tensor) -> None:
+        """Reset to the state the naive path has before sample 0, its zero padding: zero samples, with the frame
+        on screen that of an all-black window, whose embedding is e [1, d]."""
+        raise NotImplementedError
+
     def step(self, x: torch.Tensor) -> torch.Tensor:
         """x [1, C]: the previous sample -> this position's output [1, C] (tanh) or logits [1, C, 256]."""
         self.run(_np(x[0]), 1, given=_np(x))
@@ -106,6 +111,14 @@ class FastWaveNetStepper(FusedStepper):
     def set_frame(self, e: torch.Tensor) -> None:
         """e [1, cond]: the embedding of the frame now on screen (model.frames of its n-frame window)."""
         self.bias_cond = self.dilated_b + np.stack([_np(layer.cond(e)[0]) for layer in self.model.layers])
+
+    def start_padded(self, e: torch.Tensor) -> None:
+        """See FusedStepper. The naive windows reach back before sample 0, where the padding passes through every
+        layer (biases and conditioning make its activations non-zero). Padded positions all see the same inputs,
+        so each layer's queue holds one constant activation: receptive_field zero steps fill every queue with it."""
+        self.set_frame(e)
+        zeros = np.zeros((self.model.receptive_field, self.channels), np.float32)
+        self.run(zeros[0], len(zeros), given=zeros)
 
     def _call(self, previous, n, given, temperature, top_p, uniforms, audio) -> None:
         _run(previous, n, given, temperature, top_p, uniforms, MULAW_VALUES, audio, self.input_hist, self.input_w,
@@ -240,6 +253,12 @@ class FastTransformerStepper(FusedStepper):
     def set_frame(self, e: torch.Tensor) -> None:
         """e [1, d]: the embedding of the frame now on screen (model.frames of its n-frame window)."""
         self.e = _np(e[0])
+
+    def start_padded(self, e: torch.Tensor) -> None:
+        """See FusedStepper. The naive windows start at sample 0 or later (FoleyEngine.window_start), so no padded
+        token is ever attended: the cache starts empty."""
+        self.set_frame(e)
+        self.filled[0] = 0
 
     def _call(self, previous, n, given, temperature, top_p, uniforms, audio) -> None:
         _run_transformer(previous, n, given, temperature, top_p, uniforms, MULAW_VALUES, audio, self.e, self.tokens,

@@ -29,6 +29,7 @@ from .config import AVSpec
 from .dataset import audio_context, causal_window, video_context, window_frame_count
 from .fastgen import FastTransformerStepper, FastWaveNetStepper
 from .kernels import blas_threads
+from .motion import FrameInput, input_channels
 from .sampling import MULAW_VALUES, sample_classes
 
 Method = Literal["auto", "naive", "cached"]
@@ -177,13 +178,20 @@ class FoleyEngine:
         history = max(cfg.context_samples, model.receptive_field) + 1  # what the next step reads
         self.audio = self._tape(prime, first, history + 2 * self.spec.max_samples_per_frame, (cfg.channels,),
                                 np.float32)
-        self.frames = self._tape(past_frames, start_frame, window_frame_count(self.spec, history) + 2,
-                                 (cfg.size, cfg.size, 3), np.uint8)
+        self.frame_input = FrameInput(cfg.video_input)  # RGB frames -> the model's input frames (causal motion)
+        keep = window_frame_count(self.spec, history) + 2
+        past = None if past_frames is None else self.frame_input.last(past_frames, keep)
+        self.frames = self._tape(past, start_frame, keep, (cfg.size, cfg.size, input_channels(cfg.video_input)),
+                                 np.uint8)
         self.origin = max(0, first - model.receptive_field)  # where cached state (and the naive windows) begin
         self.stepper = STEPPERS[cfg.arch](model) if self.method == "cached" else None
         self.on_screen = None  # the frame whose embedding conditions the stepper
         if self.stepper is not None:
-            self._step_cached(self.origin, first, teacher_forced=True)  # warm the caches on the prime
+            with torch.no_grad():
+                if self.origin == 0:  # before the caches' first position lies the naive path's zero padding
+                    black = np.zeros((cfg.context_frames, *self.frames.shape[1:]), np.uint8)  # frames before 0
+                    self.stepper.start_padded(self._embed(black))
+                self._step_cached(self.origin, first, teacher_forced=True)  # warm the caches on the prime
 
     @staticmethod
     def _tape(past: np.ndarray | None, stop: int, keep: int, row: tuple[int, ...], dtype: type) -> Tape:
@@ -199,7 +207,7 @@ class FoleyEngine:
         """Take the next video frame [S, S, 3] uint8 and return the audio of its samples."""
         t0 = time.perf_counter()
         k, spec = self.next_frame, self.spec
-        self.frames.extend(np.asarray(frame, np.uint8)[None])
+        self.frames.extend(self.frame_input.push(frame)[None])
         lo, hi = spec.frame_start(k), spec.frame_start(k + 1)
         with torch.no_grad(), single_thread():
             if self.cfg.arch == "fusion":
@@ -218,10 +226,13 @@ class FoleyEngine:
     def _run(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.model({k: v[None].to(self.device) for k, v in batch.items()})[0].float().cpu()
 
+    def _embed(self, window: np.ndarray) -> torch.Tensor:
+        """The per-frame video embedding e_p of an n-frame window of model input frames [n, S, S, V] uint8. [1, d]"""
+        return self.model.frames(torch.from_numpy(window)[None].to(self.device))[:, 0]
+
     def _frame_embedding(self, i: int) -> torch.Tensor:
         """The per-frame video embedding e_p of the frame on screen at sample i. [1, d]"""
-        window = video_context(self.frames, self.spec.frame_of_sample(i), self.spec.context_frames)
-        return self.model.frames(torch.from_numpy(window)[None].to(self.device))[:, 0]
+        return self._embed(video_context(self.frames, self.spec.frame_of_sample(i), self.spec.context_frames))
 
     def _step_cached(self, start: int, stop: int, teacher_forced: bool) -> None:
         """Positions start .. stop - 1 through the stepper, a frame's run of samples at a time; teacher-forced

@@ -5,9 +5,11 @@ float32 [N, C] in [-1, 1]. Decoding streams (frames are resized as they arrive),
 """
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,7 +26,10 @@ from .fsutil import atomic_path
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
 MAX_PIXELS = 8192 * 8192  # larger frames are refused (one decoded RGB frame would take over 200 MB)
 TEXT_CODECS = {"ansi", "bintext", "xbin", "idf"}  # ffmpeg's text-art "video" decoders (any .txt file opens)
-_CHANNELS_BY_LAYOUT = {"mono": 1, "stereo": 2, "2.1": 3, "quad": 4, "5.0": 5, "5.1": 6, "6.1": 7, "7.1": 8}
+_CHANNELS_BY_LAYOUT = {"mono": 1, "stereo": 2, "downmix": 2, "binaural": 2, "quad": 4, "hexagonal": 6, "octagonal": 8,
+                       "cube": 8, "hexadecagonal": 16}  # layouts named "5.1", "7.1.4" are counted by their digits
+MAX_SAMPLE_RATE, MAX_CHANNELS = 768_000, 64  # more is a damaged header, not a recording
+SHORT_STREAM_S, SHORT_STREAM_FRACTION = 0.5, 0.01  # how much less than the probed duration a stream may decode to
 
 
 def ffmpeg_exe() -> str:
@@ -65,8 +70,71 @@ def _last_error_line(stderr: str) -> str:
     return lines[-1] if lines else "ffmpeg failed"
 
 
+def _parse_info(stderr: str, path: Path) -> dict:
+    """moviepy's reading of `ffmpeg -i`; any failure of it on odd output is an InputError, its warnings are not
+    printed (they would break the one-line error)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return FFmpegInfosParser(stderr, str(path)).parse()
+    except Exception as err:  # noqa: BLE001 - a parser of untrusted text: whatever it trips on, the file is bad
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise InputError(f"unreadable media information: {reason}", path) from None
+
+
+def is_positive(value, integral: bool = False) -> bool:
+    """A finite number above zero (an int when `integral`), not a bool or a string."""
+    if isinstance(value, bool) or not isinstance(value, (int,) if integral else (int, float)):
+        return False
+    return value > 0 and (isinstance(value, int) or math.isfinite(value))
+
+
+def _channels(stderr: str) -> int | None:
+    """The channel count of the first audio stream from its layout ("stereo", "5.1(side)", "3 channels")."""
+    match = re.search(r"Stream #\S+.*?: Audio: .*?, \d+ Hz, ([^,]+)", stderr)
+    if not match:
+        return None
+    layout = match.group(1).strip()
+    counted = re.match(r"(\d+) channels", layout)
+    if counted:
+        return int(counted.group(1))
+    layout = layout.split("(")[0]
+    if re.fullmatch(r"\d+(\.\d+)+", layout):  # 2.1, 5.1, 7.1.4: speakers plus LFE (plus heights)
+        return sum(int(n) for n in layout.split("."))
+    return _CHANNELS_BY_LAYOUT.get(layout)
+
+
+def _audio_codec(stderr: str) -> str | None:
+    """The codec of the first audio stream (None for ffmpeg's "none": it could not tell)."""
+    match = re.search(r"Stream #\S+.*?: Audio: (\w+)", stderr)
+    return match.group(1) if match and match.group(1) != "none" else None
+
+
+def _checked(info: Probe, audio_codec: str | None, path: Path) -> Probe:
+    """The probe if every field that is read later is there and possible; else InputError naming the field."""
+    if not is_positive(info.duration):
+        raise InputError(f"impossible duration {info.duration!r} s", path)
+    if info.has_video:
+        if not info.video_codec:
+            raise InputError("video stream of unknown codec (damaged header?)", path)
+        if not (is_positive(info.width, integral=True) and is_positive(info.height, integral=True)):
+            raise InputError("video stream without a frame size (damaged header?)", path)
+        if not is_positive(info.fps):
+            raise InputError(f"video stream without a frame rate ({info.fps!r})", path)
+    if info.has_audio:
+        if not audio_codec:
+            raise InputError("audio stream of unknown codec (damaged header?)", path)
+        if not (is_positive(info.audio_sr, integral=True) and info.audio_sr <= MAX_SAMPLE_RATE):
+            raise InputError(f"audio stream with an impossible sample rate ({info.audio_sr!r} Hz)", path)
+        if not (is_positive(info.audio_channels, integral=True) and info.audio_channels <= MAX_CHANNELS):
+            raise InputError(f"audio stream with an unknown or impossible channel count ({info.audio_channels!r})",
+                             path)
+    return info
+
+
 def probe(path: str | Path) -> Probe:
-    """Probe a media file; raises InputError when it is missing or not a readable media file."""
+    """Probe a media file; raises InputError when it is missing or not a readable media file, or when a field
+    that is read later (duration, frame size and rate, codecs, sample rate, channels) is missing or impossible."""
     path = Path(path)
     _check_file(path)
     out = subprocess.run(
@@ -76,36 +144,29 @@ def probe(path: str | Path) -> Probe:
         raise InputError(f"not a readable media file: {_last_error_line(out)}", path)
     if re.search(r"Duration: N/A", out):
         raise InputError("no duration: a still image or a live stream, not a video file", path)
-    try:
-        info = FFmpegInfosParser(out, str(path)).parse()
-    except (OSError, ValueError, IndexError, KeyError) as err:  # moviepy's parser on streams it does not expect
-        raise InputError(f"unreadable media information: {str(err).splitlines()[0]}", path) from None
+    info = _parse_info(out, path)
     if info.get("video_codec_name") in TEXT_CODECS:
         raise InputError("a text file, not a video (ffmpeg would draw its characters as frames)", path)
     width = height = None
-    if info.get("video_found"):
+    if info.get("video_found") and isinstance(info.get("video_size"), list | tuple) and len(info["video_size"]) == 2:
         width, height = info["video_size"]
-        if abs(info.get("video_rotation", 0)) in (90, 270):
+        rotation = info.get("video_rotation", 0)
+        if isinstance(rotation, int | float) and abs(rotation) in (90, 270):
             width, height = height, width
-    channels = None
-    match = re.search(r"Stream #\S+.*?: Audio: .*?, \d+ Hz, ([^,]+)", out)
-    if match:
-        layout = match.group(1).strip().split("(")[0]
-        n = re.match(r"(\d+) channels", layout)
-        channels = int(n.group(1)) if n else _CHANNELS_BY_LAYOUT.get(layout)
-    return Probe(
+    has_video, has_audio = bool(info.get("video_found")), bool(info.get("audio_found"))
+    return _checked(Probe(
         path=str(path),
-        duration=float(info.get("duration") or 0.0),
-        has_video=bool(info.get("video_found")),
-        has_audio=bool(info.get("audio_found")),
-        fps=info.get("video_fps"),
+        duration=info.get("duration"),
+        has_video=has_video,
+        has_audio=has_audio,
+        fps=info.get("video_fps") if has_video else None,
         width=width,
         height=height,
-        video_codec=info.get("video_codec_name"),
-        video_duration=info.get("video_duration"),
-        audio_sr=info.get("audio_fps"),
-        audio_channels=channels,
-    )
+        video_codec=info.get("video_codec_name") if info.get("video_codec_name") != "none" else None,
+        video_duration=info.get("video_duration") if has_video else None,
+        audio_sr=info.get("audio_fps") if has_audio else None,
+        audio_channels=_channels(out) if has_audio else None,
+    ), _audio_codec(out) if has_audio else None, path)
 
 
 def iter_frames(path: str | Path, fps: float | None = None, size: int | None = 64,
@@ -123,33 +184,46 @@ def iter_frames(path: str | Path, fps: float | None = None, size: int | None = 6
     if info.width * info.height > MAX_PIXELS:
         raise InputError(f"frames of {info.width}x{info.height} are over the limit of {MAX_PIXELS // 10 ** 6} "
                          "megapixels", path)
+    w, h = info.width, info.height
     seek = ["-ss", f"{start:.6f}"] if start > 0 else []
     cmd = [ffmpeg_exe(), "-v", "error", "-nostdin", *seek, "-i", str(path), "-map", "0:v:0", "-an"]
-    if fps is not None:
-        rate = as_fraction(fps)
-        cmd += ["-vf", f"fps={rate.numerator}/{rate.denominator}"]
-    cmd += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
-    w, h = info.width, info.height
-    nbytes = w * h * 3
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=nbytes)
-    try:
-        while True:
-            buf = proc.stdout.read(nbytes)
-            if len(buf) < nbytes:
-                break
-            frame = np.frombuffer(buf, np.uint8).reshape(h, w, 3)
-            if size is not None and (w, h) != (size, size):
-                frame = cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)
-            yield frame
-        stderr = proc.stderr.read().decode(errors="replace")
-        if proc.wait() != 0:
-            raise InputError(f"cannot decode video: {_last_error_line(stderr)}", path)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
+    rate = as_fraction(fps) if fps is not None else None
+    resample = [f"fps={rate.numerator}/{rate.denominator}"] if rate else []
+    # every frame at the probed size, also where the stream changes size midway (H.264 may; a damaged one does)
+    cmd += ["-vf", ",".join([*resample, f"scale={w}:{h}"]), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    nbytes, count = w * h * 3, 0
+    with tempfile.TemporaryFile() as errors:  # a file, not a pipe: a flood of decoder errors cannot block ffmpeg
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, bufsize=nbytes)
+        try:
+            while True:
+                buf = proc.stdout.read(nbytes)
+                if len(buf) < nbytes:
+                    break
+                frame = np.frombuffer(buf, np.uint8).reshape(h, w, 3)
+                if size is not None and (w, h) != (size, size):
+                    frame = cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)
+                count += 1
+                yield frame
+            if proc.wait() != 0:
+                errors.seek(0)
+                raise InputError(f"cannot decode video: {_last_error_line(errors.read().decode(errors='replace'))}",
+                                 path)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+    if rate:
+        check_decoded(float(count / rate), (info.video_duration or info.duration) - start, "video", path)
+
+
+def check_decoded(decoded: float, promised: float, stream: str, path: str | Path) -> None:
+    """Refuse a stream that decodes to clearly less than the probe promised (seconds): a cut or damaged file is
+    refused, not used in part. Codec delays and streams of slightly different lengths are allowed for:
+    max(SHORT_STREAM_S, SHORT_STREAM_FRACTION of the promise)."""
+    if decoded < promised - max(SHORT_STREAM_S, SHORT_STREAM_FRACTION * promised):
+        raise InputError(f"the {stream} decodes to {decoded:.2f} s of the {promised:.2f} s the file promises "
+                         "(cut or damaged)", path)
 
 
 def read_frames(path: str | Path, fps: float | None = None, size: int | None = 64) -> np.ndarray:
@@ -176,6 +250,7 @@ def read_audio(path: str | Path, sr: int = 16000, channels: int = 2) -> np.ndarr
     audio = np.frombuffer(res.stdout, np.float32).reshape(-1, channels)
     if len(audio) == 0:
         raise InputError("audio stream has no samples", path)
+    check_decoded(len(audio) / sr, info.duration, "audio", path)
     return np.clip(audio, -1.0, 1.0)
 
 
@@ -278,3 +353,17 @@ def mux_audio(video: str | Path, audio: np.ndarray, sr: int, out: str | Path, ke
                               str(tmp)]
         _run_ffmpeg(cmd, out)
     return out
+
+
+def resample_s16(audio: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
+    """float64 [M, C]: float audio [N, C] (or [N]) at sr Hz resampled to target_sr by ffmpeg's default resampler
+    and read back as 16-bit samples / 32768, as moviepy 1.x reads a file's audio at that rate."""
+    audio = np.asarray(audio, np.float32)
+    channels = 1 if audio.ndim == 1 else audio.shape[1]
+    with tempfile.TemporaryDirectory() as scratch:
+        cmd = [ffmpeg_exe(), "-v", "error", "-nostdin", *_audio_input(audio, sr, Path(scratch) / "audio.f32"),
+               "-ar", str(target_sr), "-f", "s16le", "-"]
+        res = subprocess.run(cmd, capture_output=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"ffmpeg could not resample audio: {_last_error_line(res.stderr.decode(errors='replace'))}")
+    return np.frombuffer(res.stdout, np.int16).reshape(-1, channels) / 32768.0

@@ -19,6 +19,8 @@ from .audio import mono, onset_detect, onset_strength, pair, resample, window_rm
 from .config import AVSpec
 from .dataset import AlignedClip, WindowDataset
 from .losses import ce_per_position
+from .media import resample_s16
+from .motion import model_clip
 from .spectral import (
     FLOOR_DB,
     band_errors,
@@ -31,6 +33,8 @@ from .spectral import (
 IMPACT_SR = 22050  # CondFoleyGen detects onsets at 22.05 kHz
 IMPACT_TOLERANCE = 0.1  # s: CondFoleyGen's (and MMAudio's) match window for onset AP
 EDGE_S = 0.1  # s: detected onsets this close to the start of a clip are the detector seeing the cut, not a sound
+CONDFOLEYGEN_SECONDS = 2.0  # s: the length of CondFoleyGen's test clips, each scored on its own
+ONSET_METRICS = ("strict", "condfoleygen")  # how audio_metrics computes onset_acc and onset_ap
 METRIC_KEYS = ("onset_precision", "onset_recall", "onset_f1", "onset_acc", "onset_ap", "envelope_corr", "logmel_db",
                "mrstft", "pan_error", "f0_cents", "dc_offset", "low_band_db", "high_band_db", "frame_artifact_db",
                "frame_artifact_ref_db", "rms_db", "ref_rms_db")
@@ -88,7 +92,8 @@ def per_sample_nll(model: torch.nn.Module, clip: AlignedClip, spec: AVSpec, fram
     span = model.receptive_field
     n = spec.frame_start(frames.stop) - spec.frame_start(frames.start)
     window = min(window, n)
-    ds = WindowDataset(clip, spec, frames, window=window, warmup=span - 1, stride=window)
+    ds = WindowDataset(model_clip(clip, model.cfg.video_input), spec, frames, window=window, warmup=span - 1,
+                       stride=window)
     out = np.full(n, np.nan)
     first = spec.frame_start(frames.start)
     for j, batch in enumerate(DataLoader(ds, batch_size=4)):
@@ -199,6 +204,12 @@ def pan_error(gen: np.ndarray, ref: np.ndarray, sr: int, *, onsets: np.ndarray |
     return float(np.mean(errors)) if errors else None
 
 
+def impact_onset_samples(y: np.ndarray) -> np.ndarray:
+    """Onsets (sample positions) of mono y at 22.05 kHz as CondFoleyGen detects them: librosa's onset detector
+    with delta 0.3, otherwise its defaults (hop 512 = 23 ms)."""
+    return onset_detect(IMPACT_SR, y=y, units="samples", delta=0.3)
+
+
 def impact_onsets(audio: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
     """Onsets as CondFoleyGen's impact evaluation detects them: (times s [M], confidence [M] in [0, 1]).
 
@@ -210,7 +221,7 @@ def impact_onsets(audio: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
     magnitude = np.abs(y)
     if np.ptp(magnitude) == 0:
         return np.zeros(0), np.zeros(0)
-    samples = onset_detect(IMPACT_SR, y=y, units="samples", delta=0.3)
+    samples = impact_onset_samples(y)
     norm = (magnitude - magnitude.min()) / np.ptp(magnitude)
     half = int(0.05 * IMPACT_SR)
     confidence = np.array([norm[max(0, s - half):s + half].max() for s in samples])
@@ -274,6 +285,90 @@ def onset_ap(times: np.ndarray, confidence: np.ndarray, truth: np.ndarray,
     return float(average_precision_score(labels, scores))
 
 
+def condfoleygen_audio(audio: np.ndarray, sr: int) -> np.ndarray:
+    """float64 [M]: audio [N, C] at sr Hz as CondFoleyGen's predict_onset.py reads a video's audio with moviepy
+    1.0.3: ffmpeg decodes it to 16-bit 44.1 kHz (AudioFileClip), to_soundarray(fps=22050) takes every other
+    sample (the nearest of round(44100 t)), and the channels are averaged."""
+    return resample_s16(audio, sr, 2 * IMPACT_SR)[::2].mean(axis=1)
+
+
+def condfoleygen_nms(onsets: np.ndarray, confidence: Sequence[float], window: float = 0.05) -> np.ndarray:
+    """predict_onset.py's onset_nms on sample positions (22.05 kHz), as written: the most confident onset stays
+    and removes those closer than `window` s, but it removes them from the list it is walking, so the onset after
+    each removed one escapes that round. Returns the kept positions in time order."""
+    onsets = np.asarray(onsets)
+    remain, kept = onsets.tolist(), []
+    for i in np.argsort(confidence)[::-1]:
+        current = onsets[i]
+        if current not in remain:
+            continue
+        kept.append(current)
+        remain.remove(current)
+        for other in remain:  # the script's loop, mutation of the walked list included
+            if abs(current - other) < window * IMPACT_SR:
+                remain.remove(other)
+    return np.array(sorted(kept), dtype=onsets.dtype)
+
+
+def condfoleygen_pair(gen: np.ndarray, ref: np.ndarray, delta: float = IMPACT_TOLERANCE) -> dict[str, float | None]:
+    """predict_onset.py's scores of one generated clip against its target, both mono float at 22.05 kHz
+    (`condfoleygen_audio`): "count_match" (1.0 when both have as many onsets, before NMS: its "onset acc") and
+    "ap" (its "detection ap"; its "detection acc", hits / target onsets, is not kept).
+
+    Onsets by `impact_onset_samples` anywhere in the clip (no edge rule). The generated onsets' confidence is the
+    peak of |gen| (min-max normalised) within +-50 ms; `condfoleygen_nms` thins them. In time order each target
+    onset takes, among the unused generated onsets closer than `delta` s, the one with the largest |gen| at its
+    own sample (a hit, scored with its confidence) or none (a miss, label 1 and score 0); once every generated
+    onset is used the script stops, so later target onsets are not counted; unused ones are false alarms.
+    sklearn's average precision of that: 1.0 when nothing was generated (misses only); None without target
+    onsets (the script's sklearn returned NaN there)."""
+    from sklearn.metrics import average_precision_score  # heavy import, only needed here
+
+    truth, onsets = impact_onset_samples(ref), impact_onset_samples(gen)
+    magnitude = np.abs(gen)
+    norm = (magnitude - magnitude.min()) / (np.ptp(magnitude) or 1.0)
+    half = int(0.05 * IMPACT_SR)
+
+    def confidence(o: int) -> float:
+        return float(np.max(norm[o - half:o + half]))  # the script's slice, negative start included
+
+    unused = condfoleygen_nms(onsets, [confidence(o) for o in onsets]).tolist()
+    labels, scores = [], []
+    for t in truth:
+        near = [i for i, o in enumerate(unused) if abs(o - t) < delta * IMPACT_SR]
+        labels.append(1)
+        if not near:
+            scores.append(0.0)
+            continue
+        match = near[np.argsort([norm[unused[i]] for i in near])[-1]]
+        scores.append(confidence(unused.pop(match)))
+        if not unused:
+            break
+    labels += [0] * len(unused)
+    scores += [confidence(o) for o in unused]
+    return {"count_match": float(len(truth) == len(onsets)),
+            "ap": float(average_precision_score(labels, scores)) if len(truth) else None}
+
+
+def condfoleygen_scores(gen: np.ndarray, ref: np.ndarray, sr: int,
+                        seconds: float = CONDFOLEYGEN_SECONDS) -> dict[str, float | None]:
+    """CondFoleyGen's onset accuracy and AP of gen [N, C] against ref [N, C] at sr Hz, as its predict_onset.py
+    computes them over a test set of `seconds`-long clips: gen and ref are cut into consecutive windows of that
+    length (a shorter remainder is left out; audio shorter than one window is one window), each window is read as
+    the script reads a clip (`condfoleygen_audio`, truncated to seconds * 22050 samples) and scored
+    (`condfoleygen_pair`). Returns the means over windows: "onset_acc" (count match) and "onset_ap" (over the
+    windows with target onsets; None where none has one)."""
+    gen, ref = pair(gen, ref)
+    size = min(len(gen), round(seconds * sr))
+    keep = round(seconds * IMPACT_SR)
+    pairs = [condfoleygen_pair(condfoleygen_audio(gen[s:s + size], sr)[:keep],
+                               condfoleygen_audio(ref[s:s + size], sr)[:keep])
+             for s in range(0, len(gen) - size + 1, size)]
+    aps = [p["ap"] for p in pairs if p["ap"] is not None]
+    return {"onset_acc": float(np.mean([p["count_match"] for p in pairs])),
+            "onset_ap": float(np.mean(aps)) if aps else None}
+
+
 def past_edge(times: np.ndarray, *aligned: np.ndarray) -> tuple[np.ndarray, ...]:
     """Detected onset times (and arrays aligned with them) without those in the first EDGE_S seconds: a clip cut
     out of running sound makes the detectors fire at its start, a sound nobody made."""
@@ -283,7 +378,7 @@ def past_edge(times: np.ndarray, *aligned: np.ndarray) -> tuple[np.ndarray, ...]
 
 def audio_metrics(gen: np.ndarray, ref: np.ndarray, sr: int, fps: float, *, onsets: np.ndarray | None = None,
                   pan: np.ndarray | None = None, f0: np.ndarray | None = None, f0_fps: float | None = None,
-                  tolerance: float | None = None) -> dict[str, float | None]:
+                  tolerance: float | None = None, onset_metric: str = "strict") -> dict[str, float | None]:
     """Every measure of generated audio gen [N, C] against the reference ref [N, C'] at sr Hz and fps frames/s,
     as one flat dict with the keys METRIC_KEYS (None where a measure does not apply).
 
@@ -294,6 +389,10 @@ def audio_metrics(gen: np.ndarray, ref: np.ndarray, sr: int, fps: float, *, onse
     f0: the true f0 (Hz, 0 = unvoiced) per video frame at f0_fps (default fps), frame k at k / f0_fps s.
     tolerance: the onset match window (s) for precision/recall/F1 and the pan windows (one before, two after
     each onset); default one video frame, 1 / fps. Onset AP keeps CondFoleyGen's 0.1 s, for comparison.
+    onset_metric: how onset_acc and onset_ap are computed. "strict" (the default): on the whole of gen against
+    the truth above, first-EDGE_S rule, proper NMS, every missed true onset counted, AP 0 when nothing was
+    generated. "condfoleygen": exactly as CondFoleyGen's predict_onset.py (`condfoleygen_scores`: 2 s windows,
+    truth detected in ref even where `onsets` are given, no edge rule, AP 1 when nothing was generated).
 
     onset_precision/recall/f1 (precision None without generated onsets, recall and F1 None without true
     ones), onset_acc and onset_ap (CondFoleyGen), envelope_corr (`envelope_correlation`), logmel_db (dB),
@@ -301,6 +400,8 @@ def audio_metrics(gen: np.ndarray, ref: np.ndarray, sr: int, fps: float, *, onse
     low_band_db and high_band_db (`band_errors`), frame_artifact_db and frame_artifact_ref_db
     (`frame_rate_artifact` of gen and of ref), rms_db and ref_rms_db (dB re full scale).
     """
+    if onset_metric not in ONSET_METRICS:
+        raise ValueError(f"onset_metric must be one of {', '.join(ONSET_METRICS)}, not {onset_metric!r}")
     gen, ref = pair(gen, ref)
     tol = 1 / fps if tolerance is None else tolerance
     if onsets is not None:
@@ -312,16 +413,21 @@ def audio_metrics(gen: np.ndarray, ref: np.ndarray, sr: int, fps: float, *, onse
     detected = past_edge(detect_onsets(gen, sr))[0]
     truth = past_edge(detect_onsets(ref, sr))[0] if onsets is None else onsets
     scores = onset_scores(detected, truth, tol)
-    impact_times, impact_confidence = past_edge(*impact_onsets(gen, sr))
-    impact_truth = past_edge(impact_onsets(ref, sr)[0])[0] if onsets is None else onsets
+    if onset_metric == "condfoleygen":
+        impact = condfoleygen_scores(gen, ref, sr)
+    else:
+        impact_times, impact_confidence = past_edge(*impact_onsets(gen, sr))
+        impact_truth = past_edge(impact_onsets(ref, sr)[0])[0] if onsets is None else onsets
+        impact = {"onset_acc": onset_accuracy([len(impact_times)], [len(impact_truth)]),
+                  "onset_ap": onset_ap(*onset_nms(impact_times, impact_confidence), impact_truth)}
     bands = band_errors(gen, ref, sr)
     f0_times = None if f0 is None else np.arange(len(f0)) / (fps if f0_fps is None else f0_fps)
     return {
         "onset_precision": scores["precision"] if len(detected) else None,
         "onset_recall": scores["recall"] if len(truth) else None,
         "onset_f1": scores["f1"] if len(truth) else None,
-        "onset_acc": onset_accuracy([len(impact_times)], [len(impact_truth)]),
-        "onset_ap": onset_ap(*onset_nms(impact_times, impact_confidence), impact_truth),
+        "onset_acc": impact["onset_acc"],
+        "onset_ap": impact["onset_ap"],
         "envelope_corr": envelope_correlation(gen, ref, sr, fps),
         "logmel_db": logmel_distance_db(gen, ref, sr),
         "mrstft": multires_stft_distance(gen, ref)["total"],
@@ -335,3 +441,18 @@ def audio_metrics(gen: np.ndarray, ref: np.ndarray, sr: int, fps: float, *, onse
         "rms_db": rms_db(gen),
         "ref_rms_db": rms_db(ref),
     }
+
+
+def bootstrap_mean(values: Sequence[float | None], resamples: int = 2000, confidence: float = 0.95,
+                   seed: int = 0) -> dict[str, float | int] | None:
+    """The mean of per-clip values and its percentile-bootstrap interval: `resamples` draws of as many values
+    with replacement (seeded), the (1 - confidence) / 2 and (1 + confidence) / 2 quantiles of their means.
+    Returns {"mean", "lo", "hi", "n"} over the values that are not None; None when none is left."""
+    if not 0 < confidence < 1 or resamples < 1:
+        raise ValueError(f"need 0 < confidence < 1 and resamples >= 1, got {confidence} and {resamples}")
+    x = np.array([v for v in values if v is not None], np.float64)
+    if not len(x):
+        return None
+    means = x[np.random.default_rng(seed).integers(0, len(x), (resamples, len(x)))].mean(axis=1)
+    lo, hi = np.clip(np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2]), x.min(), x.max())  # rounding
+    return {"mean": float(x.mean()), "lo": float(lo), "hi": float(hi), "n": len(x)}

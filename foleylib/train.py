@@ -4,6 +4,11 @@
 cosine LR schedule and gradient clipping, validates every `val_every` steps, and writes a run folder:
 `config.json`, `model.pt` (state dict + configs, loadable without CLI flags), `metrics.jsonl` and
 `checkpoint.pt` (weights, optimizer, step and RNG states: `resume` continues a stopped run exactly).
+
+For learning from few clips: `init` starts from another run's weights (pretrain, then fine-tune), `freeze` keeps
+the video or the audio side of the model as it was (weights and normalization statistics), `augment` transforms
+each example's frames and audio alike (foleylib.augment) and `onset_weight` weighs the positions where a sound
+starts more in the loss.
 """
 from __future__ import annotations
 
@@ -25,12 +30,15 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, RandomSampler, 
 from tqdm.auto import tqdm
 
 from . import distributed
+from .augment import augment_step, parse_augment
 from .config import AVSpec
 from .dataset import AlignedClip, FrameDataset, SampleDataset, WindowDataset, load_clip, split_by_time
 from .errors import InputError
-from .fsutil import atomic_path, write_json
-from .losses import compute_loss
+from .fsutil import atomic_path, sha256_file, write_json
+from .losses import compute_loss, onset_weights
 from .models import ModelConfig, build_model
+from .models.video import FrameEmbedding, VideoEncoder, VideoToAudio
+from .motion import model_clip
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,9 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (the first steps pay for compiling)
     workers: int = 0  # DataLoader worker processes (pinned memory on CUDA); the data order does not change
     zero_video: bool = False  # train and validate on black frames: the audio-only baseline
+    augment: str = ""  # comma-separated foleylib.augment.AUGMENTATIONS (crop, flip, jitter, gain); "" = none
+    onset_weight: float = 0.0  # training loss weight 1 + W at positions where a sound starts (0 = off)
+    freeze: str = ""  # "video" or "audio": that side of the model keeps its weights and norm statistics
     seed: int = 0  # seeds the model init and the data order
     device: str = "auto"  # "auto" = CUDA when present, else CPU
 
@@ -106,6 +117,7 @@ def split_datasets(clips: list[AlignedClip], spec: AVSpec, model: torch.nn.Modul
     whole. Training draws examples uniformly, so each clip is sampled in proportion to its duration."""
     cfg = model.cfg
     warmup = warmup_positions(model, tc.window) if cfg.mode == "causal" and cfg.arch != "fusion" else 0
+    clips, val_clips = ([model_clip(c, cfg.video_input) for c in group] for group in (clips, val_clips or []))
 
     def examples(parts: list[tuple[AlignedClip, range]]) -> Dataset:
         return ConcatDataset([make_dataset(c, spec, cfg, frames, tc.window, warmup) for c, frames in parts])
@@ -141,28 +153,113 @@ def score_mask(batch: dict, positions: int, device: torch.device) -> torch.Tenso
     return None
 
 
-def batch_loss(model: torch.nn.Module, batch: dict, loss: str, zero_video: bool = False) -> torch.Tensor:
-    """The model's loss on a collated batch (causal windows are scored after their warm-up positions)."""
+def position_weights(batch: dict, sr: int, weight: float) -> torch.Tensor | None:
+    """Onset loss weights of a batch's target positions ([B, L]; [B] in paper mode), found in the target with
+    the audio context before it; None when `weight` is 0."""
+    if not weight:
+        return None
+    target = batch["target"]
+    if "audio" not in batch:  # causal windows: the warm-up positions are the history
+        return onset_weights(target, sr, weight)
+    one_sample = target.dim() == 2  # paper mode: [B, C]
+    context = batch["audio"]
+    weights = onset_weights(torch.cat([context, target[:, None] if one_sample else target], 1), sr, weight)
+    return weights[:, context.shape[1]:][:, 0] if one_sample else weights[:, context.shape[1]:]
+
+
+def batch_loss(model: torch.nn.Module, batch: dict, loss: str, zero_video: bool = False,
+               weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The model's loss on a collated batch (causal windows are scored after their warm-up positions), each
+    position weighted by `weights` when given."""
     if zero_video:
         batch = {**batch, "video": torch.zeros_like(batch["video"])}
     output = model(batch)
     mask = score_mask(batch, batch["target"].shape[1], output.device)
+    if weights is not None:
+        mask = weights if mask is None else mask * weights
     return compute_loss(loss, output, batch["target"], mask=mask)
+
+
+@contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    """The model in eval mode inside the block; every module gets its own mode back after it."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.train(training)
 
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, loader: DataLoader, loss: str, device: torch.device,
              zero_video: bool = False) -> float:
-    """Mean loss over a loader, weighted by batch size."""
-    model.eval()
+    """Mean loss over a loader, weighted by batch size (in eval mode; the model's modes are left as they were)."""
     total, count = 0.0, 0
-    for batch in loader:
-        batch = {k: v.to(device) for k, v in batch.items()}
-        n = len(batch["target"])
-        total += float(batch_loss(model, batch, loss, zero_video)) * n
-        count += n
-    model.train()
+    with eval_mode(model):
+        for batch in loader:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            n = len(batch["target"])
+            total += float(batch_loss(model, batch, loss, zero_video)) * n
+            count += n
     return total / max(count, 1)
+
+
+VIDEO_PARTS = (FrameEmbedding, VideoEncoder, VideoToAudio)  # the video context embedding, in every architecture
+
+
+def video_parameter_names(net: torch.nn.Module) -> set[str]:
+    """Parameters of the video context embedding: those of every VideoEncoder, VideoToAudio and FrameEmbedding
+    in the model. The rest (audio stream and embedding, WaveNet layers, transformer, heads, deep fusion's
+    audio-to-video projections and fusion weights) is the audio side."""
+    return {f"{name}.{p}" if name else p for name, module in net.named_modules() if isinstance(module, VIDEO_PARTS)
+            for p, _ in module.named_parameters()}
+
+
+FREEZE_PARTS = ("", "video", "audio")
+
+
+def freeze(net: torch.nn.Module, part: str) -> None:
+    """Stop training the "video" or the "audio" side of a model ("" freezes nothing); see `train_mode`."""
+    if part not in FREEZE_PARTS:
+        raise ValueError(f"freeze must be video or audio, not {part!r}")
+    video = video_parameter_names(net)
+    for name, param in net.named_parameters():
+        if part and (name in video) == (part == "video"):
+            param.requires_grad_(False)
+
+
+def train_mode(net: torch.nn.Module) -> None:
+    """Train mode, except the BatchNorm layers whose weights are all frozen: they keep their running statistics
+    (and use them), so a frozen part is unchanged by training."""
+    net.train()
+    for module in net.modules():
+        params = list(module.parameters())
+        if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm3d)) and params and \
+                not any(p.requires_grad for p in params):
+            module.eval()
+
+
+def init_from(net: torch.nn.Module, run: str | Path, spec: AVSpec) -> dict:
+    """Copy another run's weights into `net` (built from this run's config): pretrain, then fine-tune.
+
+    InputError naming the run when it is not a run, when its model has another architecture or other weight
+    shapes, or when it was trained at other rates than `spec`. Returns {"run": its model.pt, "sha256"}."""
+    source, source_spec = load_model(run, device="cpu")
+    path = Path(run) / "model.pt" if Path(run).is_dir() else Path(run)
+    theirs, ours = source.state_dict(), net.state_dict()
+    if (source.cfg.arch, source.cfg.mode) != (net.cfg.arch, net.cfg.mode) or \
+            {k: v.shape for k, v in theirs.items()} != {k: v.shape for k, v in ours.items()}:
+        old, new = source.cfg.to_dict(), net.cfg.to_dict()
+        differ = [f"{k} {old[k]} (here {new[k]})" for k in new if old.get(k) != new[k]]
+        raise InputError(f"cannot start from this run: its model has {', '.join(differ)}; train with the same "
+                         "--arch/--mode/--preset/--loss/--norm and context", path)
+    if (source_spec.sr, source_spec.fps) != (spec.sr, spec.fps):
+        raise InputError(f"cannot start from this run: it was trained at {source_spec.sr} Hz / {source_spec.fps:g} "
+                         f"fps, the data is at {spec.sr} Hz / {spec.fps:g} fps (re-ingest with --sr/--fps)", path)
+    net.load_state_dict(theirs)
+    return {"run": str(path), "sha256": sha256_file(path)}
 
 
 def find_clips(paths: list[str | Path]) -> list[AlignedClip]:
@@ -242,7 +339,8 @@ def load_checkpoint(path: Path, config: dict) -> dict:
         saved = state["config"]
     except (RuntimeError, KeyError, EOFError, OSError, ValueError) as err:
         raise InputError(f"not a valid checkpoint: {str(err).splitlines()[0]}", path) from None
-    changed = sorted(k for k in ("model", "train", "spec", "data", "val_data") if saved.get(k) != config[k])
+    saved = {**saved, "train": asdict(TrainConfig.from_dict(saved.get("train", {})))}  # fields added since: defaults
+    changed = sorted(k for k in ("model", "train", "spec", "data", "val_data", "init") if saved.get(k) != config[k])
     if changed:
         raise InputError(f"the run was started with other {'/'.join(changed)} settings; resume with the same "
                          "arguments or train into a new folder", path)
@@ -258,9 +356,9 @@ def _resumed_metrics(path: Path, step: int) -> None:
 
 def train(clips: list[AlignedClip], cfg: ModelConfig, tc: TrainConfig, out: str | Path,
           progress: bool = True, log: Callable[[dict], None] | None = None, resume: bool = False,
-          val_clips: list[AlignedClip] | None = None) -> dict:
+          val_clips: list[AlignedClip] | None = None, init: str | Path | None = None) -> dict:
     """Train a model on the clips and write the run folder; returns the final metrics. Validation is on each
-    clip's tail, or on `val_clips` (unseen videos) when given.
+    clip's tail, or on `val_clips` (unseen videos) when given. `init`: start from that run's weights.
 
     Every `checkpoint_every` steps, at the end and on Ctrl-C, OUT/checkpoint.pt holds everything needed to go on;
     with `resume` a run continues from it (when there is one) exactly as if it had never stopped.
@@ -272,22 +370,32 @@ def train(clips: list[AlignedClip], cfg: ModelConfig, tc: TrainConfig, out: str 
             raise InputError("a validation clip is also a training clip (held-out clips must be unseen)", clip.path)
     spec = check_compatible(clips + (val_clips or [])).with_(context_frames=cfg.context_frames,
                                                              context_samples=cfg.context_samples)
+    try:
+        augmentations = parse_augment(tc.augment)
+    except ValueError as err:
+        raise InputError(str(err), out) from None
+    if tc.freeze not in FREEZE_PARTS:
+        raise InputError(f"freeze must be video or audio, not {tc.freeze!r}", out)
     ranks, device = distributed.start(pick_device(tc.device))
     if tc.batch_size % ranks.world:
         raise InputError(f"batch size {tc.batch_size} does not split over {ranks.world} processes", out)
     torch.manual_seed(tc.seed)
-    net = build_model(cfg).to(device)
+    net = build_model(cfg)
+    initial = init_from(net, init, spec) if init else None
+    freeze(net, tc.freeze)
+    net = net.to(device)
     model = distributed.wrap(net, ranks, device)
     model = torch.compile(model) if tc.compile else model
     train_ds, val_ds = split_datasets(clips, spec, net, tc, val_clips)
     generator = torch.Generator().manual_seed(tc.seed)
     sampler = RandomSampler(train_ds, replacement=True, num_samples=tc.steps * tc.batch_size, generator=generator)
     val_loader = DataLoader(evenly_spaced(val_ds, tc.val_examples), batch_size=tc.batch_size)
-    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=tc.lr,
+                            weight_decay=tc.weight_decay)
 
     config = {"model": cfg.to_dict(), "train": asdict(tc), "spec": spec.to_dict(),
               "data": [str(c.path) for c in clips], "val_data": [str(c.path) for c in val_clips or []],
-              "device": str(device), "processes": ranks.world,
+              "init": initial, "device": str(device), "processes": ranks.world,
               "parameters": sum(p.numel() for p in net.parameters())}
     checkpoint, metrics_path = out / "checkpoint.pt", out / "metrics.jsonl"
     done, wall_before = 0, 0.0
@@ -317,13 +425,16 @@ def train(clips: list[AlignedClip], cfg: ModelConfig, tc: TrainConfig, out: str 
     step = done
     bar = tqdm(total=tc.steps, initial=done, desc=f"train {cfg.arch}/{cfg.mode}/{cfg.loss}",
                disable=not (progress and ranks.main), unit="step")
+    train_mode(net)
     with stop_on_sigint() as stop_requested:
         for step, batch in enumerate(loader, start=done + 1):
             for group in opt.param_groups:
                 group["lr"] = lr_at(step - 1, tc)
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            batch = augment_step(batch, augmentations, tc.seed, step, tc.batch_size, ranks.rank)
+            weights = position_weights(batch, spec.sr, tc.onset_weight)
             with autocast:
-                loss = batch_loss(model, batch, cfg.loss, tc.zero_video)
+                loss = batch_loss(model, batch, cfg.loss, tc.zero_video, weights)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
@@ -373,11 +484,14 @@ def load_model(run: str | Path, device: str = "auto") -> tuple[torch.nn.Module, 
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         cfg = ModelConfig.from_dict(ckpt["model_config"])
+        cfg.check()
+        spec = AVSpec(**ckpt["spec"])
         model = build_model(cfg)
         model.load_state_dict(ckpt["state_dict"])
-    except (RuntimeError, KeyError, ValueError, EOFError, OSError) as err:
-        raise InputError(f"not a valid checkpoint: {str(err).splitlines()[0]}", path) from None
-    return model.to(pick_device(device)).eval(), AVSpec(**ckpt["spec"])
+    except Exception as err:  # noqa: BLE001 - a damaged file fails anywhere in unpickling, configs or weights
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise InputError(f"not a valid checkpoint: {reason}", path) from None
+    return model.to(pick_device(device)).eval(), spec
 
 
 if __name__ == "__main__":  # torchrun --nproc_per_node N -m foleylib.train ARGS (the arguments of foley train)

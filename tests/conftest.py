@@ -24,16 +24,21 @@ CODECS = {  # container -> (video codec args, audio codec args)
 }
 
 
+# the same bytes on every run and machine: no version strings, dates or random ids, one encoder thread
+BITEXACT = ["-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact", "-threads", "1"]
+
+
 def make_video(path: Path, seconds: float = 2.0, fps: float | str = 25, size: str = "160x120",
                sr: int | None = 44100, channels: int = 2, freq: float = 440.0) -> Path:
-    """A test-pattern video with a sine tone (sr None: no audio track). Container from the suffix."""
+    """A test-pattern video with a sine tone (sr None: no audio track), byte-identical on every run (the fuzz
+    recipes rely on it). Container from the suffix."""
     video_codec, audio_codec = CODECS[path.suffix.lower()]
     cmd = [ffmpeg_exe(), "-y", "-v", "error", "-f", "lavfi", "-i", f"testsrc=size={size}:rate={fps}:duration={seconds}"]
     if sr:
         layout = {1: "mono", 2: "stereo", 6: "5.1"}[channels]
         cmd += ["-f", "lavfi", "-i", f"sine=frequency={freq}:sample_rate={sr}:duration={seconds}",
                 "-af", f"aformat=channel_layouts={layout}"]
-    cmd += video_codec + (audio_codec if sr else ["-an"]) + [str(path)]
+    cmd += video_codec + (audio_codec if sr else ["-an"]) + BITEXACT + [str(path)]
     subprocess.run(cmd, check=True)
     return path
 

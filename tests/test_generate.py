@@ -2,8 +2,10 @@
 import numpy as np
 import pytest
 import torch
+from conftest import make_video
 
-from foleylib.config import AVSpec
+from foleylib.cli import main
+from foleylib.config import AVSpec, preset
 from foleylib.fastgen import FastTransformerStepper, FastWaveNetStepper
 from foleylib.generate import (
     FoleyEngine,
@@ -16,7 +18,9 @@ from foleylib.generate import (
     stream,
 )
 from foleylib.losses import mulaw_decode
+from foleylib.media import read_audio
 from foleylib.models import build_model, model_config
+from foleylib.train import save_model
 
 SPEC = AVSpec(sr=1000, fps=25, size=16, context_frames=2, context_samples=64)
 FRAMES = np.random.default_rng(0).integers(0, 255, (60, 16, 16, 3), dtype=np.uint8)
@@ -55,6 +59,63 @@ def test_cached_equals_naive_mulaw_same_seed(arch):
     cached = generate(model, SPEC, FRAMES, 5, 8, prime=PRIME, method="cached", seed=4)
     np.testing.assert_array_equal(naive, cached)
     assert not np.array_equal(cached, generate(model, SPEC, FRAMES, 5, 8, prime=PRIME, seed=5))
+
+
+@pytest.fixture(scope="module")
+def cold_start(tmp_path_factory):
+    """A 0.2 s test-pattern video without audio and untrained tiny causal runs {arch}-{loss}, saved as foley train
+    does (tiny preset: 8 kHz, 25 fps, 32 x 32)."""
+    root = tmp_path_factory.mktemp("cold")
+    for arch in ("wavenet", "transformer"):
+        for loss in ("mse", "ce"):
+            torch.manual_seed(0)
+            save_model(build_model(model_config(arch, "tiny", preset("tiny"), loss=loss)), preset("tiny"),
+                       root / f"{arch}-{loss}" / "model.pt")
+    return root, make_video(root / "pattern.mp4", seconds=0.2, size="64x48", sr=None)
+
+
+@pytest.mark.parametrize("arch", ["wavenet", "transformer"])
+@pytest.mark.parametrize("loss", ["mse", "ce"])
+def test_cli_cached_equals_naive_from_zero_padding(tmp_path, capsys, cold_start, arch, loss):
+    """Without --prime the first samples' windows reach into the zero padding before sample 0, whose activations
+    biases and the black frames' conditioning make non-zero: the caches must start as the naive path sees them.
+    The CLI runs in this process (foley generate's parser and command, without a second torch import)."""
+    root, video = cold_start
+    wavs = {}
+    for method in ("naive", "cached"):
+        code = main(["generate", str(video), "--ckpt", str(root / f"{arch}-{loss}"), "--out", str(tmp_path / "v.mp4"),
+                     "--wav", str(tmp_path / f"{method}.wav"), "--seconds", "0.04", "--method", method, "--seed", "3",
+                     "--force", "--quiet"])
+        assert code == 0 and f"({method})" in capsys.readouterr().out
+        wavs[method] = read_audio(tmp_path / f"{method}.wav", sr=8000)
+    naive, cached = wavs["naive"], wavs["cached"]
+    assert naive.shape == (320, 2) and naive[:40].std() > 1e-3  # one frame; the padded start is not silent
+    if loss == "mse":
+        assert np.abs(naive - cached).max() < 1e-4  # the WAV's 16-bit steps are 3e-5
+    else:
+        np.testing.assert_array_equal(naive, cached)
+
+
+@pytest.mark.parametrize("arch", ["wavenet", "transformer"])
+def test_cold_stream_and_takes_equal_naive(arch):
+    model = tiny(arch, loss="ce")
+    naive = [generate(model, SPEC, FRAMES, 0, 4, method="naive", seed=seed) for seed in (3, 4)]
+    takes = generate_takes(model, SPEC, FRAMES, 0, 4, seeds=[3, 4], workers=2, method="cached")
+    pieces = stream(model, SPEC, iter(FRAMES[:4]), method="cached", sampler=Sampler(seed=3))
+    np.testing.assert_array_equal(np.concatenate([p.audio for p in pieces]), naive[0])
+    for take, expected in zip(takes, naive, strict=True):
+        np.testing.assert_array_equal(take, expected)
+    continuous = tiny(arch, loss="mse")
+    cached = generate(continuous, SPEC, FRAMES, 0, 4, method="cached")
+    assert np.abs(generate(continuous, SPEC, FRAMES, 0, 4, method="naive") - cached).max() < 1e-4
+
+
+def test_cached_equals_naive_when_the_history_before_the_start_is_shorter_than_the_receptive_field():
+    model = tiny("wavenet", loss="mse", kernel_size=3)  # receptive field 65 > the 40 samples before frame 1
+    assert model.receptive_field > SPEC.frame_start(1)
+    for prime in (None, PRIME):  # zeros or real audio at 0 .. 39, zero padding before 0
+        naive = generate(model, SPEC, FRAMES, 1, 2, prime=prime, method="naive")
+        assert np.abs(naive - generate(model, SPEC, FRAMES, 1, 2, prime=prime, method="cached")).max() < 1e-4
 
 
 def test_argmax_sampling_is_deterministic_and_seed_free():

@@ -4,9 +4,15 @@ import numpy as np
 import pytest
 
 from foleylib.metrics import (
+    IMPACT_SR,
     METRIC_KEYS,
     audio_metrics,
+    bootstrap_mean,
     boundary_jumps,
+    condfoleygen_audio,
+    condfoleygen_nms,
+    condfoleygen_pair,
+    condfoleygen_scores,
     dc_offset,
     detect_onsets,
     envelope_correlation,
@@ -179,6 +185,80 @@ def test_onset_ap_by_hand():
     assert onset_ap(times, confidence, truth, tolerance=0.6) == pytest.approx(1.0)
     assert onset_ap(np.zeros(0), np.zeros(0), truth) == 0.0
     assert onset_ap(times, confidence, np.zeros(0)) is None
+
+
+def test_condfoleygen_nms_keeps_the_scripts_skip():
+    # 2024 (most confident) removes 1000, which is within 50 ms (1102.5 samples); walking the list it removes
+    # from, the script then skips 3048, which escapes and is kept in its own turn. Proper NMS keeps 2024 only.
+    kept = condfoleygen_nms(np.array([1000, 2024, 3048]), [0.5, 0.9, 0.4])
+    np.testing.assert_array_equal(kept, [2024, 3048])
+    np.testing.assert_allclose(onset_nms(np.array([1000, 2024, 3048]) / IMPACT_SR, [0.5, 0.9, 0.4])[0],
+                               [2024 / IMPACT_SR])
+    np.testing.assert_array_equal(condfoleygen_nms(np.array([0, 5000]), [0.1, 0.2]), [0, 5000])
+    assert len(condfoleygen_nms(np.zeros(0, int), [])) == 0
+
+
+def test_condfoleygen_pair_by_hand():
+    ref = bursts([0.3, 1.2], seconds=2.0, sr=IMPACT_SR)[:, 0]
+    assert condfoleygen_pair(ref, ref) == {"count_match": 1.0, "ap": 1.0}
+    # nothing generated: every target onset is a miss (label 1, score 0), so sklearn's AP is 1.0
+    assert condfoleygen_pair(np.zeros_like(ref), ref) == {"count_match": 0.0, "ap": 1.0}
+    assert condfoleygen_pair(ref, np.zeros_like(ref)) == {"count_match": 0.0, "ap": None}
+    # a false alarm at 1.6 s louder than both hits (confidence = peak |x| / clip peak: 0.5, 0.25 and 1.0).
+    # Ranked: 1.0 (false), 0.5 (hit), 0.25 (hit): AP = 1/2 * 1/2 + 1/2 * 2/3
+    gen = bursts([0.3, 1.2, 1.6], seconds=2.0, sr=IMPACT_SR, amps=[0.5, 0.25, 1.0])[:, 0]
+    assert condfoleygen_pair(gen, ref) == pytest.approx({"count_match": 0.0, "ap": 1 / 4 + 1 / 3})
+    # no first-0.1 s rule: a loud burst at 0.05 s (detected at about 0.07 s) is a false alarm that outranks the
+    # hit at 1.0 s (AP 1/2); the strict default drops it (AP 1, as many onsets as the truth)
+    ref = bursts([1.0], seconds=2.0, sr=IMPACT_SR)
+    gen = bursts([0.05, 1.0], seconds=2.0, sr=IMPACT_SR, amps=[1.0, 0.5])
+    assert condfoleygen_pair(gen[:, 0], ref[:, 0]) == pytest.approx({"count_match": 0.0, "ap": 0.5})
+    strict = audio_metrics(gen, ref, IMPACT_SR, FPS)
+    assert strict["onset_acc"] == 1.0 and strict["onset_ap"] == 1.0
+
+
+def test_condfoleygen_audio_is_moviepy_1_reading_an_ffmpeg_decode():
+    sr = 16000
+    audio = np.zeros((2 * sr, 2), np.float32)
+    audio[:, 0] = 0.5  # constant left channel, silent right one
+    y = condfoleygen_audio(audio, sr)
+    assert y.shape == (2 * IMPACT_SR,) and y.dtype == np.float64
+    # the channel mean of 16-bit samples: 0.25 exactly away from the resampler's edges
+    np.testing.assert_array_equal(y[100:-100], 0.25)
+    np.testing.assert_array_equal(np.round(y * 65536), y * 65536)  # a mean of two 16-bit values
+
+
+def test_condfoleygen_scores_window_the_audio_in_2_s_clips():
+    ref = bursts([0.5, 1.5, 2.5, 3.5, 4.5], seconds=5.0)
+    # first 2 s: both onsets right (count match, AP 1). Next 2 s: one burst at 3.0, 0.5 s from both targets:
+    # two misses (score 0) and a false alarm (score 1): AP 2/3. The last second is not a whole clip: left out.
+    gen = bursts([0.5, 1.5, 3.0, 4.5], seconds=5.0)
+    scores = condfoleygen_scores(gen, ref, SR)
+    assert scores == pytest.approx({"onset_acc": 0.5, "onset_ap": (1 + 2 / 3) / 2})
+    m = audio_metrics(gen, ref, SR, FPS, onset_metric="condfoleygen")
+    assert (m["onset_acc"], m["onset_ap"]) == (scores["onset_acc"], scores["onset_ap"])
+    silent = audio_metrics(np.zeros_like(ref), ref, SR, FPS, onset_metric="condfoleygen")
+    assert silent["onset_acc"] == 0.0 and silent["onset_ap"] == 1.0  # strict: AP 0.0
+    assert condfoleygen_scores(gen[:SR], ref[:SR], SR)["onset_acc"] == 1.0  # shorter than 2 s: one window
+    with pytest.raises(ValueError, match="onset_metric"):
+        audio_metrics(gen, ref, SR, FPS, onset_metric="loose")
+
+
+def test_bootstrap_mean():
+    assert bootstrap_mean([0.3] * 7) == pytest.approx({"mean": 0.3, "lo": 0.3, "hi": 0.3, "n": 7})
+    values = [0.1, 0.4, None, 0.35, 0.9, 0.2]  # None (undefined for that clip) is left out
+    b = bootstrap_mean(values, resamples=500, seed=3)
+    assert b["n"] == 5 and b["mean"] == pytest.approx(0.39)
+    assert 0.1 <= b["lo"] < b["mean"] < b["hi"] <= 0.9
+    assert bootstrap_mean(values, resamples=500, seed=3) == b != bootstrap_mean(values, resamples=500, seed=4)
+    assert bootstrap_mean(values, confidence=0.5)["hi"] - bootstrap_mean(values, confidence=0.5)["lo"] < \
+        bootstrap_mean(values)["hi"] - bootstrap_mean(values)["lo"]
+    # two values: the resampled means are a, (a + b) / 2 or b with chances 1/4, 1/2, 1/4
+    two = bootstrap_mean([0.0, 1.0], resamples=4000)
+    assert (two["lo"], two["hi"]) == (0.0, 1.0)
+    assert bootstrap_mean([None, None]) is None
+    with pytest.raises(ValueError):
+        bootstrap_mean([1.0], confidence=1.0)
 
 
 def test_audio_metrics_of_the_truth_itself():

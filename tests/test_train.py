@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +18,21 @@ from foleylib.cli import main
 from foleylib.config import AVSpec
 from foleylib.dataset import load_clip
 from foleylib.errors import InputError
+from foleylib.fsutil import sha256_file
+from foleylib.losses import onset_weights
 from foleylib.models import build_model, model_config
 from foleylib.synth import render_scene
-from foleylib.train import TrainConfig, evaluate, evenly_spaced, find_clips, load_model, split_datasets, train
+from foleylib.train import (
+    TrainConfig,
+    evaluate,
+    evenly_spaced,
+    find_clips,
+    init_from,
+    load_model,
+    position_weights,
+    split_datasets,
+    train,
+)
 
 SPEC = AVSpec(sr=8000, fps=25, size=16, context_frames=2, context_samples=128)
 
@@ -245,3 +258,141 @@ def test_gpu_options_keep_training_correct_on_cpu(tmp_path, clip_dir):
     assert 0 < drift < 0.05  # other rounding, the same training
     compiled = weights("compiled", compile=True)
     assert all(torch.allclose(eager[k].float(), compiled[k].float(), atol=1e-4) for k in eager)
+
+
+def _video_keys(net) -> set[str]:
+    """state_dict keys (weights and norm statistics) of the video context embedding, by module type."""
+    from foleylib.models.video import FrameEmbedding, VideoEncoder, VideoToAudio
+
+    prefixes = [f"{n}." for n, m in net.named_modules() if isinstance(m, (FrameEmbedding, VideoEncoder, VideoToAudio))]
+    return {k for k in net.state_dict() if any(k.startswith(p) for p in prefixes)}
+
+
+def _weights(run):
+    return torch.load(run / "model.pt", weights_only=True)["state_dict"]
+
+
+FINE_TUNE = [("wavenet", "causal"), ("transformer", "causal"), ("fusion", "paper")]
+
+
+@pytest.mark.parametrize("arch,mode", FINE_TUNE)
+def test_init_copies_a_runs_weights_and_freeze_keeps_one_side_unchanged(tmp_path, clip_dir, arch, mode):
+    clip = load_clip(clip_dir)
+    cfg = model_config(arch, "tiny", SPEC, loss="ce", mode=mode)
+    tc = TrainConfig(steps=3, batch_size=4, window=64, val_every=3, lr=1e-2, seed=1)
+    train([clip], cfg, tc, tmp_path / "pre", progress=False)
+    pretrained = _weights(tmp_path / "pre")
+    net = build_model(cfg)
+    record = init_from(net, tmp_path / "pre", SPEC)
+    assert all(torch.equal(net.state_dict()[k], pretrained[k]) for k in pretrained)
+    assert record == {"run": str(tmp_path / "pre" / "model.pt"), "sha256": sha256_file(tmp_path / "pre" / "model.pt")}
+    video = _video_keys(net)
+    assert video and set(pretrained) - video and any("running_mean" in k for k in video)
+    for part in ("video", "audio"):
+        run = tmp_path / part
+        train([clip], cfg, replace(tc, freeze=part, seed=2), run, progress=False, init=tmp_path / "pre")
+        tuned, frozen = _weights(run), video if part == "video" else set(pretrained) - video
+        assert all(torch.equal(tuned[k], pretrained[k]) for k in frozen)  # weights and BatchNorm statistics
+        assert any(not torch.equal(tuned[k], pretrained[k]) for k in set(pretrained) - frozen if "weight" in k)
+        assert json.loads((run / "config.json").read_text())["init"] == record
+
+
+def test_resumed_run_keeps_its_freeze_and_augmentation(tmp_path, clip_dir):
+    clip = load_clip(clip_dir)
+    cfg = model_config("wavenet", "tiny", SPEC, loss="ce")
+    train([clip], cfg, TrainConfig(steps=2, batch_size=2, window=64, val_every=2), tmp_path / "pre", progress=False)
+    tc = TrainConfig(steps=4, batch_size=4, window=64, val_every=2, checkpoint_every=2, freeze="video",
+                     augment="crop,flip,jitter,gain", onset_weight=2.0, lr=1e-2)
+
+    def stop_at_2(record):
+        if record["step"] == 2:
+            raise RuntimeError("stopped")
+
+    train([clip], cfg, tc, tmp_path / "whole", progress=False, init=tmp_path / "pre")
+    with pytest.raises(RuntimeError, match="stopped"):
+        train([clip], cfg, tc, tmp_path / "broken", progress=False, init=tmp_path / "pre", log=stop_at_2)
+    train([clip], cfg, tc, tmp_path / "broken", progress=False, init=tmp_path / "pre", resume=True)
+    whole, broken, pretrained = (_weights(tmp_path / n) for n in ("whole", "broken", "pre"))
+    assert all(torch.equal(whole[k], broken[k]) for k in whole)
+    assert all(torch.equal(broken[k], pretrained[k]) for k in _video_keys(build_model(cfg)))
+    with pytest.raises(InputError, match="started with other train settings"):
+        train([clip], cfg, replace(tc, freeze=""), tmp_path / "broken", progress=False, init=tmp_path / "pre",
+              resume=True)
+
+
+def test_an_incompatible_or_missing_init_run_is_one_line_exit_2(tmp_path, clip_dir, capsys):
+    def run(out, *extra):
+        return main(["train", "--arch", "wavenet", "--data", str(clip_dir), "--steps", "1", "--batch-size", "2",
+                     "--window", "64", "--preset", "tiny", "--quiet", "--out", str(tmp_path / out), *extra])
+
+    assert run("pre") == 0
+    capsys.readouterr()
+    for out, extra, reason in [
+            ("small", ["--preset", "small"], "cannot start from this run: its model has context_frames 2 (here 3)"),
+            ("transformer", ["--arch", "transformer"], "cannot start from this run: its model has arch wavenet"),
+            ("mse", ["--loss", "mse"], "cannot start from this run: its model has loss ce (here mse)")]:
+        assert run(out, "--init", str(tmp_path / "pre"), *extra) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: {reason}") and err.endswith(f"({tmp_path / 'pre' / 'model.pt'})")
+        assert len(err.splitlines()) == 1 and not (tmp_path / out / "config.json").exists()
+    assert run("nothing", "--init", str(tmp_path)) == 2
+    assert capsys.readouterr().err.strip() == f"error: no model.pt (not a run folder?) ({tmp_path})"
+    assert run("blur", "--augment", "crop,blur") == 2
+    assert capsys.readouterr().err.strip().startswith("error: unknown augmentation blur")
+    assert run("same", "--init", str(tmp_path / "pre"), "--loss", "ce", "--seed", "4") == 0  # same model: fine
+
+
+def test_augmented_training_is_recorded_and_reproducible(tmp_path, clip_dir):
+    args = ["train", "--arch", "fusion", "--data", str(clip_dir), "--steps", "2", "--batch-size", "2", "--preset",
+            "tiny", "--quiet", "--augment", "crop,flip,jitter,gain", "--onset-weight", "3"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0 and main([*args, "--out", str(tmp_path / "b")]) == 0
+    train_config = json.loads((tmp_path / "a" / "config.json").read_text())["train"]
+    assert (train_config["augment"], train_config["onset_weight"], train_config["freeze"]) == \
+        ("crop,flip,jitter,gain", 3.0, "")
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert main([*args[:-4], "--out", str(tmp_path / "plain")]) == 0
+    plain = _weights(tmp_path / "plain")
+    assert not all(torch.equal(a[k], plain[k]) for k in a)
+
+
+def test_onset_weights_mark_where_a_sound_starts():
+    sr = 8000
+    audio = torch.zeros(2, 4000, 2)
+    audio[0, 1000:1400] = 0.5  # a burst at 125 ms
+    audio[1] = 0.3 * torch.sign(torch.sin(torch.arange(4000.0)))[:, None]  # steady from the start: no onset
+    weights = onset_weights(audio, sr, 3.0)
+    assert weights.shape == (2, 4000) and set(weights.unique().tolist()) == {1.0, 4.0}
+    starts = torch.nonzero(weights[0] > 1).flatten()
+    assert 980 <= starts.min() <= 1000 and 1100 < starts.max() < 1400  # the attack and tens of ms after it
+    assert (weights[1] == 1).all()
+    assert (onset_weights(audio, sr, 0.0) == 1).all()
+
+
+def test_onset_weights_see_the_same_position_in_every_mode():
+    audio = torch.zeros(1, 3000, 1)
+    audio[0, 2000:] = 0.4
+    causal = position_weights({"target": audio, "warmup": torch.tensor([0])}, 8000, 2.0)
+    paper = position_weights({"audio": audio[:, 1000:2001], "target": audio[:, 2001]}, 8000, 2.0)
+    fusion = position_weights({"audio": audio[:, 1000:2000], "target": audio[:, 2000:2320]}, 8000, 2.0)
+    assert paper.shape == (1,) and paper[0] == causal[0, 2001] == 3.0
+    assert torch.equal(fusion, causal[:, 2000:2320])
+    assert position_weights({"target": audio}, 8000, 0.0) is None
+
+
+@pytest.mark.slow
+def test_two_processes_fine_tune_like_one_with_freeze_and_augmentation(tmp_path, clip_dir):
+    common = ["--arch", "wavenet", "--data", str(clip_dir), "--batch-size", "4", "--window", "64", "--preset", "tiny",
+              "--norm", "group", "--val-every", "3", "--quiet"]
+    assert main(["train", *common, "--steps", "2", "--out", str(tmp_path / "pre")]) == 0
+    tune = [*common, "--steps", "4", "--init", str(tmp_path / "pre"), "--freeze", "video", "--augment",
+            "crop,flip,jitter,gain", "--seed", "5"]
+    for name, extra in (("one", []), ("two", ["--nproc", "2"])):
+        proc = subprocess.run([sys.executable, "-m", "foleylib", "train", *tune, *extra, "--out", tmp_path / name],
+                              capture_output=True, text=True, env=ONE_THREAD)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    one, two, pretrained = (_weights(tmp_path / n) for n in ("one", "two", "pre"))
+    assert all(torch.allclose(one[k], two[k], atol=1e-5) for k in one)  # each process augments its rows alike
+    video = _video_keys(build_model(model_config("wavenet", "tiny", SPEC, norm="group")))
+    assert all(torch.equal(two[k], pretrained[k]) for k in video)
+    assert not all(torch.equal(two[k], pretrained[k]) for k in set(two) - video)

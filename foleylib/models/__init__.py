@@ -1,11 +1,12 @@
 """The three generators of the paper behind one contract: `ModelConfig`, `model_config()`, `build_model()`.
 
 Every model holds its config in `model.cfg` and maps a collated batch to a prediction, `forward(batch)`:
-  paper  (wavenet, transformer; SampleDataset): audio [B, n_aud, C], video [B, n, S, S, 3] uint8
+  paper  (wavenet, transformer; SampleDataset): audio [B, n_aud, C], video [B, n, S, S, V] uint8
          -> the next sample: [B, C] (tanh) or logits [B, C, 256] (mu-law)
   paper  (fusion; FrameDataset): same inputs -> the next frame's samples: [B, spf, C] or [B, spf, C, 256]
-  causal (wavenet, transformer; WindowDataset): audio_in [B, L, C], video [B, F, S, S, 3], frame_index [B, L]
+  causal (wavenet, transformer; WindowDataset): audio_in [B, L, C], video [B, F, S, S, V], frame_index [B, L]
          -> position j's prediction of target[j]: [B, L, C] or [B, L, C, 256]
+V = 3 (RGB) or more channels with motion: `motion.input_channels(cfg.video_input)`.
 Models do no I/O and pick no device: they run where their parameters are.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Literal
 from torch import nn
 
 from ..config import AVSpec
+from ..motion import VIDEO_INPUTS
 from .fusion import DeepFusion  # the model files import ModelConfig for type hints only
 from .transformer import AVTransformer
 from .wavenet import WaveNet
@@ -44,6 +46,7 @@ class ModelConfig:
     samples_per_frame: int = 640  # fusion output length = AVSpec.max_samples_per_frame
     # video context embedding (all architectures)
     norm: Literal["batch", "group"] = "batch"  # ResNet normalization: "batch" = paper Fig. 3; "group" = per example
+    video_input: Literal["rgb", "rgb+motion", "motion"] = "rgb"  # frames as the paper, + or only motion (motion.py)
     video_channels: int = 16  # c_vid: channels of the 3D ResNet
     video_blocks: int = 2  # ResBlock3d after the stem (wavenet/transformer), each halves x and y
     # deep fusion
@@ -90,7 +93,7 @@ class ModelConfig:
     def check(self) -> None:
         """Raise ValueError naming the allowed values when a field or a combination is invalid."""
         for name, allowed in (("arch", ARCHS), ("mode", MODES), ("variant", VARIANTS), ("loss", LOSSES),
-                              ("norm", NORMS)):
+                              ("norm", NORMS), ("video_input", VIDEO_INPUTS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of {', '.join(allowed)}")
         if self.arch == "fusion" and self.mode != "paper":
@@ -151,4 +154,4 @@ def build_model(cfg: ModelConfig) -> nn.Module:
 
 
 __all__ = ["ModelConfig", "model_config", "build_model", "DeepFusion", "WaveNet", "AVTransformer",
-           "ARCHS", "MODES", "VARIANTS", "LOSSES", "PRESETS"]
+           "ARCHS", "MODES", "VARIANTS", "LOSSES", "PRESETS", "VIDEO_INPUTS"]

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 class DeepFusion(nn.Module):
-    """audio [B, n_aud, C] + video [B, n, S, S, 3] -> next frame [B, spf, C] (tanh) or [B, spf, C, 256] (logits)."""
+    """audio [B, n_aud, C] + video [B, n, S, S, V] -> next frame [B, spf, C] (tanh) or [B, spf, C, 256] (logits)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -37,7 +37,7 @@ class DeepFusion(nn.Module):
         self.audio_stem = nn.Sequential(nn.Conv1d(C, ca, 3, padding=1, bias=False), make_norm(cfg.norm, ca, 1),
                                         nn.ReLU())
         self.audio_blocks = nn.ModuleList(ResBlock1d(ca, ca, cfg.fusion_stride, cfg.norm) for _ in range(blocks))
-        self.video = VideoEncoder(cfg.size, cv, blocks, cfg.norm)  # its stem and blocks form the video stream
+        self.video = VideoEncoder.from_config(cfg, blocks)  # its stem and blocks form the video stream
         self.v2a = nn.ModuleList(VideoToAudio(cv, n, h * h, L, ca)
                                  for L, h in zip(self.lengths, self.sides, strict=True))
         self.a2v = nn.ModuleList(AudioToVideo(ca, L, cv, n, h * h)

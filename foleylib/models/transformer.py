@@ -55,7 +55,7 @@ class AVTransformer(nn.Module):
             self.embed_audio = nn.Linear(C, d)  # one token per sample
         self.pos = nn.Parameter(torch.randn(self.max_context, d) * 0.02)  # learned positional embedding
         if cfg.mode == "paper":
-            self.video = VideoEncoder(cfg.size, cfg.video_channels, cfg.video_blocks, cfg.norm)
+            self.video = VideoEncoder.from_config(cfg)
             self.video_proj = VideoToAudio(cfg.video_channels, cfg.context_frames, self.video.out_size ** 2,
                                            n_aud=self.max_context, c_aud=d)
         else:
@@ -81,7 +81,7 @@ class AVTransformer(nn.Module):
         return self.embed_audio(x)  # [B, R, d]
 
     def forward_paper(self, audio: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
-        """audio [B, n_aud, C], video [B, n, S, S, 3] uint8 -> next sample [B, C] or logits [B, C, 256]."""
+        """audio [B, n_aud, C], video [B, n, S, S, V] uint8 -> next sample [B, C] or logits [B, C, 256]."""
         if audio.shape[1] != self.cfg.context_samples:
             raise ValueError(f"audio context has {audio.shape[1]} samples, the model expects "
                              f"{self.cfg.context_samples}")
@@ -91,7 +91,7 @@ class AVTransformer(nn.Module):
         return self.decode(self.decoder(h[:, -1]))  # [B, C] or [B, C, 256]
 
     def forward_causal(self, audio_in: torch.Tensor, video: torch.Tensor, frame_index: torch.Tensor) -> torch.Tensor:
-        """audio_in [B, L, C], video [B, F, S, S, 3], frame_index [B, L] -> [B, L, C] or [B, L, C, 256]."""
+        """audio_in [B, L, C], video [B, F, S, S, V], frame_index [B, L] -> [B, L, C] or [B, L, C, 256]."""
         B, L, _ = audio_in.shape
         M, hop = self.max_context, self.hop
         rows = frame_rows(frame_index, self.cfg.context_frames)  # [B, L]

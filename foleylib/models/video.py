@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..motion import input_channels
+
 if TYPE_CHECKING:
     from . import ModelConfig
 
@@ -32,9 +34,10 @@ def make_norm(kind: str, channels: int, dims: int) -> nn.Module:
 
 
 def video_to_float(video: torch.Tensor) -> torch.Tensor:
-    """uint8 frames [B, n, S, S, 3] -> float [B, 3, n, S, S] in [-1, 1] (black = -1, as the zero padding)."""
+    """uint8 frames [B, n, S, S, V] -> float [B, V, n, S, S] in [-1, 1] (black = -1, as the zero padding; motion
+    channels: no motion = -1)."""
     x = video.float() / 127.5 - 1.0
-    return x.permute(0, 4, 1, 2, 3)  # [B, 3, n, S, S]
+    return x.permute(0, 4, 1, 2, 3)  # [B, V, n, S, S]
 
 
 def halve(size: int, times: int) -> int:
@@ -97,20 +100,28 @@ class ResBlock1d(ResBlock):
 class VideoEncoder(nn.Module):
     """The 3D ResNet: a stem (conv3d stride (1,2,2)-norm-ReLU) then `blocks` ResBlock3d, each halving x and y.
 
-    uint8 frames [B, n, S, S, 3] -> features [B, c_vid, n, h, w], h = w = `out_size` = S halved (1 + blocks)
-    times. Time is never downsampled (zero padding at the window's ends), so frame order survives.
+    uint8 frames [B, n, S, S, V] -> features [B, c_vid, n, h, w], h = w = `out_size` = S halved (1 + blocks)
+    times. Time is never downsampled (zero padding at the window's ends), so frame order survives. V =
+    `in_channels`: 3 for RGB, more with motion channels (`from_config`).
     """
 
-    def __init__(self, size: int, channels: int, blocks: int, norm: str = "batch"):
+    def __init__(self, size: int, channels: int, blocks: int, norm: str = "batch", in_channels: int = 3):
         super().__init__()
         self.channels = channels
         self.out_size = halve(size, 1 + blocks)
         self.stem = nn.Sequential(
-            nn.Conv3d(3, channels, 3, stride=(1, 2, 2), padding=1, bias=False),
+            nn.Conv3d(in_channels, channels, 3, stride=(1, 2, 2), padding=1, bias=False),
             make_norm(norm, channels, 3),
             nn.ReLU(),
         )
         self.blocks = nn.ModuleList(ResBlock3d(channels, channels, stride=2, norm=norm) for _ in range(blocks))
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, blocks: int | None = None) -> VideoEncoder:
+        """The encoder of a model config (frame size, video channels, norm, video input); `blocks` defaults to
+        cfg.video_blocks."""
+        return cls(cfg.size, cfg.video_channels, cfg.video_blocks if blocks is None else blocks, cfg.norm,
+                   input_channels(cfg.video_input))
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         x = self.stem(video_to_float(video))  # [B, c_vid, n, S/2, S/2]
@@ -160,22 +171,22 @@ class FrameEmbedding(nn.Module):
     """Causal mode: one vector e_p per video frame p, computed from frames p-n+1 .. p ONLY.
 
     Every n-frame window of the clip (unfold over time, step 1) goes through the VideoEncoder and a
-    VideoToAudio with n_aud = 1, c_aud = dim. uint8 [B, F, S, S, 3] -> [B, F - n + 1, dim]: row r is the
+    VideoToAudio with n_aud = 1, c_aud = dim. uint8 [B, F, S, S, V] -> [B, F - n + 1, dim]: row r is the
     embedding of frame r + n - 1 (the first n - 1 frames are context only; WindowDataset puts them in front).
     """
 
     def __init__(self, cfg: ModelConfig, dim: int):
         super().__init__()
         self.frames = cfg.context_frames
-        self.encoder = VideoEncoder(cfg.size, cfg.video_channels, cfg.video_blocks, cfg.norm)
+        self.encoder = VideoEncoder.from_config(cfg)
         self.proj = VideoToAudio(cfg.video_channels, cfg.context_frames, self.encoder.out_size ** 2, 1, dim)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
-        B, S = video.shape[0], video.shape[2]
+        B, S, V = video.shape[0], video.shape[2], video.shape[4]
         n = self.frames
-        windows = video.unfold(1, n, 1)  # [B, F-n+1, S, S, 3, n]
+        windows = video.unfold(1, n, 1)  # [B, F-n+1, S, S, V, n]
         W = windows.shape[1]
-        windows = windows.permute(0, 1, 5, 2, 3, 4).reshape(B * W, n, S, S, 3)  # [B*(F-n+1), n, S, S, 3]
+        windows = windows.permute(0, 1, 5, 2, 3, 4).reshape(B * W, n, S, S, V)  # [B*(F-n+1), n, S, S, V]
         e = self.proj(self.encoder(windows))  # [B*(F-n+1), dim, 1]
         return e.view(B, W, -1)  # [B, F-n+1, dim]
 

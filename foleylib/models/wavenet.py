@@ -74,7 +74,7 @@ class WaveNet(nn.Module):
             self.frames = FrameEmbedding(cfg, cfg.cond_channels)
         else:
             self.n_in = min(cfg.context_samples, self.receptive_field)
-            self.video = VideoEncoder(cfg.size, cfg.video_channels, cfg.video_blocks, cfg.norm)
+            self.video = VideoEncoder.from_config(cfg)
             self.video_proj = VideoToAudio(cfg.video_channels, cfg.context_frames, self.video.out_size ** 2,
                                            n_aud=self.n_in, c_aud=C)
 
@@ -84,7 +84,7 @@ class WaveNet(nn.Module):
         return self.forward_causal(batch["audio_in"], batch["video"], batch["frame_index"])
 
     def forward_paper(self, audio: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
-        """audio [B, n_aud, C], video [B, n, S, S, 3] uint8 -> next sample [B, C] or logits [B, C, 256]."""
+        """audio [B, n_aud, C], video [B, n, S, S, V] uint8 -> next sample [B, C] or logits [B, C, 256]."""
         if audio.shape[1] != self.cfg.context_samples:
             raise ValueError(f"audio context has {audio.shape[1]} samples, the model expects "
                              f"{self.cfg.context_samples}")
@@ -94,7 +94,7 @@ class WaveNet(nn.Module):
         return self.decode(self.head(skips.transpose(1, 2)))[:, 0]  # [B, 1, s] -> [B, C] or [B, C, 256]
 
     def forward_causal(self, audio_in: torch.Tensor, video: torch.Tensor, frame_index: torch.Tensor) -> torch.Tensor:
-        """audio_in [B, L, C], video [B, F, S, S, 3], frame_index [B, L] -> [B, L, C] or [B, L, C, 256]."""
+        """audio_in [B, L, C], video [B, F, S, S, V], frame_index [B, L] -> [B, L, C] or [B, L, C, 256]."""
         rows = frame_rows(frame_index, self.cfg.context_frames)  # [B, L]
         e = self.frames(video)  # [B, F-n+1, cond]
         skips = self.stack(audio_in.transpose(1, 2), e, rows)  # [B, s, L]

@@ -1,0 +1,132 @@
+"""Augmentation keeps every example's sound on its frames: positions, frame indices and time never move."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import default_collate
+
+from foleylib.augment import AUGMENTATIONS, augment, augment_step, draw, parse_augment, step_generator
+from foleylib.config import AVSpec
+from foleylib.dataset import AlignedClip, FrameDataset, SampleDataset, WindowDataset
+
+SPEC = AVSpec(sr=800, fps=25, size=16, channels=2, context_frames=2, context_samples=64)  # 32 samples per frame
+FRAMES = 50
+
+
+def grey_of(k):
+    return 20 + 3 * k  # frame k is a uniform grey that encodes k
+
+
+def marked_clip() -> AlignedClip:
+    """Frame k: uniform grey 20 + 3k. Its samples: +(k + 1) / 100 on the left channel, -(k + 1) / 100 on the right."""
+    frames = np.repeat(np.array([grey_of(k) for k in range(FRAMES)], np.uint8), SPEC.size * SPEC.size * 3)
+    owner = SPEC.frames_of_samples(np.arange(SPEC.frame_start(FRAMES)))
+    audio = ((owner + 1) / 100)[:, None] * np.array([[1.0, -1.0]])
+    meta = {"frames": FRAMES, "samples": len(audio), "sr": SPEC.sr, "fps": SPEC.fps, "size": SPEC.size,
+            "channels": 2}
+    return AlignedClip(Path("marked"), frames.reshape(FRAMES, SPEC.size, SPEC.size, 3), audio.astype(np.float32),
+                       meta)
+
+
+def batch_of(kind: str, n: int = 12) -> dict[str, torch.Tensor]:
+    clip, frames = marked_clip(), range(5, 45)
+    ds = {"causal": lambda: WindowDataset(clip, SPEC, frames, window=64, warmup=16, stride=48),
+          "paper": lambda: SampleDataset(clip, SPEC, frames, stride=97),
+          "fusion": lambda: FrameDataset(clip, SPEC, frames)}[kind]()
+    return default_collate([ds[j] for j in np.linspace(0, len(ds) - 1, n).round().astype(int)])
+
+
+def sound_and_picture(batch: dict[str, torch.Tensor], kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each scored position's target sample [B, P, C] and the frame on screen there [B, P, S, S, 3]."""
+    video = batch["video"]
+    if kind == "causal":
+        return batch["target"], torch.stack([v[i] for v, i in zip(video, batch["frame_index"])])
+    if kind == "paper":
+        return batch["target"][:, None], video[:, -1:]
+    return batch["target"][:, :32], video[:, -1:].expand(-1, 32, -1, -1, -1)  # fusion: the 32 samples of frame k
+
+
+@pytest.mark.parametrize("kind", ["causal", "paper", "fusion"])
+def test_every_sample_stays_with_its_frame_under_all_augmentations(kind):
+    batch = batch_of(kind)
+    d = draw(AUGMENTATIONS, len(batch["video"]), step_generator(seed=3, step=1))
+    assert d.flip.any() and not d.flip.all() and (d.scale < 1).all() and (d.gain != 1).all()
+    out = augment(batch, d)
+    for key in batch.keys() - {"video", "audio", "audio_in", "target"}:  # indices, warm-up, lengths
+        assert torch.equal(out[key], batch[key])
+    sound, picture = sound_and_picture(out, kind)
+    gain = sound.abs().amax((1, 2)) / sound_and_picture(batch, kind)[0].abs().amax((1, 2))  # applied per example
+    left = sound[..., 0] / gain[:, None]
+    assert torch.equal(left < 0, d.flip[:, None].expand_as(left))  # mirrored picture, mirrored stereo
+    from_sound = (left.abs() * 100).round() - 1
+    from_picture = ((picture.float().mean((2, 3, 4)) / d.brightness[:, None] - 20) / 3).round()
+    assert torch.equal(from_sound, from_picture)  # the same frame k, at every position
+    assert len(from_sound.unique()) > 10
+
+
+def test_flip_mirrors_every_frame_and_swaps_the_stereo_channels():
+    batch = batch_of("causal", 8)
+    batch["video"] = torch.randint(0, 256, batch["video"].shape, dtype=torch.uint8, generator=torch.Generator())
+    d = draw(("flip",), 8, step_generator(0, 0))
+    out = augment(batch, d)
+    for b, flipped in enumerate(d.flip.tolist()):
+        assert torch.equal(out["video"][b], batch["video"][b].flip(2) if flipped else batch["video"][b])  # exact
+        for key in ("audio_in", "target"):
+            assert torch.equal(out[key][b], batch[key][b].flip(-1) if flipped else batch[key][b])
+    mono = {k: v[..., :1] if k in ("audio_in", "target") else v for k, v in batch.items()}
+    assert torch.equal(augment(mono, d)["target"], mono["target"])  # one channel: nothing to swap
+
+
+def test_one_crop_per_example_and_no_mixing_across_frames():
+    batch = batch_of("causal", 4)
+    g = torch.Generator().manual_seed(1)
+    batch["video"] = torch.randint(0, 256, batch["video"].shape, dtype=torch.uint8, generator=g)
+    d = draw(("crop", "jitter"), 4, step_generator(0, 0))
+    out = augment(batch, d)
+    assert not torch.equal(out["video"], batch["video"])
+    changed = {**batch, "video": batch["video"].clone()}
+    changed["video"][0, 3] = 255 - changed["video"][0, 3]
+    differs = (augment(changed, d)["video"] != out["video"]).flatten(2).any(2)  # [B, F]: which frames moved
+    assert differs[0, 3] and differs.sum() == 1
+    still = {**batch, "video": batch["video"][:, :1].expand_as(batch["video"]).contiguous()}
+    frames = augment(still, d)["video"]
+    assert all(torch.equal(frames[:, 0], frames[:, f]) for f in range(frames.shape[1]))  # one crop for all frames
+
+
+def test_gain_scales_the_audio_only_and_never_past_full_scale():
+    batch = batch_of("causal", 6)
+    batch["target"][5] *= 1.9  # a loud example (peak 0.95): a gain above 1 may not clip it
+    batch["audio_in"][5] *= 1.9
+    d = draw(("gain",), 6, step_generator(5, 2))
+    d = type(d)(**{**d.__dict__, "gain": torch.tensor([0.25, 0.5, 1.0, 1.5, 2.0, 2.0])})
+    out = augment(batch, d)
+    assert torch.equal(out["video"], batch["video"])
+    expected = torch.tensor([0.25, 0.5, 1.0, 1.5, 2.0, 1 / batch["target"][5].abs().max().item()])
+    for key in ("audio_in", "target"):
+        assert torch.allclose(out[key], batch[key] * expected[:, None, None])
+    assert out["target"].abs().max() <= 1.0
+
+
+def test_draws_are_deterministic_and_each_process_gets_its_rows_of_the_global_batch():
+    batch = batch_of("causal", 4)
+    first = augment_step(batch, AUGMENTATIONS, seed=1, step=7, global_batch=4)
+    assert all(torch.equal(first[k], augment_step(batch, AUGMENTATIONS, 1, 7, 4)[k]) for k in first)
+    assert not torch.equal(first["video"], augment_step(batch, AUGMENTATIONS, 1, 8, 4)["video"])
+    assert not torch.equal(first["video"], augment_step(batch, AUGMENTATIONS, 2, 7, 4)["video"])
+    half = {k: v[2:] for k, v in batch.items()}
+    second = augment_step(half, AUGMENTATIONS, 1, 7, global_batch=4, rank=1)
+    assert all(torch.equal(second[k], first[k][2:]) for k in first)
+    assert augment_step(batch, (), 1, 7, 4) is batch
+
+
+def test_draws_of_one_augmentation_do_not_depend_on_the_others():
+    alone, together = (draw(options, 5, step_generator(0, 3)) for options in (("gain",), AUGMENTATIONS))
+    assert torch.equal(alone.gain, together.gain) and not alone.flip.any() and (alone.scale == 1).all()
+
+
+def test_option_names():
+    assert parse_augment("") == parse_augment("none") == ()
+    assert parse_augment("crop, flip,gain") == ("crop", "flip", "gain")
+    with pytest.raises(ValueError, match="unknown augmentation blur; choose from crop, flip, jitter, gain"):
+        parse_augment("crop,blur")

@@ -1,0 +1,116 @@
+"""foley crossval: leave-one-clip-out over groups of clips, with twins, baselines and bootstrap intervals."""
+import json
+
+import pytest
+from test_cli import foley
+
+from foleylib.crossval import METRICS, SYSTEMS, TWINS, check_train_args, clip_groups, train_options
+from foleylib.errors import InputError
+from foleylib.synth import render_scenes
+
+TINY = ["--preset", "tiny", "--steps", "2", "--batch-size", "2", "--resamples", "200"]
+
+
+@pytest.fixture(scope="module")
+def claps(tmp_path_factory):
+    """Three 2 s clap scenes with their own timing and colours (clap-0 .. clap-2)."""
+    out = tmp_path_factory.mktemp("claps")
+    return [scene["video"] for scene in render_scenes("clap", out, 3, seconds=2.0)]
+
+
+def test_clip_groups_by_regex_mapping_or_all(tmp_path):
+    names = ["drum-0", "drum-1", "tennis-a", "tennis-b"]
+    assert clip_groups(names, "all") == dict.fromkeys(names, "all")
+    assert clip_groups(names, r"^([a-z]+)-") == {"drum-0": "drum", "drum-1": "drum", "tennis-a": "tennis",
+                                                 "tennis-b": "tennis"}
+    assert clip_groups(names, "drum|tennis")["tennis-b"] == "tennis"  # no capture group: the whole match
+    mapping = tmp_path / "groups.json"
+    mapping.write_text(json.dumps({"drum-0.mp4": "a", "drum-1": "a", "tennis-a": "b", "tennis-b.mov": "b"}))
+    assert clip_groups(names, str(mapping)) == {"drum-0": "a", "drum-1": "a", "tennis-a": "b", "tennis-b": "b"}
+    rows = tmp_path / "groups.csv"
+    rows.write_text("drum-0,x\ndrum-1,x\ntennis-a,x\ntennis-b,y\n")
+    with pytest.raises(InputError, match="group 'y' has one clip \\(tennis-b\\)"):
+        clip_groups(names, str(rows))
+    with pytest.raises(InputError, match="does not match clip 'tennis-a'"):
+        clip_groups(names, "drum")
+    with pytest.raises(InputError, match="no group for clip 'tennis-b'"):
+        mapping.write_text(json.dumps({"drum-0": "a", "drum-1": "a", "tennis-a": "a"}))
+        clip_groups(names, str(mapping))
+    with pytest.raises(InputError, match="regular expression"):
+        clip_groups(names, "(unclosed")
+
+
+def test_train_options_pass_through_and_are_checked(tmp_path):
+    args = train_options("--video-input motion --augment flip", steps=7, arch=None)
+    assert args[:2] == ("--arch", "wavenet") and args[args.index("--steps") + 1] == "7"
+    assert args[-4:] == ("--video-input", "motion", "--augment", "flip")
+    check_train_args(args, tmp_path)
+    with pytest.raises(InputError, match="may not set --data"):
+        check_train_args(train_options("--data elsewhere"), tmp_path)
+    with pytest.raises(InputError, match="unrecognized arguments: --wings"):
+        check_train_args(train_options("--wings 2"), tmp_path)
+    with pytest.raises(InputError, match="--train-args"):
+        train_options("'unclosed")
+
+
+def _interval_holds_mean(b):
+    return b is None or b["lo"] - 1e-12 <= b["mean"] <= b["hi"] + 1e-12
+
+
+@pytest.mark.slow
+def test_foley_crossval_on_three_clips(claps, tmp_path):
+    out = tmp_path / "cv"
+    proc = foley("crossval", *claps, "--group-by", "^([a-z]+)-", *TINY, "--out", out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads((out / "crossval.json").read_text())
+    assert report["groups"] == {"clap": ["clap-0", "clap-1", "clap-2"]}
+    assert [f["clip"] for f in report["folds"]] == ["clap-0", "clap-1", "clap-2"]
+    for fold in report["folds"]:
+        assert fold["settings"]["train_clips"] == sorted({"clap-0", "clap-1", "clap-2"} - {fold["clip"]})
+        assert fold["seconds"] == pytest.approx(2.0) and fold["start_s"] == 0.0  # the whole held-out clip
+        assert set(fold["scores"]) == set(SYSTEMS) and all(set(METRICS) <= set(s) for s in fold["scores"].values())
+        assert fold["scores"]["silence"]["rms_db"] == -80.0 and fold["val_loss"] > 0
+        assert fold["scores"]["model"]["fad"] > 0  # untrained: nothing like the claps
+        assert sorted(p.name for p in (out / "folds" / fold["clip"] / "audio").iterdir()) == sorted(
+            f"{s}.wav" for s in SYSTEMS)
+    summary = report["summary"]
+    for system in SYSTEMS:
+        for metric in METRICS:
+            b = summary["means"][system][metric]
+            assert _interval_holds_mean(b), (system, metric, b)
+            values = [f["scores"][system][metric] for f in report["folds"]]
+            if b is not None:
+                assert b["n"] == sum(v is not None for v in values)
+                assert min(v for v in values if v is not None) <= b["lo"] <= b["hi"] <= max(
+                    v for v in values if v is not None)
+    assert set(summary["model_minus"]) == set(TWINS)
+    assert all(_interval_holds_mean(b) for twin in TWINS for b in summary["model_minus"][twin].values())
+    assert set(report["group_fad"]["clap"]) == set(SYSTEMS)
+    md = (out / "crossval.md").read_text()
+    assert md.count("| clap-1 | clap | 2.00 |") == len(METRICS)  # one row per clip in each per-metric table
+    assert "| model - video_shuffled |" in md and "| model - video_zeroed |" in md
+    assert md.count("| mean [95%] |") == len(METRICS) and "## FAD over each group" in md
+    assert not [p for p in out.rglob("*") if ".tmp" in p.name]
+    # run again: every fold is reused, the tables come out the same; other settings are refused
+    assert foley("crossval", *claps, "--group-by", "^([a-z]+)-", *TINY, "--out", out).returncode == 2
+    again = foley("crossval", *claps, "--group-by", "^([a-z]+)-", *TINY, "--out", out, "--force")
+    assert again.returncode == 0 and again.stdout.count("reused the finished fold") == 3
+    assert json.loads((out / "crossval.json").read_text())["folds"] == report["folds"]
+    other = foley("crossval", *claps, "--group-by", "^([a-z]+)-", *TINY, "--seed", "1", "--out", out, "--force")
+    assert other.returncode == 0 and "reused" not in other.stdout  # --force redoes folds of other settings
+
+
+def test_foley_crossval_refuses_bad_input_up_front(claps, tmp_path):
+    out = tmp_path / "cv"
+    mapping = tmp_path / "groups.json"
+    mapping.write_text(json.dumps({"clap-0": "a", "clap-1": "a", "clap-2": "b"}))
+    lonely = foley("crossval", *claps, "--group-by", mapping, *TINY, "--out", out)
+    assert lonely.returncode == 2
+    assert lonely.stderr.strip() == (f"error: group 'b' has one clip (clap-2); leave-one-clip-out needs two or "
+                                     f"more ({mapping})")
+    missing = foley("crossval", claps[0], tmp_path / "gone.mp4", *TINY, "--out", out)
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == f"error: no such file or folder ({tmp_path / 'gone.mp4'})"
+    bad_train = foley("crossval", *claps, "--train-args=--wings 2", "--out", out)
+    assert bad_train.returncode == 2 and len(bad_train.stderr.strip().splitlines()) == 1
+    assert not out.exists()  # nothing written
