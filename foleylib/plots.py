@@ -1,4 +1,4 @@
-"""Figures: waveforms with frame markers and thumbnails, the model's context window, frames, spectrograms.
+"""Figures: waveforms with frame markers and thumbnails, the model's context window, frames, motion, spectrograms.
 
 Every function returns a matplotlib `Figure` (headless-safe, never shown). Audio is float [N, C] (or [N])
 in [-1, 1]; frames are uint8 [T, H, W, 3], frame k shown from k / fps seconds.
@@ -235,3 +235,46 @@ def plot_context_scaling(rows: Sequence[dict]) -> Figure:
     ax.set_xticks(fields, [str(f) for f in fields])
     ax.legend()
     return fig
+
+
+def plot_motion(frames: np.ndarray, motion: np.ndarray, ks: Sequence[int], fps: float, *, step: int = 4) -> Figure:
+    """The motion input drawn over its frames (`motion.motion_channels`), one column per frame k: on top the frame,
+    its difference from frame k-1 in red and the optical flow as arrows (every `step` px, drawn 3x long); below,
+    the stop cue in yellow over the grey frame (where motion into frame k-1 ended before frame k, and how early)."""
+    from .motion import FLOW_SCALE, MOTION_CHANNELS
+
+    if motion.shape[:3] != frames.shape[:3] or motion.shape[-1] != len(MOTION_CHANNELS):
+        raise ValueError(f"motion {motion.shape} does not belong to frames {frames.shape}")
+    if not ks or min(ks) < 0 or max(ks) >= len(frames):
+        raise ValueError(f"frames to show {list(ks)} are not within the {len(frames)} frames")
+    ch = {name: i for i, name in enumerate(MOTION_CHANNELS)}
+    size = frames.shape[1]
+    ys, xs = np.mgrid[step // 2:size:step, step // 2:size:step]
+    fig = Figure(figsize=(2.2 * len(ks), 4.8), layout="constrained")
+    axes = fig.subplots(2, len(ks), squeeze=False)
+    for col, k in enumerate(ks):
+        m = motion[k].astype(np.float32)
+        dx = (m[..., ch["right"]] - m[..., ch["left"]]) / FLOW_SCALE
+        dy = (m[..., ch["down"]] - m[..., ch["up"]]) / FLOW_SCALE
+        top, bottom = axes[0, col], axes[1, col]
+        top.imshow(frames[k])
+        top.imshow(_overlay(m[..., ch["diff"]], (1.0, 0.1, 0.1)))
+        moving = np.hypot(dx[ys, xs], dy[ys, xs]) > 0
+        if moving.any():
+            top.quiver(xs[moving], ys[moving], dx[ys, xs][moving], dy[ys, xs][moving], color="cyan", angles="xy",
+                       scale_units="xy", scale=1 / 3, width=0.012)
+        top.set_title(f"#{k}  {k / fps:.2f} s\nflow, difference", fontsize=9)
+        bottom.imshow(frames[k].mean(axis=-1), cmap="gray", vmin=0, vmax=255)
+        bottom.imshow(_overlay(m[..., ch["stop"]], (1.0, 0.85, 0.0)))
+        bottom.set_title(f"stop cue (motion into #{k - 1}\nended before #{k})", fontsize=8)
+        for ax in (top, bottom):
+            ax.set_xticks([]), ax.set_yticks([])
+    return fig
+
+
+def _overlay(level: np.ndarray, rgb: tuple[float, float, float]) -> np.ndarray:
+    """An RGBA image of one colour whose opacity follows a uint8 level (0: clear, 255: 85% opaque)."""
+    image = np.empty((*level.shape, 4), np.float32)
+    image[..., :3] = rgb
+    image[..., 3] = 0.85 * np.asarray(level, np.float32) / 255
+    return image

@@ -149,3 +149,32 @@ def test_every_figure_saves_as_png(tmp_path):
         path = tmp_path / f"{name}.png"
         fig.savefig(path, dpi=60)
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def moving_square(count: int = 6, size: int = 32, stop_at: int = 3) -> np.ndarray:
+    """A white 8 px square on black moving 2 px right per frame until frame `stop_at`, then still."""
+    frames = np.zeros((count, size, size, 3), np.uint8)
+    for k in range(count):
+        x = 6 + 2 * min(k, stop_at)
+        frames[k, 12:20, x:x + 8] = 255
+    return frames
+
+
+def test_motion_drawn_over_frames_arrows_only_where_it_moves():
+    from matplotlib.quiver import Quiver
+
+    from foleylib.motion import motion_channels
+    from foleylib.plots import plot_motion
+
+    frames = moving_square()
+    fig = plot_motion(frames, motion_channels(frames), [0, 2, 5], fps=25)
+    top = [ax for ax in fig.axes if "flow" in ax.get_title()]
+    quivers = [[c for c in ax.collections if isinstance(c, Quiver)] for ax in top]
+    assert [len(q) for q in quivers] == [0, 1, 0]  # frame 0: nothing before it; frame 5: the square stands still
+    u = quivers[1][0].U
+    assert len(u) >= 1 and np.all(np.asarray(u) > 0)  # every arrow points right, as the square moves
+    assert top[1].get_title().startswith("#2  0.08 s")
+    with pytest.raises(ValueError, match="not within"):
+        plot_motion(frames, motion_channels(frames), [6], fps=25)
+    with pytest.raises(ValueError, match="does not belong"):
+        plot_motion(frames, motion_channels(frames)[:3], [0], fps=25)
