@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .motion import MOTION_CHANNELS
+
 AUGMENTATIONS = ("crop", "flip", "jitter", "gain")
 AUDIO_KEYS = ("audio", "audio_in", "target")  # every audio tensor of a batch: [B, L, C] or [B, C]
 MIN_CROP, JITTER, GAIN_DB = 0.75, 0.2, (-12.0, 6.0)
@@ -110,26 +112,44 @@ def augment_audio(audio: torch.Tensor, gains: torch.Tensor, flip: torch.Tensor) 
 
 
 def augment_video(video: torch.Tensor, d: Draw) -> torch.Tensor:
-    """uint8 frames [B, F, S, S, 3] -> the same shape, each example's frames cropped/mirrored/colour-shifted alike.
-    Untouched when the draw is the identity (no resampling, bit-exact)."""
+    """uint8 frames [B, F, S, S, C] -> the same shape, each example's frames cropped/mirrored/colour-shifted alike.
+    C is 3 (RGB), 3 + M (RGB, then the motion channels of foleylib.motion) or M (motion only): colour jitter
+    touches RGB only; the optical flow follows the picture (a mirror swaps right and left motion, a crop's zoom
+    scales every displacement). Untouched when the draw is the identity (no resampling, bit-exact)."""
     geometric = bool((d.scale != 1).any() or (d.shift_x != 0).any() or (d.shift_y != 0).any() or d.flip.any())
     coloured = bool(torch.stack([d.brightness, d.contrast, d.saturation]).ne(1).any())
     if not (geometric or coloured):
         return video
-    B, n, S = video.shape[:3]
-    x = video.permute(0, 1, 4, 2, 3).reshape(B * n, 3, S, S).float()  # [B*F, 3, S, S]
+    B, n, S, _, C = video.shape
+    has_rgb, motion_at = C != len(MOTION_CHANNELS), (C - len(MOTION_CHANNELS) if C != 3 else None)
+    x = video.permute(0, 1, 4, 2, 3).reshape(B * n, C, S, S).float()  # [B*F, C, S, S]
     per_frame = {f.name: getattr(d, f.name).to(video.device).repeat_interleave(n) for f in fields(d)}
     if geometric:
         x = crop_and_flip(x, per_frame["scale"], per_frame["shift_x"], per_frame["shift_y"], per_frame["flip"])
-    if coloured:
-        x = jitter_colour(x, per_frame["brightness"], per_frame["contrast"], per_frame["saturation"])
+        if motion_at is not None:
+            x = follow_flow(x, motion_at, per_frame["scale"], per_frame["flip"])
+    if coloured and has_rgb:
+        x[:, :3] = jitter_colour(x[:, :3], per_frame["brightness"], per_frame["contrast"], per_frame["saturation"])
     x = x.round().clamp(0, 255).to(torch.uint8)
-    return x.view(B, n, 3, S, S).permute(0, 1, 3, 4, 2).contiguous()
+    return x.view(B, n, C, S, S).permute(0, 1, 3, 4, 2).contiguous()
+
+
+def follow_flow(x: torch.Tensor, at: int, scale: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """Images [N, C, S, S] whose motion channels start at `at`, after crop_and_flip: each flow channel scaled by the
+    zoom (1 / scale), and right and left motion swapped where the image was mirrored."""
+    flow = [at + MOTION_CHANNELS.index(name) for name in ("right", "left", "down", "up")]
+    x = x.clone()
+    x[:, flow] = x[:, flow] / scale.view(-1, 1, 1, 1)
+    right, left = flow[:2]
+    mirrored = flip.view(-1, 1, 1)
+    x[:, right], x[:, left] = torch.where(mirrored, x[:, left], x[:, right]), torch.where(mirrored, x[:, right],
+                                                                                         x[:, left])
+    return x
 
 
 def crop_and_flip(x: torch.Tensor, scale: torch.Tensor, shift_x: torch.Tensor, shift_y: torch.Tensor,
                   flip: torch.Tensor) -> torch.Tensor:
-    """Images [N, 3, S, S] -> the square crop (side `scale`, centre `shift`) resized to S x S, mirrored where
+    """Images [N, C, S, S] -> the square crop (side `scale`, centre `shift`) resized to S x S, mirrored where
     `flip` (bilinear; a mirror alone samples pixel centres, so it is exact)."""
     sign = 1.0 - 2.0 * flip.float()
     zero = torch.zeros_like(scale)

@@ -130,3 +130,30 @@ def test_option_names():
     assert parse_augment("crop, flip,gain") == ("crop", "flip", "gain")
     with pytest.raises(ValueError, match="unknown augmentation blur; choose from crop, flip, jitter, gain"):
         parse_augment("crop,blur")
+
+
+def test_motion_channels_follow_the_picture_and_keep_their_colour():
+    """rgb+motion frames [B, F, S, S, 3 + 6]: a mirror swaps right and left flow, a 2x zoom doubles it, colour
+    jitter leaves the motion channels as they were."""
+    from foleylib.augment import Draw, augment_video
+    from foleylib.motion import MOTION_CHANNELS
+
+    right, left = (3 + MOTION_CHANNELS.index(name) for name in ("right", "left"))
+    video = torch.zeros(1, 2, 8, 8, 3 + len(MOTION_CHANNELS), dtype=torch.uint8)
+    video[..., :3], video[..., right], video[..., 3] = 100, 40, 7  # grey picture, 40 levels of rightward flow, diff 7
+    one, no = torch.ones(1), torch.zeros(1)
+
+    def with_(**values) -> torch.Tensor:
+        base = dict(scale=one, shift_x=no, shift_y=no, flip=torch.zeros(1, dtype=torch.bool), brightness=one,
+                    contrast=one, saturation=one, gain=one)
+        return augment_video(video, Draw(**(base | values)))
+
+    mirrored = with_(flip=torch.ones(1, dtype=torch.bool))
+    assert (mirrored[..., left] == 40).all() and (mirrored[..., right] == 0).all() and (mirrored[..., 3] == 7).all()
+    zoomed = with_(scale=torch.full((1,), 0.5))
+    assert (zoomed[..., right] == 80).all() and (zoomed[..., 3] == 7).all()
+    brighter = with_(brightness=torch.full((1,), 1.2))
+    assert (brighter[..., :3] == 120).all() and torch.equal(brighter[..., 3:], video[..., 3:])
+    motion_only = augment_video(video[..., 3:], Draw(one, no, no, torch.ones(1, dtype=torch.bool), one * 1.2, one,
+                                                     one, one))
+    assert (motion_only[..., left - 3] == 40).all() and (motion_only[..., 0] == 7).all()  # no colour to jitter

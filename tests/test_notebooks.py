@@ -88,3 +88,26 @@ def test_08_studio(tmp_path):
     outputs = [o for c in nb["cells"] for o in c.get("outputs", [])]
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
     assert not any(o["output_type"] == "error" for o in outputs)
+
+
+def test_09_real_footage(tmp_path):
+    nb, results = run_notebook("09_real_footage.ipynb", tmp_path, STANDINS=3, STANDIN_SECONDS=3.0, PRESET="tiny",
+                               STEPS=2, PRETRAIN_STEPS=2, CROSSVAL_STEPS=2, GEN_SECONDS=0.4, BATCH_SIZE=2, WINDOW=128)
+    assert results["clips"] == ["clap-0", "clap-1", "clap-2"] and results["held_out"] == "clap-2"
+    assert results["motion_shape"] == [75, 32, 32, 6] and results["motion_channels"][-1] == "stop"
+    assert list(results["ablation"]) == ["rgb", "rgb+motion", "rgb+motion, augmented", "pretrained + fine-tuned"]
+    for row in results["ablation"].values():
+        assert 0 < row["val_loss"] < 6 and 0 <= row["onset_f1"] <= 1 and row["logmel_db"] > 0
+    out = tmp_path / "out"
+    finetuned = json.loads((out / "ablation" / "finetuned" / "config.json").read_text())
+    assert results["finetune_init"] == str(out / "ablation" / "pretrained")
+    assert finetuned["init"]["run"] == str(out / "ablation" / "pretrained" / "model.pt")
+    assert json.loads((out / "ablation" / "rgb_motion_aug" / "config.json").read_text())["train"]["augment"]
+    assert results["crossval"]["folds"] == 3
+    assert "Leave-one-clip-out" in (out / "crossval" / "crossval.md").read_text()
+    for clip in results["clips"]:
+        assert (out / "crossval" / "folds" / clip / "audio" / "model.wav").exists()
+    assert images(nb) >= 4  # waveforms with frames, the motion over frames, motion against sound
+    players = sum("<audio" in "".join(o.get("data", {}).get("text/html", "")) for c in nb["cells"]
+                  for o in c.get("outputs", []))
+    assert players == 9  # true, generated, shuffled for each held-out clip
