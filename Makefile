@@ -6,7 +6,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 PIP_QUIET := 2>&1 | { grep -v "WARNING: Location" || true; }
 
-.PHONY: setup chromium demo test test-fast lint screenshot clean
+.PHONY: setup chromium demo test test-fast lint fuzz screenshot clean
 
 setup: $(STAMP) chromium
 
@@ -37,10 +37,22 @@ test-fast: setup
 lint: setup
 	$(VENV)/bin/ruff check foleylib tests notebooks
 
-# docs/studio.png: the studio browser test's screenshot (fails where that test cannot run)
+# a long fuzzing campaign on purpose, not in CI (see README, Command line): damaged files through every command that
+# reads them; summary and failing inputs (with their recipes) in outputs/fuzz/
+FUZZ_CASES ?= 5000
+FUZZ_SEED ?= 1
+fuzz: setup
+	OMP_NUM_THREADS=1 $(VENV)/bin/python tests/fuzz_campaign.py --cases $(FUZZ_CASES) --seed $(FUZZ_SEED) --out outputs/fuzz
+
+# docs/studio.png: the studio in JupyterLab on a trained run and a video of yours, e.g.
+#   make screenshot VIDEO=clip.mp4 RUN=runs/finetuned START=4.8 SECONDS=1.2
+# (fails where the browser tests cannot run)
 screenshot: setup
+	@test -n "$(VIDEO)" -a -n "$(RUN)" || { echo "usage: make screenshot VIDEO=file RUN=folder [START=s SECONDS=s]"; exit 2; }
 	mkdir -p docs && rm -f docs/studio.new.png
-	FOLEY_STUDIO_SCREENSHOT=$(CURDIR)/docs/studio.new.png $(VENV)/bin/python -m pytest -q -rsx tests/test_browser.py -k studio
+	FOLEY_STUDIO_SCREENSHOT=$(CURDIR)/docs/studio.new.png FOLEY_STUDIO_VIDEO=$(abspath $(VIDEO)) \
+	  FOLEY_STUDIO_RUN=$(abspath $(RUN)) FOLEY_STUDIO_START=$(or $(START),0) FOLEY_STUDIO_SECONDS=$(or $(SECONDS),2) \
+	  $(VENV)/bin/python -m pytest -q -rsx tests/test_browser.py -k trained_run
 	@test -f docs/studio.new.png || { echo "no screenshot: the studio browser test did not run (see above)"; exit 1; }
 	mv docs/studio.new.png docs/studio.png
 

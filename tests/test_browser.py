@@ -1,11 +1,13 @@
 """The notebooks as the user meets them: JupyterLab in headless Chromium, cells run from the Run menu, the studio's
 buttons pressed and its slider moved with the keyboard, and what the page shows checked (tests/browser.py).
 
-Skipped where playwright or chromium is missing. FOLEY_STUDIO_SCREENSHOT=PATH copies the studio test's final
-screenshot to PATH (`make screenshot` writes docs/studio.png with it).
+Skipped where playwright or chromium is missing. FOLEY_STUDIO_SCREENSHOT=PATH copies the studio's screenshot to
+PATH; `make screenshot VIDEO=... RUN=...` writes docs/studio.png with it from a trained run on a video of yours.
 """
 import os
+import shutil
 import statistics
+from pathlib import Path
 
 import psutil
 import pytest
@@ -160,17 +162,64 @@ def test_studio_generates_plays_and_scrubs_in_the_browser(lab, page, tmp_path):
     page.check(moved == pytest.approx(4, abs=0.15),
                f"the cursor moved {moved:.2f} frame spacings from frame 31 to 35, expected 4 ({cursor}, {spacing})")
 
-    p.keyboard.press("Control+b")  # hide the file browser for the screenshot
-    p.locator(".foley-studio").evaluate("e => e.scrollIntoView({block: 'start'})")
-    p.wait_for_timeout(300)
-    shot = page.screenshot("studio")
-    if os.environ.get("FOLEY_STUDIO_SCREENSHOT"):  # 256 colours: about a third of the bytes, the same picture
-        Image.open(shot).convert("RGB").quantize(256, method=Image.Quantize.MAXCOVERAGE, dither=Image.Dither.NONE) \
-            .save(os.environ["FOLEY_STUDIO_SCREENSHOT"], optimize=True)
+    studio_picture(page)
 
     shown = p.eval_on_selector("img.foley-frame", "e => [e.clientWidth, e.clientHeight]")
     page.check(shown[0] / shown[1] == pytest.approx(640 / 360, rel=0.02),
                f"the frame is shown {shown[0]} x {shown[1]}, not at the video's 16:9 aspect")
+
+
+def studio_picture(page: LabPage) -> Path:
+    """Screenshot the studio alone (file browser hidden); with FOLEY_STUDIO_SCREENSHOT=PATH also save it there in
+    256 colours (about a third of the bytes, the same picture)."""
+    p = page.page
+    p.keyboard.press("Control+b")
+    p.locator(".foley-studio").evaluate("e => e.scrollIntoView({block: 'start'})")
+    p.wait_for_timeout(300)
+    shot = page.screenshot("studio")
+    if os.environ.get("FOLEY_STUDIO_SCREENSHOT"):
+        Image.open(shot).convert("RGB").quantize(256, method=Image.Quantize.MAXCOVERAGE, dither=Image.Dither.NONE) \
+            .save(os.environ["FOLEY_STUDIO_SCREENSHOT"], optimize=True)
+    return shot
+
+
+@pytest.mark.skipif(not (os.environ.get("FOLEY_STUDIO_VIDEO") and os.environ.get("FOLEY_STUDIO_RUN")),
+                    reason="make screenshot VIDEO=... RUN=... only: the studio on a trained run and a real video")
+def test_studio_on_a_trained_run_for_the_readme(lab, page):
+    """The README's picture: the studio lists a video (FOLEY_STUDIO_VIDEO, copied into its data folder) and a
+    trained run (FOLEY_STUDIO_RUN, copied beside its outputs), generates FOLEY_STUDIO_SECONDS from
+    FOLEY_STUDIO_START without an error, and the slider shows a frame of the part."""
+    video, run = Path(os.environ["FOLEY_STUDIO_VIDEO"]), Path(os.environ["FOLEY_STUDIO_RUN"])
+    work = lab.root / "picture"
+    (work / "data").mkdir(parents=True)
+    shutil.copy(video, work / "data" / video.name)
+    shutil.copytree(run, work / "outputs" / run.name, ignore=shutil.ignore_patterns("checkpoint.pt"))
+    notebook = prepare_notebook("08_studio.ipynb", work, DATA_DIR=str(work / "data"),
+                                OUT_DIR=str(work / "outputs" / "08_studio"), VIDEO=str(work / "data" / video.name),
+                                RUN=str(work / "outputs" / run.name),
+                                START=float(os.environ.get("FOLEY_STUDIO_START", 0)),
+                                SECONDS=float(os.environ.get("FOLEY_STUDIO_SECONDS", 2)), INTERACTIVE=True)
+    page.open(notebook)
+    page.run_all(timeout=120)
+    p = page.page
+    page.element(".foley-studio", "the studio widget did not render")
+    p.locator(".foley-generate").click()
+    page.wait("() => document.querySelector('.foley-status').textContent.includes('generated')",
+              "the studio's status says the part was generated", timeout=300)
+    message = p.inner_text(".foley-message").strip()
+    page.check(message == "", f"the studio shows an error: {message}")
+    page.wait("() => document.querySelector('.foley-studio').textContent.includes('s into the part')",
+              "the first frame of the part is shown", timeout=60)
+    first = int(p.locator(".foley-frame-slider .widget-readout").inner_text())
+    handle = p.locator(".foley-frame-slider .noUi-handle")
+    handle.focus()
+    for _ in range(frames := int(os.environ.get("FOLEY_STUDIO_FRAMES", 8))):
+        handle.press("ArrowRight")
+    page.wait("k => document.querySelector('.foley-studio').textContent.includes('frame #' + k)",
+              f"the frame label says frame #{first + frames} after the slider moved", timeout=60, arg=first + frames)
+    page.wait("e => e.complete && e.naturalWidth > 0", "the waveform image is shown",
+              arg=page.element("img.foley-waveform", "no waveform image"))
+    studio_picture(page)
 
 
 def test_data_collection_notebook_runs_in_the_browser(lab, page, good_video, bad_files):
