@@ -229,8 +229,8 @@ def cmd_crossval(args: argparse.Namespace) -> int:
     from .crossval import CrossvalConfig, run_crossval, train_options
 
     _refuse_existing([Path(args.out) / "crossval.md", Path(args.out) / "crossval.json"], args.force)
-    cfg = CrossvalConfig(mode=args.mode, finetune_steps=args.finetune_steps, onset_metric=args.onset_metric,
-                         seed=args.seed, device=args.device, threads=args.threads, resamples=args.resamples,
+    cfg = CrossvalConfig(mode=args.mode, finetune_steps=args.finetune_steps, seed=args.seed, device=args.device,
+                         threads=args.threads, resamples=args.resamples,
                          train_args=train_options(args.train_args, arch=args.arch, preset=args.preset,
                                                   steps=args.steps, loss=args.loss, batch_size=args.batch_size))
     t0 = time.perf_counter()
@@ -420,14 +420,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "finetune: then fine-tune on the held-out clip's head and generate its tail")
     p.add_argument("--arch", choices=["fusion", "wavenet", "transformer"], help="default wavenet")
     p.add_argument("--preset", choices=["tiny", "small", "default"], help="default small")
-    p.add_argument("--steps", type=positive_int, help="training steps per fold (default 150)")
+    p.add_argument("--steps", type=positive_int, help="training steps per fold (default 200)")
     p.add_argument("--loss", choices=["mse", "mae", "ce", "paper_ce"], help="default ce")
     p.add_argument("--batch-size", type=positive_int, help="default 8")
     p.add_argument("--train-args", default="", metavar="OPTIONS",
                    help="more foley train options, e.g. --train-args='--video-input rgb+motion --augment flip'")
     p.add_argument("--finetune-steps", type=positive_int, default=100, help="finetune mode (default 100)")
-    p.add_argument("--onset-metric", choices=["strict", "condfoleygen"], default="strict",
-                   help="onset accuracy and AP: strict (default) or exactly as CondFoleyGen's predict_onset.py")
     p.add_argument("--resamples", type=positive_int, default=2000, help="bootstrap resamples (default 2000)")
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
     p.add_argument("--seed", type=int, default=0)

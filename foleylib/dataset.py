@@ -47,7 +47,7 @@ class AlignedClip:
 
 
 def _check_meta(meta, path: Path) -> None:
-    """InputError unless meta.json holds every key, with positive rates and sizes and the samples its frames own."""
+    """InputError unless meta.json is an object with every key: positive rates, sizes and lengths, text for the rest."""
     if not isinstance(meta, dict):
         raise InputError("meta.json is not a JSON object", path)
     missing = [k for k in META_KEYS if k not in meta]
@@ -55,11 +55,9 @@ def _check_meta(meta, path: Path) -> None:
         raise InputError(f"meta.json lacks {', '.join(missing)}", path)
     bad = [k for k in ("sr", "size", "channels", "frames", "samples") if not is_positive(meta[k], integral=True)]
     bad += [] if is_positive(meta["fps"]) else ["fps"]
+    bad += [k for k in ("source", "sha256") if not isinstance(meta[k], str)]
     if bad:
         raise InputError("meta.json has impossible " + ", ".join(f"{k} {meta[k]!r}" for k in bad), path)
-    owned = AVSpec(sr=meta["sr"], fps=meta["fps"]).frame_start(meta["frames"])
-    if meta["samples"] != owned:
-        raise InputError(f"meta.json's {meta['frames']} frames own {owned} samples, not {meta['samples']}", path)
 
 
 def _load_array(path: Path, name: str) -> np.ndarray:
@@ -91,14 +89,27 @@ def load_clip(path: str | Path) -> AlignedClip:
     if audio.dtype != np.float32 or audio.shape != (meta["samples"], meta["channels"]):
         raise InputError(f"audio.npy is {audio.dtype}{list(audio.shape)}, meta.json expects "
                          f"float32[{meta['samples']}, {meta['channels']}]", path)
-    if not _in_range(audio):
-        raise InputError("audio.npy holds samples outside [-1, 1] or NaN (damaged)", path)
+    owned = AVSpec(sr=meta["sr"], fps=meta["fps"]).frame_start(meta["frames"])
+    if meta["samples"] != owned:
+        raise InputError(f"meta.json's {meta['frames']} frames own {owned} samples at its sr and fps, not "
+                         f"{meta['samples']}", path)
+    if not _finite(audio):
+        raise InputError("audio.npy holds NaN or infinite samples (damaged)", path)
     return AlignedClip(path, frames, audio, meta)
 
 
-def _in_range(audio: np.ndarray, chunk: int = 1 << 20) -> bool:
-    """Every sample finite and in [-1, 1], as ingest writes them (read in chunks of the memory map)."""
-    return all(np.abs(audio[i:i + chunk]).max(initial=0.0) <= 1.0 for i in range(0, len(audio), chunk))
+def _finite(audio: np.memmap, chunk: int = 1 << 24) -> bool:
+    """No NaN or infinity among the samples. Read in chunks with plain file reads, not through the memory map, so
+    that what was read stays in the page cache, not in this process's memory."""
+    left = audio.nbytes
+    with open(audio.filename, "rb") as f:
+        f.seek(audio.offset)
+        while left > 0:
+            block = f.read(min(chunk, left))
+            if not block or not np.isfinite(np.frombuffer(block, audio.dtype)).all():
+                return False
+            left -= len(block)
+    return True
 
 
 def audio_context(audio: np.ndarray, end: int, length: int) -> np.ndarray:

@@ -351,7 +351,16 @@ def mux_audio(video: str | Path, audio: np.ndarray, sr: int, out: str | Path, ke
             ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p"]
         cmd += video_codec + ["-c:a", "aac", "-b:a", "192k", "-t", f"{duration:.6f}", "-movflags", "+faststart",
                               str(tmp)]
-        _run_ffmpeg(cmd, out)
+        try:
+            _run_ffmpeg(cmd, out)
+        except RuntimeError as err:  # the source video is what ffmpeg could not read
+            raise InputError(f"cannot copy its video: {str(err).rsplit(': ', 1)[-1]}", video) from None
+        try:
+            copied = probe(tmp).has_video
+        except InputError:
+            copied = False
+        if not copied:  # a damaged stream can give ffmpeg no frames to copy, without an error
+            raise InputError("its video stream gives no frames to copy (damaged?)", video)
     return out
 
 

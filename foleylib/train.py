@@ -73,7 +73,13 @@ class TrainConfig:
         for name, value in values.items():
             if name in types and not _fits(value, types[name]):
                 raise ValueError(f"train.{name} should be {types[name].__name__}, not {value!r}")
-        return cls(**{k: v for k, v in values.items() if k in types})
+        config = cls(**{k: v for k, v in values.items() if k in types})
+        counts = ("steps", "batch_size", "window", "val_every", "val_examples", "checkpoint_every")
+        bad = [n for n in counts if getattr(config, n) < 1] + ([] if config.workers >= 0 else ["workers"]) + \
+            ([] if 0 < config.val_fraction < 1 else ["val_fraction"])
+        if bad:
+            raise ValueError(f"train.{bad[0]} is out of range: {getattr(config, bad[0])!r}")
+        return config
 
 
 def _fits(value, kind: type) -> bool:
@@ -332,19 +338,33 @@ def save_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
         torch.save(state, tmp)
 
 
-def load_checkpoint(path: Path, config: dict) -> dict:
-    """A checkpoint to resume from; InputError when it is unreadable or the run's settings differ."""
+def _damaged(err: Exception, path: Path) -> InputError:
+    """The one-line refusal of a checkpoint that fails anywhere in unpickling, its config or its tensors."""
+    return InputError(f"not a valid checkpoint: {(str(err).strip().splitlines() or [type(err).__name__])[0]}", path)
+
+
+def restore_checkpoint(path: Path, config: dict, net: torch.nn.Module, opt: torch.optim.Optimizer) -> tuple[int, float]:
+    """Put the weights, optimizer and RNG back as OUT/checkpoint.pt holds them; returns (steps done, wall seconds
+    so far). InputError when the file is damaged or the run's settings differ."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        saved = state["config"]
-    except (RuntimeError, KeyError, EOFError, OSError, ValueError) as err:
-        raise InputError(f"not a valid checkpoint: {str(err).splitlines()[0]}", path) from None
-    saved = {**saved, "train": asdict(TrainConfig.from_dict(saved.get("train", {})))}  # fields added since: defaults
+        saved = {**state["config"], "train": asdict(TrainConfig.from_dict(state["config"].get("train", {})))}
+    except Exception as err:  # noqa: BLE001 - fields added to TrainConfig since it was written get their defaults
+        raise _damaged(err, path) from None
     changed = sorted(k for k in ("model", "train", "spec", "data", "val_data", "init") if saved.get(k) != config[k])
     if changed:
         raise InputError(f"the run was started with other {'/'.join(changed)} settings; resume with the same "
                          "arguments or train into a new folder", path)
-    return state
+    try:
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        done, wall = int(state["step"]), float(state["wall_s"])
+    except Exception as err:  # noqa: BLE001
+        raise _damaged(err, path) from None
+    if "cuda_rng" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    return done, wall
 
 
 def _resumed_metrics(path: Path, step: int) -> None:
@@ -400,13 +420,7 @@ def train(clips: list[AlignedClip], cfg: ModelConfig, tc: TrainConfig, out: str 
     checkpoint, metrics_path = out / "checkpoint.pt", out / "metrics.jsonl"
     done, wall_before = 0, 0.0
     if resume and checkpoint.exists():
-        state = load_checkpoint(checkpoint, config)
-        net.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
-        if "cuda_rng" in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        done, wall_before = state["step"], state["wall_s"]
+        done, wall_before = restore_checkpoint(checkpoint, config, net, opt)
         if ranks.main:
             _resumed_metrics(metrics_path, done)
     elif ranks.main:
@@ -486,11 +500,16 @@ def load_model(run: str | Path, device: str = "auto") -> tuple[torch.nn.Module, 
         cfg = ModelConfig.from_dict(ckpt["model_config"])
         cfg.check()
         spec = AVSpec(**ckpt["spec"])
+        if (cfg.channels, cfg.size, cfg.samples_per_frame) != (spec.channels, spec.size, spec.max_samples_per_frame):
+            raise ValueError("its model config and AVSpec disagree on channels, frame size or samples per frame")
+        with torch.device("meta"):  # the config must describe the weights the file holds before memory is spent
+            shapes = {k: v.shape for k, v in build_model(cfg).state_dict().items()}
+        if shapes != {k: getattr(v, "shape", None) for k, v in ckpt["state_dict"].items()}:
+            raise ValueError("its weights do not fit its model config")
         model = build_model(cfg)
         model.load_state_dict(ckpt["state_dict"])
     except Exception as err:  # noqa: BLE001 - a damaged file fails anywhere in unpickling, configs or weights
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise InputError(f"not a valid checkpoint: {reason}", path) from None
+        raise _damaged(err, path) from None
     return model.to(pick_device(device)).eval(), spec
 
 

@@ -62,9 +62,17 @@ def video_choices(folder: str | Path) -> list[tuple[str, str]]:
         meta = _read_json(meta_path)
         source = meta.get("source")
         if isinstance(source, str) and Path(source).is_file() and (meta_path.parent / "frames.npy").exists():
-            choices.append((f"{meta_path.parent.name} (aligned clip, {meta.get('seconds', 0):.1f} s, "
-                            f"{meta.get('sr')} Hz, {float(meta.get('fps') or 0):g} fps): {Path(source).name}", source))
+            choices.append((f"{meta_path.parent.name} (aligned clip{_about_clip(meta)}): {Path(source).name}",
+                            source))
     return choices
+
+
+def _about_clip(meta: dict) -> str:
+    """', 6.0 s, 16000 Hz, 25 fps' from a clip's meta.json; '' where its values are not numbers."""
+    try:
+        return f", {float(meta['seconds']):.1f} s, {int(meta['sr'])} Hz, {float(meta['fps']):g} fps"
+    except (KeyError, TypeError, ValueError):
+        return ""
 
 
 def run_choices(folder: str | Path) -> list[tuple[str, str]]:
@@ -74,10 +82,12 @@ def run_choices(folder: str | Path) -> list[tuple[str, str]]:
     choices = []
     for run in find_runs(folder):
         config = _read_json(Path(run) / "config.json")
-        model, train, data = config.get("model", {}), config.get("train", {}), config.get("data", [])
+        model, train, data = (config.get(key) for key in ("model", "train", "data"))
+        model, train = (part if isinstance(part, dict) else {} for part in (model, train))
+        data = [Path(d).name for d in data if isinstance(d, str)] if isinstance(data, list) else []
         about = [model.get("arch"), model.get("loss"), model.get("video_input"),
                  f"{train['steps']} steps" if "steps" in train else None,
-                 f"on {', '.join(Path(d).name for d in data[:3])}{' ...' if len(data) > 3 else ''}" if data else None]
+                 f"on {', '.join(data[:3])}{' ...' if len(data) > 3 else ''}" if data else None]
         details = ", ".join(str(a) for a in about if a)
         choices.append((f"{_relative(run, folder)}" + (f" ({details})" if details else ""), run))
     return choices

@@ -15,6 +15,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import resource
 import shutil
 import signal
 import sys
@@ -39,9 +40,9 @@ from fuzz_targets import (
 )
 
 # how often each entry point is drawn (media targets are the cheapest and the most exposed)
-MIX = {"ingest": 0.36, "generate": 0.14, "collect": 0.08, "studio": 0.04, "train": 0.12, "evaluate": 0.08,
-       "generate-run": 0.10, "evaluate-run": 0.08}
-CLI_SHARE = 0.04  # cases run as a `foley` subprocess instead of in-process
+MIX = {"ingest": 0.40, "generate": 0.12, "collect": 0.12, "studio": 0.03, "train": 0.12, "evaluate": 0.07,
+       "generate-run": 0.08, "evaluate-run": 0.06}
+CLI_SHARE = 0.015  # cases run as a `foley` subprocess instead of in-process (a few seconds each: imports)
 
 
 def draw_cases(n: int, seed: int, seeds: Seeds, mix: dict[str, float] = MIX, media: list[str] = CAMPAIGN_MEDIA,
@@ -71,9 +72,12 @@ def draw_cases(n: int, seed: int, seeds: Seeds, mix: dict[str, float] = MIX, med
     return cases
 
 
-def _worker(conn, seed_folder: str, scratch: str) -> None:
-    """Run the cases sent on `conn` one at a time; in its own process group so that a hang kills ffmpeg too."""
+def _worker(conn, seed_folder: str, scratch: str, memory_gb: float) -> None:
+    """Run the cases sent on `conn` one at a time; in its own process group so that a hang kills ffmpeg too, and
+    with its address space limited so that a case asking for too much memory fails here, not the machine."""
     os.setsid()
+    limit = int(memory_gb * 2 ** 30)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     import torch
 
     torch.set_num_threads(1)
@@ -95,9 +99,9 @@ def _worker(conn, seed_folder: str, scratch: str) -> None:
 class Pool:
     """Worker processes that each run one case at a time; a worker past the time limit is killed and replaced."""
 
-    def __init__(self, workers: int, seed_folder: Path, scratch: Path):
+    def __init__(self, workers: int, seed_folder: Path, scratch: Path, memory_gb: float):
         self.ctx = mp.get_context("spawn")
-        self.args = (str(seed_folder), str(scratch))
+        self.args = (str(seed_folder), str(scratch), memory_gb)
         self.slots = [self._start() for _ in range(workers)]
 
     def _start(self):
@@ -124,6 +128,7 @@ class Pool:
             busy = [s for s in self.slots if s["case"]]
             ready = wait([s["conn"] for s in busy], timeout=1.0)
             for slot in busy:
+                case = slot["case"]
                 if slot["conn"] in ready:
                     try:
                         result = slot["conn"].recv()
@@ -136,7 +141,7 @@ class Pool:
                     self._replace(slot)
                 else:
                     continue
-                case, slot["case"] = slot["case"], None
+                slot["case"] = None
                 on_result(case, result)
 
     def _replace(self, slot: dict) -> None:
@@ -182,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--timeout", type=float, default=60.0, help="seconds a case may run before it is a hang")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--memory-gb", type=float, default=6.0, help="address space of each worker (default 6 GB)")
+    p.add_argument("--replay", nargs="+", type=Path, help="run these case.json files (kept failures) instead")
     p.add_argument("--out", type=Path, default=Path("outputs/fuzz"))
     p.add_argument("--targets", help="comma-separated entry points (default: all of " + ", ".join(MIX) + ")")
     p.add_argument("--media", help="comma-separated media seeds (default: " + ", ".join(CAMPAIGN_MEDIA) + ")")
@@ -191,11 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     seeds = Seeds(args.out / "seeds")
     seeds.run  # noqa: B018 - build every seed before the workers start
-    cases = draw_cases(args.cases, args.seed, seeds, mix, media)
+    cases = [json.loads(p.read_text()) for p in args.replay] if args.replay else \
+        draw_cases(args.cases, args.seed, seeds, mix, media)
     failures, results, t0 = args.out / "failures", [], time.perf_counter()
     log = (args.out / "cases.jsonl").open("w")
     with tempfile.TemporaryDirectory(prefix="fuzz-") as scratch:
-        pool = Pool(args.workers, seeds.folder, Path(scratch))
+        pool = Pool(args.workers, seeds.folder, Path(scratch), args.memory_gb)
 
         def on_result(case: dict, result: dict) -> None:
             results.append((case, result))

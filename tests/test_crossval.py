@@ -4,6 +4,7 @@ import json
 import pytest
 from test_cli import foley
 
+from foleylib.cli import main
 from foleylib.crossval import METRICS, SYSTEMS, TWINS, check_train_args, clip_groups, train_options
 from foleylib.errors import InputError
 from foleylib.synth import render_scenes
@@ -60,9 +61,13 @@ def _interval_holds_mean(b):
 @pytest.mark.slow
 def test_foley_crossval_on_three_clips(claps, tmp_path):
     out = tmp_path / "cv"
-    proc = foley("crossval", *claps, "--group-by", "^([a-z]+)-", *TINY, "--out", out)
+    args = ["crossval", *claps, "--group-by", "^([a-z]+)-", *TINY, "--out", out]
+    proc = foley(*args)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads((out / "crossval.json").read_text())
+    # CondFoleyGen's AP scores silence 1.0 wherever the truth has onsets, the strict one 0.0
+    silence = [f["scores"]["silence"] for f in report["folds"]]
+    assert all(s["condfoleygen_ap"] in (1.0, None) and s["onset_ap"] in (0.0, None) for s in silence)
     assert report["groups"] == {"clap": ["clap-0", "clap-1", "clap-2"]}
     assert [f["clip"] for f in report["folds"]] == ["clap-0", "clap-1", "clap-2"]
     for fold in report["folds"]:
@@ -91,26 +96,32 @@ def test_foley_crossval_on_three_clips(claps, tmp_path):
     assert "| model - video_shuffled |" in md and "| model - video_zeroed |" in md
     assert md.count("| mean [95%] |") == len(METRICS) and "## FAD over each group" in md
     assert not [p for p in out.rglob("*") if ".tmp" in p.name]
-    # run again: every fold is reused, the tables come out the same; other settings are refused
-    assert foley("crossval", *claps, "--group-by", "^([a-z]+)-", *TINY, "--out", out).returncode == 2
-    again = foley("crossval", *claps, "--group-by", "^([a-z]+)-", *TINY, "--out", out, "--force")
+    # the tables are replaced only with --force; then every fold is reused and the tables come out the same
+    same = foley(*args)
+    assert same.returncode == 2 and "output exists" in same.stderr
+    again = foley(*args, "--force")
     assert again.returncode == 0 and again.stdout.count("reused the finished fold") == 3
     assert json.loads((out / "crossval.json").read_text())["folds"] == report["folds"]
-    other = foley("crossval", *claps, "--group-by", "^([a-z]+)-", *TINY, "--seed", "1", "--out", out, "--force")
-    assert other.returncode == 0 and "reused" not in other.stdout  # --force redoes folds of other settings
+    # folds run with other settings are redone only with --force
+    (out / "crossval.md").unlink()
+    (out / "crossval.json").unlink()
+    other = foley(*args, "--seed", "1")
+    assert other.returncode == 2 and "fold clap-0 was run with other settings" in other.stderr
 
 
-def test_foley_crossval_refuses_bad_input_up_front(claps, tmp_path):
+def test_foley_crossval_refuses_bad_input_up_front(claps, tmp_path, capsys):
     out = tmp_path / "cv"
+
+    def refused(*args) -> str:
+        assert main(["crossval", *map(str, args), *TINY, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        return err.strip()
+
     mapping = tmp_path / "groups.json"
     mapping.write_text(json.dumps({"clap-0": "a", "clap-1": "a", "clap-2": "b"}))
-    lonely = foley("crossval", *claps, "--group-by", mapping, *TINY, "--out", out)
-    assert lonely.returncode == 2
-    assert lonely.stderr.strip() == (f"error: group 'b' has one clip (clap-2); leave-one-clip-out needs two or "
-                                     f"more ({mapping})")
-    missing = foley("crossval", claps[0], tmp_path / "gone.mp4", *TINY, "--out", out)
-    assert missing.returncode == 2
-    assert missing.stderr.strip() == f"error: no such file or folder ({tmp_path / 'gone.mp4'})"
-    bad_train = foley("crossval", *claps, "--train-args=--wings 2", "--out", out)
-    assert bad_train.returncode == 2 and len(bad_train.stderr.strip().splitlines()) == 1
+    assert refused(*claps, "--group-by", mapping) == (
+        f"error: group 'b' has one clip (clap-2); leave-one-clip-out needs two or more ({mapping})")
+    assert refused(claps[0], tmp_path / "gone.mp4") == f"error: no such file or folder ({tmp_path / 'gone.mp4'})"
+    assert "unrecognized arguments: --wings" in refused(*claps, "--train-args=--wings 2")
     assert not out.exists()  # nothing written

@@ -164,6 +164,19 @@ def test_a_run_folder_is_continued_or_replaced_only_on_request(tmp_path, clip_di
     assert (run / "model.pt").read_bytes() == before
     assert main([*args, "--lr", "0.01", "--resume"]) == 2  # other settings than the run was started with
     assert "started with other train settings" in capsys.readouterr().err
+    good = (run / "checkpoint.pt").read_bytes()
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    damaged = {"zeroed": good[:200] + bytes(400) + good[600:], "cut": good[:len(good) // 2],
+               "no optimizer": state | {"optimizer": {"state": 3}}, "no step": state | {"step": "many"}}
+    for name, content in damaged.items():  # each refused in one line, the run folder left as it was
+        if isinstance(content, bytes):
+            (run / "checkpoint.pt").write_bytes(content)
+        else:
+            torch.save(content, run / "checkpoint.pt")
+        assert main([*args, "--resume"]) == 2, name
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: not a valid checkpoint: ") and err.endswith(f"({run / 'checkpoint.pt'})")
+        assert "\n" not in err and (run / "model.pt").read_bytes() == before
     assert main([*args, "--force"]) == 0
 
 

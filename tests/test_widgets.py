@@ -58,13 +58,22 @@ def test_lists_name_aligned_clips_and_describe_runs(runs, videos, tmp_path):
     clip_dir = ingest_file(videos / "clap.mp4", tmp_path / "aligned", SPEC).clip_dir
     (tmp_path / "aligned" / "broken").mkdir()
     (tmp_path / "aligned" / "broken" / "meta.json").write_text("{not json")
+    odd = tmp_path / "aligned" / "odd"  # a clip whose meta.json holds values of the wrong types
+    odd.mkdir()
+    (odd / "frames.npy").touch()
+    write_json(odd / "meta.json", {"source": str(videos / "clap.mp4"), "seconds": "x", "sr": None})
     assert video_choices(tmp_path) == [("clap (aligned clip, 2.0 s, 8000 Hz, 25 fps): clap.mp4",
-                                        str(videos / "clap.mp4"))]
+                                        str(videos / "clap.mp4")),
+                                       ("odd (aligned clip): clap.mp4", str(videos / "clap.mp4"))]
     run = tmp_path / "runs" / "mine"
     save_model(build_model(model_config("wavenet", "tiny", SPEC)), SPEC, run / "model.pt")
     write_json(run / "config.json", {"model": {"arch": "wavenet", "loss": "ce", "video_input": "rgb+motion"},
                                      "train": {"steps": 300}, "data": [str(clip_dir)]})
     assert run_choices(tmp_path / "runs") == [("mine (wavenet, ce, rgb+motion, 300 steps, on clap)", str(run))]
+    write_json(run / "config.json", {"model": "wavenet", "train": [], "data": {"x": 1}})  # wrong types: path only
+    assert run_choices(tmp_path / "runs") == [("mine", str(run))]
+    write_json(run / "config.json", {"model": {"arch": "wavenet", "loss": "ce", "video_input": "rgb+motion"},
+                                     "train": {"steps": 300}, "data": [str(clip_dir)]})
     s = Studio(tmp_path, tmp_path / "runs", video=str(videos / "silent" / "silent.mov"))
     assert s.video.options[-1] == (str(videos / "silent" / "silent.mov"),) * 2  # a path given by hand joins
     assert s.video.value == str(videos / "silent" / "silent.mov") and s.run.value == str(run)

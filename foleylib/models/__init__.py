@@ -28,6 +28,9 @@ VARIANTS = ("strided", "raw")
 LOSSES = ("mse", "mae", "ce", "paper_ce")
 NORMS = ("batch", "group")
 PRESETS = ("tiny", "small", "default")
+# the most a config may ask for (a damaged or hostile model.pt must not build a model that never fits in memory)
+MAX_SIZE, MAX_LAYERS, MAX_DILATION_CYCLE = 1 << 20, 1024, 24
+LAYER_COUNTS = ("video_blocks", "fusion_blocks", "stacks", "n_layers")
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,12 @@ class ModelConfig:
         bad = [n for n in positive if getattr(self, n) < 1]
         if bad or self.video_blocks < 0 or not self.strides or min(self.strides) < 1:
             raise ValueError(f"ModelConfig sizes must be positive: {', '.join(bad) or 'video_blocks/strides'}")
+        huge = [n for n in positive if getattr(self, n) > MAX_SIZE] + \
+            [n for n in LAYER_COUNTS if getattr(self, n) > MAX_LAYERS] + \
+            (["dilation_cycle"] if self.dilation_cycle > MAX_DILATION_CYCLE else []) + \
+            (["strides"] if len(self.strides) > MAX_LAYERS or max(self.strides) > MAX_SIZE else [])
+        if huge:
+            raise ValueError(f"ModelConfig sizes past any model that fits in memory: {', '.join(dict.fromkeys(huge))}")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
         if self.arch == "transformer" and self.mode == "causal" and self.raw_context < 2:
