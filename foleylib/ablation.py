@@ -61,3 +61,27 @@ def video_ablation(clip: AlignedClip, onset_times: np.ndarray, cfg: ModelConfig,
 
 def _last_line(path: Path) -> dict:
     return json.loads(path.read_text().strip().splitlines()[-1])
+
+
+def _fmt(value: float | None, spec: str = ".2f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def reports_table(reports: dict[str, dict], baselines: tuple[str, ...] = ("motion_bursts", "histogram", "silence")
+                  ) -> str:
+    """A Markdown table of `evaluate.evaluate_run` reports of one clip, a row per model: validation NLL, onset F1
+    of the model, of itself on shuffled and on zeroed video and their difference, log-mel distance and envelope
+    correlation; then the baselines (no model, the same tail) from the first report."""
+    lines = ["| model | val NLL (nats) | onset F1 | shuffled | zeroed | beats shuffled | log-mel dB | envelope r |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, report in reports.items():
+        m = report["metrics"]
+        f1, shuffled = m["model"]["onset_f1"], m["video_shuffled"]["onset_f1"]
+        gain = None if f1 is None or shuffled is None else f1 - shuffled
+        lines.append(f"| {name} | {_fmt(report['teacher_forced']['val_loss'], '.3f')} | {_fmt(f1)} | "
+                     f"{_fmt(shuffled)} | {_fmt(m['video_zeroed']['onset_f1'])} | {_fmt(gain, '+.2f')} | "
+                     f"{_fmt(m['model']['logmel_db'], '.1f')} | {_fmt(m['model']['envelope_corr'])} |")
+    first = next(iter(reports.values()))["metrics"]
+    lines += [f"| baseline: {name} | - | {_fmt(first[name]['onset_f1'])} | - | - | - | "
+              f"{_fmt(first[name]['logmel_db'], '.1f')} | {_fmt(first[name]['envelope_corr'])} |" for name in baselines]
+    return "\n".join(lines)

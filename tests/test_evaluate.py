@@ -124,3 +124,20 @@ def test_foley_evaluate_reports_the_model_and_every_baseline(run, tmp_path):
     assert "uses the video" in proc.stdout
     again = foley("evaluate", "--ckpt", run, "--out", out, "--seconds", "0.4", "--quiet")
     assert again.returncode == 2 and "output exists" in again.stderr
+
+
+def test_reports_table_rows_and_differences():
+    from foleylib.ablation import reports_table
+
+    def report(f1, shuffled):
+        metrics = {name: {"onset_f1": 0.5, "logmel_db": 20.0, "envelope_corr": None}
+                   for name in ("video_zeroed", "motion_bursts", "histogram", "silence")}
+        metrics |= {"model": {"onset_f1": f1, "logmel_db": 12.25, "envelope_corr": 0.5},
+                    "video_shuffled": {"onset_f1": shuffled}}
+        return {"teacher_forced": {"val_loss": 3.5}, "metrics": metrics}
+
+    lines = reports_table({"rgb": report(0.75, 0.5), "motion": report(None, 0.5)}).splitlines()
+    assert lines[2] == "| rgb | 3.500 | 0.75 | 0.50 | 0.50 | +0.25 | 12.2 | 0.50 |"
+    assert lines[3] == "| motion | 3.500 | - | 0.50 | 0.50 | - | 12.2 | 0.50 |"
+    assert lines[4:] == [f"| baseline: {name} | - | 0.50 | - | - | - | 20.0 | - |"
+                         for name in ("motion_bursts", "histogram", "silence")]

