@@ -180,7 +180,7 @@ def clip_motion(clip: AlignedClip) -> np.ndarray:
     if clip.meta.get("motion") == CACHE_INFO and path.exists():
         try:
             motion = np.load(path, mmap_mode="r")
-        except (OSError, ValueError):
+        except Exception:  # noqa: BLE001 - a damaged cache (np.load raises many kinds) is recomputed
             motion = None
         if motion is not None and motion.dtype == np.uint8 and motion.shape == (*clip.frames.shape[:3],
                                                                                 len(MOTION_CHANNELS)):
