@@ -16,6 +16,7 @@ from .fsutil import write_json
 from .generate import generate
 from .metrics import detect_onsets, onset_scores, per_sample_nll, window_mask
 from .models import ModelConfig
+from .notebook import fmt_cell
 from .train import TrainConfig, load_model, train
 
 VARIANTS = {"video": False, "audio_only": True}  # name -> zero_video
@@ -63,10 +64,6 @@ def _last_line(path: Path) -> dict:
     return json.loads(path.read_text().strip().splitlines()[-1])
 
 
-def _fmt(value: float | None, spec: str = ".2f") -> str:
-    return "-" if value is None else format(value, spec)
-
-
 def reports_table(reports: dict[str, dict], baselines: tuple[str, ...] = ("motion_bursts", "histogram", "silence")
                   ) -> str:
     """A Markdown table of `evaluate.evaluate_run` reports of one clip, a row per model: validation NLL, onset F1
@@ -78,10 +75,12 @@ def reports_table(reports: dict[str, dict], baselines: tuple[str, ...] = ("motio
         m = report["metrics"]
         f1, shuffled = m["model"]["onset_f1"], m["video_shuffled"]["onset_f1"]
         gain = None if f1 is None or shuffled is None else f1 - shuffled
-        lines.append(f"| {name} | {_fmt(report['teacher_forced']['val_loss'], '.3f')} | {_fmt(f1)} | "
-                     f"{_fmt(shuffled)} | {_fmt(m['video_zeroed']['onset_f1'])} | {_fmt(gain, '+.2f')} | "
-                     f"{_fmt(m['model']['logmel_db'], '.1f')} | {_fmt(m['model']['envelope_corr'])} |")
+        cells = [fmt_cell(report["teacher_forced"]["val_loss"]), fmt_cell(f1, ".2f"), fmt_cell(shuffled, ".2f"),
+                 fmt_cell(m["video_zeroed"]["onset_f1"], ".2f"), fmt_cell(gain, "+.2f"),
+                 fmt_cell(m["model"]["logmel_db"], ".1f"), fmt_cell(m["model"]["envelope_corr"], ".2f")]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     first = next(iter(reports.values()))["metrics"]
-    lines += [f"| baseline: {name} | - | {_fmt(first[name]['onset_f1'])} | - | - | - | "
-              f"{_fmt(first[name]['logmel_db'], '.1f')} | {_fmt(first[name]['envelope_corr'])} |" for name in baselines]
+    lines += [f"| baseline: {name} | - | {fmt_cell(first[name]['onset_f1'], '.2f')} | - | - | - | "
+              f"{fmt_cell(first[name]['logmel_db'], '.1f')} | {fmt_cell(first[name]['envelope_corr'], '.2f')} |"
+              for name in baselines]
     return "\n".join(lines)

@@ -40,6 +40,7 @@ from .fsutil import atomic_path, write_json
 from .media import write_audio
 from .metrics import bootstrap_mean, condfoleygen_scores
 from .names import safe_name
+from .notebook import fmt_cell
 from .train import check_compatible, load_model
 
 MODES = ("loo", "finetune")
@@ -258,14 +259,11 @@ def group_fad(folds: list[dict], out: Path) -> dict[str, dict[str, float | None]
             for group, sets in pooled.items()}
 
 
-def _cell(value: float | None, signed: bool = False) -> str:
-    return "-" if value is None else format(value, "+.3f" if signed else ".3f")
-
-
 def _interval(b: dict | None, signed: bool = False) -> str:
     if b is None:
         return "-"
-    return f"{_cell(b['mean'], signed)} [{_cell(b['lo'], signed)}, {_cell(b['hi'], signed)}]"
+    spec = "+.3f" if signed else ".3f"
+    return f"{fmt_cell(b['mean'], spec)} [{fmt_cell(b['lo'], spec)}, {fmt_cell(b['hi'], spec)}]"
 
 
 def markdown(report: dict) -> str:
@@ -285,17 +283,17 @@ def markdown(report: dict) -> str:
                   f"correlation, better on one) on {s['uses_video']['clips']} of {s['uses_video']['of']} clips.",
               "", "## FAD over each group (pooled YAMNet embeddings of its clips)", "",
               "| group | " + " | ".join(SYSTEMS) + " |", "|---|" + "---|" * len(SYSTEMS)]
-    lines += [f"| {g} | " + " | ".join(_cell(v[n]) for n in SYSTEMS) + " |" for g, v in report["group_fad"].items()]
+    lines += [f"| {g} | " + " | ".join(fmt_cell(v[n]) for n in SYSTEMS) + " |" for g, v in report["group_fad"].items()]
     for metric, better in METRICS.items():
         lines += ["", f"## Per clip: {metric} ({better} is better)", "",
                   "| clip | group | seconds | " + " | ".join(SYSTEMS) + " |", "|---|---|---|" + "---|" * len(SYSTEMS)]
         lines += [f"| {f['clip']} | {f['group']} | {f['seconds']:.2f} | "
-                  + " | ".join(_cell(f["scores"][n][metric]) for n in SYSTEMS) + " |" for f in folds]
+                  + " | ".join(fmt_cell(f["scores"][n][metric]) for n in SYSTEMS) + " |" for f in folds]
         lines.append(f"| mean [{level}] | | | " + " | ".join(_interval(s["means"][n][metric]) for n in SYSTEMS) + " |")
     lines += ["", "## Per clip: training and generation", "",
               "| clip | group | training clips | val loss (held-out clip, teacher-forced) | train s | generation RTF |",
               "|---|---|---|---|---|---|"]
-    lines += [f"| {f['clip']} | {f['group']} | {len(f['settings']['train_clips'])} | {_cell(f['val_loss'])} | "
+    lines += [f"| {f['clip']} | {f['group']} | {len(f['settings']['train_clips'])} | {fmt_cell(f['val_loss'])} | "
               f"{f['train_s']:.0f} | {f['rtf']:.2f} |" for f in folds]
     return "\n".join(lines) + "\n"
 
@@ -335,7 +333,7 @@ def run_crossval(sources: list[Path], out: str | Path, group_by: str = "all", cf
             model, shuffled = fold["scores"]["model"], fold["scores"]["video_shuffled"]
             log(f"{name} ({groups[name]}): trained on {len(others)} clips in {fold['train_s']:.0f} s, "
                 f"{fold['seconds']:.1f} s generated at {fold['rtf']:.2f}x real time; onset F1 model "
-                f"{_cell(model['onset_f1'])}, shuffled {_cell(shuffled['onset_f1'])} ({fold['wall_s']:.0f} s)")
+                f"{fmt_cell(model['onset_f1'])}, shuffled {fmt_cell(shuffled['onset_f1'])} ({fold['wall_s']:.0f} s)")
         folds.append(fold)
     header = (f"{len(folds)} clips in {len(members)} group(s) (`--group-by {group_by}`), mode `{cfg.mode}`: each "
               + ("clip generated whole by a model trained on the other clips of its group"

@@ -1,4 +1,4 @@
-"""Small helpers for the notebooks: an audio player and a results record that tests read back."""
+"""Small helpers for the notebooks: an audio player, a results record that tests read back, table cells."""
 from __future__ import annotations
 
 import json
@@ -26,3 +26,12 @@ def record_results(path: str | Path, **values: Any) -> dict:
     merged = {**old, **values}
     write_json(path, merged)
     return merged
+
+
+def fmt_cell(value, spec: str = ".3f") -> str:
+    """A table cell: "-" for None, true/false for booleans, str(value) without a format spec, else formatted."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return format(value, spec) if spec else str(value)

@@ -22,6 +22,7 @@ from .errors import InputError
 from .fsutil import atomic_path
 from .media import read_audio
 from .names import safe_name
+from .notebook import fmt_cell
 from .synth import render_scene
 
 CELL_NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "table1_cell.ipynb"
@@ -87,14 +88,6 @@ def _get(results: dict, path: tuple[str, ...]):
     return results
 
 
-def _fmt(value, spec: str) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool) or not spec:
-        return str(value).lower() if isinstance(value, bool) else str(value)
-    return format(value, spec)
-
-
 def table_rows(cells: dict[tuple[str, str], dict]) -> list[dict]:
     """One row per (video, arch): the COLUMNS, or the error of a failed cell."""
     rows = []
@@ -114,7 +107,7 @@ def write_tables(out: Path, cells: dict[tuple[str, str], dict], header: str) -> 
         writer.writerows(rows)
     lines = [f"# Table I and past it\n\n{header}\n", "| video | arch | " + " | ".join(c for c, _, _ in COLUMNS) + " |",
              "|---|---|" + "---|" * len(COLUMNS)]
-    lines += [f"| {r['video']} | {r['arch']} | " + " | ".join(_fmt(r[c], f) for c, _, f in COLUMNS) + " |"
+    lines += [f"| {r['video']} | {r['arch']} | " + " | ".join(fmt_cell(r[c], f) for c, _, f in COLUMNS) + " |"
               for r in rows if not r["error"]]
     lines += ["", "## Baselines (no model; the same tail and metrics)", "",
               "| video | baseline | " + " | ".join(BASELINE_COLUMNS) + " |",
@@ -128,7 +121,7 @@ def write_tables(out: Path, cells: dict[tuple[str, str], dict], header: str) -> 
                      + " |" * (len(BASELINE_COLUMNS) - 1))
         for name in BASELINE_ROWS:
             m = results["metrics"][name]
-            lines.append(f"| {video} | {name} | " + " | ".join(_fmt(m[c], ".3f") for c in BASELINE_COLUMNS) + " |")
+            lines.append(f"| {video} | {name} | " + " | ".join(fmt_cell(m[c], ".3f") for c in BASELINE_COLUMNS) + " |")
     failed = [r for r in rows if r["error"]]
     lines += ["", "## Failed cells", ""] + ([f"- {r['video']} / {r['arch']}: {r['error']}" for r in failed]
                                             or ["none"])
@@ -191,7 +184,7 @@ def run_table(out: str | Path, archs: list[str], scenes: list[str] | None = None
             t0 = time.perf_counter()
             cells[(video, arch)] = results = run_cell(clip_dir, arch, out, parameters)
             status = results.get("error") or (f"val loss {results['teacher_forced']['val_loss']:.4f}, onset F1 "
-                                              f"{_fmt(results['metrics']['model']['onset_f1'], '.2f')}")
+                                              f"{fmt_cell(results['metrics']['model']['onset_f1'], '.2f')}")
             log(f"{video} / {arch}: {status} ({time.perf_counter() - t0:.0f} s)")
     header = (f"Preset `{preset}`, loss `{loss}`, {steps} training steps per cell, {gen_seconds:g} s of each held-out "
               f"tail generated, seed {seed}. Executed notebooks: `runs/`.")
