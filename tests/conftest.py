@@ -8,10 +8,10 @@ import matplotlib
 import pytest
 import torch
 
-from foleylib.config import preset
-from foleylib.media import ffmpeg_exe
+from foleylib.core.config import preset
+from foleylib.data.media import ffmpeg_exe
 from foleylib.models import build_model, model_config
-from foleylib.train import save_model
+from foleylib.training.train import save_model
 
 matplotlib.use("Agg")
 

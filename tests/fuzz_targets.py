@@ -27,8 +27,8 @@ from pathlib import Path
 from conftest import make_video
 from fuzz_mutations import mutate_file
 
-from foleylib import media
-from foleylib.media import ffmpeg_exe
+from foleylib.data import media
+from foleylib.data.media import ffmpeg_exe
 
 TINY = {"seconds": 1.0, "size": "64x48", "sr": 16000}  # cheap seeds: a case costs tenths of a second
 MEDIA_SEEDS = {  # name -> make_video arguments; the suffix picks the container, "-faststart" puts moov first
@@ -84,7 +84,7 @@ class Seeds:
 
 
 def _foley(args: list[str]) -> None:
-    from foleylib.cli import main
+    from foleylib.interfaces.cli import main
 
     with contextlib.redirect_stdout(io.StringIO()):
         assert main(["--debug", *args]) == 0, args
@@ -141,8 +141,8 @@ def command(case: dict, given: Path, seeds: Seeds, work: Path) -> list[str]:
 
 def _outputs_whole(target: str, out: Path) -> str:
     """'' when the outputs of a command that worked are whole, else what is wrong."""
-    from foleylib.dataset import load_clip
-    from foleylib.errors import InputError
+    from foleylib.core.errors import InputError
+    from foleylib.data.dataset import load_clip
 
     try:
         if target == "ingest":
@@ -197,7 +197,7 @@ def _message_ok(stderr: str, expected_lines: int = 1) -> str:
 
 def _run_in_process(args: list[str]) -> tuple[int | None, str, str, BaseException | None]:
     """(exit code, stdout, stderr, exception) of `foley --debug ARGS` run here (--debug lets errors through)."""
-    from foleylib.cli import main
+    from foleylib.interfaces.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -209,7 +209,7 @@ def _run_in_process(args: list[str]) -> tuple[int | None, str, str, BaseExceptio
 
 def _studio(given: Path, seeds: Seeds) -> Verdict:
     """The studio's Generate button on the video; its message line is the verdict."""
-    from foleylib.widgets import Studio
+    from foleylib.interfaces.widgets import Studio
 
     studio = Studio(given.parent, seeds.run.parent, video=str(given), run=str(seeds.run), start=0.0, seconds=0.4)
     try:
@@ -225,7 +225,7 @@ def _studio(given: Path, seeds: Seeds) -> Verdict:
 
 
 def _judge(target: str, out: Path, code: int | None, stderr: str, exc: BaseException | None) -> Verdict:
-    from foleylib.errors import InputError
+    from foleylib.core.errors import InputError
 
     if isinstance(exc, InputError):
         bad = "" if "\n" not in str(exc) else f"a message of several lines: {str(exc)!r}"

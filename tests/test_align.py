@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from conftest import make_video
 
-from foleylib.align import ingest, ingest_file
-from foleylib.config import AVSpec
-from foleylib.dataset import load_clip
-from foleylib.errors import InputError
+from foleylib.core.config import AVSpec
+from foleylib.core.errors import InputError
+from foleylib.data.align import ingest, ingest_file
+from foleylib.data.dataset import load_clip
 
 SPEC = AVSpec(sr=16000, fps=25, size=32)
 

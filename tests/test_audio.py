@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from foleylib import audio
+from foleylib.core import audio
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -106,6 +106,6 @@ def test_write_wav_round_trip(tmp_path, subtype, atol):
 
 
 def test_importing_audio_does_not_load_librosa_submodules():
-    code = "import sys, foleylib.audio; print('librosa.onset' in sys.modules, 'numba' in sys.modules)"
+    code = "import sys, foleylib.core.audio; print('librosa.onset' in sys.modules, 'numba' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch.utils.data import default_collate
 
-from foleylib.augment import AUGMENTATIONS, augment, augment_step, draw, parse_augment, step_generator
-from foleylib.config import AVSpec
-from foleylib.dataset import AlignedClip, FrameDataset, SampleDataset, WindowDataset
+from foleylib.core.config import AVSpec
+from foleylib.data.augment import AUGMENTATIONS, augment, augment_step, draw, parse_augment, step_generator
+from foleylib.data.dataset import AlignedClip, FrameDataset, SampleDataset, WindowDataset
 
 SPEC = AVSpec(sr=800, fps=25, size=16, channels=2, context_frames=2, context_samples=64)  # 32 samples per frame
 FRAMES = 50
@@ -135,8 +135,8 @@ def test_option_names():
 def test_motion_channels_follow_the_picture_and_keep_their_colour():
     """rgb+motion frames [B, F, S, S, 3 + 6]: a mirror swaps right and left flow, a 2x zoom doubles it, colour
     jitter leaves the motion channels as they were."""
-    from foleylib.augment import Draw, augment_video
-    from foleylib.motion import MOTION_CHANNELS
+    from foleylib.data.augment import Draw, augment_video
+    from foleylib.data.motion import MOTION_CHANNELS
 
     right, left = (3 + MOTION_CHANNELS.index(name) for name in ("right", "left"))
     video = torch.zeros(1, 2, 8, 8, 3 + len(MOTION_CHANNELS), dtype=torch.uint8)

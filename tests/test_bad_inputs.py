@@ -11,8 +11,8 @@ import pytest
 import torch
 from conftest import make_vfr_video, make_video
 
-from foleylib.cli import main
-from foleylib.media import ffmpeg_exe, probe
+from foleylib.data.media import ffmpeg_exe, probe
+from foleylib.interfaces.cli import main
 
 OK, ERROR = "ok", "error"
 
@@ -164,7 +164,7 @@ def test_limits_on_length_and_frame_size_are_clear_errors(good_video, tmp_path, 
     err = capsys.readouterr().err
     _assert_one_line_error(code, err, good_video)
     assert "more than the limit of 1.5 s (--max-seconds)" in err
-    monkeypatch.setattr("foleylib.media.MAX_PIXELS", 160 * 119)  # the video's frames are 160x120
+    monkeypatch.setattr("foleylib.data.media.MAX_PIXELS", 160 * 119)  # the video's frames are 160x120
     code = main(["ingest", str(good_video), "--out", str(out)])
     err = capsys.readouterr().err
     _assert_one_line_error(code, err, good_video)

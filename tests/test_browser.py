@@ -15,10 +15,10 @@ import torch
 from browser import VIEWPORT, Lab, LabPage, chromium_path, descendants, prepare_notebook, skip_reason, stop_processes
 from PIL import Image
 
-from foleylib.config import preset
+from foleylib.core.config import preset
+from foleylib.data.synth import render_scene
 from foleylib.models import build_model, model_config
-from foleylib.synth import render_scene
-from foleylib.train import save_model
+from foleylib.training.train import save_model
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 if skip_reason():

@@ -7,9 +7,9 @@ import sys
 import pytest
 from conftest import make_video
 
-from foleylib.collect import collect
-from foleylib.errors import InputError
-from foleylib.fsutil import sha256_file
+from foleylib.core.errors import InputError
+from foleylib.core.fsutil import sha256_file
+from foleylib.data.collect import collect
 
 
 def test_local_files_and_folders(tmp_path, good_video):

@@ -3,7 +3,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from foleylib.config import AVSpec, as_fraction, preset
+from foleylib.core.config import AVSpec, as_fraction, preset
 
 
 def test_samples_per_frame_exact():

@@ -4,10 +4,10 @@ import json
 import pytest
 from test_cli import foley
 
-from foleylib.cli import main
-from foleylib.crossval import METRICS, SYSTEMS, TWINS, check_train_args, clip_groups, train_options
-from foleylib.errors import InputError
-from foleylib.synth import render_scenes
+from foleylib.core.errors import InputError
+from foleylib.data.synth import render_scenes
+from foleylib.evaluation.crossval import METRICS, SYSTEMS, TWINS, check_train_args, clip_groups, train_options
+from foleylib.interfaces.cli import main
 
 TINY = ["--preset", "tiny", "--steps", "2", "--batch-size", "2", "--resamples", "200"]
 

@@ -3,8 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from foleylib.config import AVSpec
-from foleylib.dataset import (
+from foleylib.core.config import AVSpec
+from foleylib.core.errors import InputError
+from foleylib.core.fsutil import write_json
+from foleylib.data.dataset import (
     FrameDataset,
     SampleDataset,
     WindowDataset,
@@ -13,8 +15,6 @@ from foleylib.dataset import (
     split_by_time,
     video_context,
 )
-from foleylib.errors import InputError
-from foleylib.fsutil import write_json
 
 
 def write_clip(folder, frames=10, spf=40, channels=2, size=8):

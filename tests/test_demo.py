@@ -6,7 +6,7 @@ import pytest
 from test_cli import foley
 from test_dub import audio_streams, stream_seconds
 
-from foleylib import media
+from foleylib.data import media
 
 pytestmark = pytest.mark.slow
 

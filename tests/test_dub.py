@@ -7,11 +7,11 @@ import pytest
 from conftest import make_video
 from test_cli import foley
 
-from foleylib import media
-from foleylib.config import preset
-from foleylib.dub import dub_video
-from foleylib.errors import InputError
-from foleylib.synth import render_scene
+from foleylib.core.config import preset
+from foleylib.core.errors import InputError
+from foleylib.data import media
+from foleylib.data.synth import render_scene
+from foleylib.generation.dub import dub_video
 
 SPEC = preset("tiny")  # 8 kHz, 25 fps, 32 x 32
 

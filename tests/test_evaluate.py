@@ -7,10 +7,11 @@ import pytest
 import torch
 from test_cli import foley
 
-from foleylib.align import ingest_file
-from foleylib.config import AVSpec, preset
-from foleylib.dataset import AlignedClip, load_clip
-from foleylib.evaluate import (
+from foleylib.core.config import AVSpec, preset
+from foleylib.data.align import ingest_file
+from foleylib.data.dataset import AlignedClip, load_clip
+from foleylib.data.synth import render_scene
+from foleylib.evaluation.evaluate import (
     BASELINES,
     histogram_nll,
     motion_bursts,
@@ -19,10 +20,9 @@ from foleylib.evaluate import (
     teacher_forced,
     uses_video,
 )
-from foleylib.losses import mulaw_decode, mulaw_encode
 from foleylib.models import model_config
-from foleylib.synth import render_scene
-from foleylib.train import TrainConfig, load_model, train
+from foleylib.models.losses import mulaw_decode, mulaw_encode
+from foleylib.training.train import TrainConfig, load_model, train
 
 SPEC = preset("tiny")
 
@@ -127,7 +127,7 @@ def test_foley_evaluate_reports_the_model_and_every_baseline(run, tmp_path):
 
 
 def test_reports_table_rows_and_differences():
-    from foleylib.ablation import reports_table
+    from foleylib.evaluation.ablation import reports_table
 
     def report(f1, shuffled):
         metrics = {name: {"onset_f1": 0.5, "logmel_db": 20.0, "envelope_corr": None}

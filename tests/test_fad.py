@@ -6,7 +6,7 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from foleylib.fad import (
+from foleylib.evaluation.fad import (
     PATCH_FRAMES,
     embedding_distance,
     frechet_audio_distance,

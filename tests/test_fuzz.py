@@ -11,7 +11,7 @@ from fuzz_corpus import CORPUS
 from fuzz_mutations import find_node, mutate, parse_nodes
 from fuzz_targets import Seeds, run_case
 
-from foleylib.cli import main
+from foleylib.interfaces.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,10 @@ import pytest
 import torch
 from conftest import make_video
 
-from foleylib.cli import main
-from foleylib.config import AVSpec, preset
-from foleylib.fastgen import FastTransformerStepper, FastWaveNetStepper
-from foleylib.generate import (
+from foleylib.core.config import AVSpec, preset
+from foleylib.data.media import read_audio
+from foleylib.generation.fastgen import FastTransformerStepper, FastWaveNetStepper
+from foleylib.generation.generate import (
     FoleyEngine,
     Sampler,
     Tape,
@@ -17,10 +17,10 @@ from foleylib.generate import (
     pick_sample,
     stream,
 )
-from foleylib.losses import mulaw_decode
-from foleylib.media import read_audio
+from foleylib.interfaces.cli import main
 from foleylib.models import build_model, model_config
-from foleylib.train import save_model
+from foleylib.models.losses import mulaw_decode
+from foleylib.training.train import save_model
 
 SPEC = AVSpec(sr=1000, fps=25, size=16, context_frames=2, context_samples=64)
 FRAMES = np.random.default_rng(0).integers(0, 255, (60, 16, 16, 3), dtype=np.uint8)

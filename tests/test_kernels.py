@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from foleylib.kernels import affine_into, exp_into, gated_into, layer_norm_into, softmax_into
+from foleylib.generation.kernels import affine_into, exp_into, gated_into, layer_norm_into, softmax_into
 
 
 def test_exp_into_matches_exp_over_the_float32_range():

@@ -15,9 +15,9 @@ import pytest
 import torch
 from conftest import make_video
 
-from foleylib.dataset import load_clip
-from foleylib.errors import InputError
-from foleylib.media import probe, read_audio
+from foleylib.core.errors import InputError
+from foleylib.data.dataset import load_clip
+from foleylib.data.media import probe, read_audio
 
 KILLS_PER_COMMAND = 4
 TINY_TRAIN = ["train", "--arch", "wavenet", "--preset", "tiny", "--batch-size", "2", "--window", "64",

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from foleylib.losses import LOSSES, compute_loss, loss_fn, mulaw_decode, mulaw_encode, nats_to_bits, paper_ce
+from foleylib.models.losses import LOSSES, compute_loss, loss_fn, mulaw_decode, mulaw_encode, nats_to_bits, paper_ce
 
 
 def test_mulaw_known_values():

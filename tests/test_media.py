@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from conftest import make_vfr_video, make_video
 
-from foleylib import media
-from foleylib.errors import InputError
+from foleylib.core.errors import InputError
+from foleylib.data import media
 
 
 def dominant_freq(x: np.ndarray, sr: int) -> float:

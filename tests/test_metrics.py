@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from foleylib.metrics import (
+from foleylib.evaluation.metrics import (
     IMPACT_SR,
     METRIC_KEYS,
     audio_metrics,

@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from foleylib.config import AVSpec, preset
-from foleylib.dataset import AlignedClip, FrameDataset, SampleDataset, WindowDataset
-from foleylib.losses import compute_loss
+from foleylib.core.config import AVSpec, preset
+from foleylib.data.dataset import AlignedClip, FrameDataset, SampleDataset, WindowDataset
 from foleylib.models import ModelConfig, build_model, model_config
+from foleylib.models.losses import compute_loss
 from foleylib.models.video import (
     AudioToVideo,
     FrameEmbedding,

@@ -7,13 +7,10 @@ import torch
 from test_models import COMBOS, synthetic_clip, tiny
 from torch.utils.data import DataLoader
 
-from foleylib.align import ingest_file
-from foleylib.cli import main
-from foleylib.config import AVSpec, preset
-from foleylib.dataset import load_clip
-from foleylib.generate import FoleyEngine, generate
-from foleylib.models import ModelConfig, build_model, model_config
-from foleylib.motion import (
+from foleylib.core.config import AVSpec, preset
+from foleylib.data.align import ingest_file
+from foleylib.data.dataset import load_clip
+from foleylib.data.motion import (
     FLOW_SCALE,
     MOTION_CHANNELS,
     MOTION_FILE,
@@ -24,8 +21,11 @@ from foleylib.motion import (
     model_frames,
     motion_channels,
 )
-from foleylib.synth import render_scene
-from foleylib.train import load_model, make_dataset, save_model
+from foleylib.data.synth import render_scene
+from foleylib.generation.generate import FoleyEngine, generate
+from foleylib.interfaces.cli import main
+from foleylib.models import ModelConfig, build_model, model_config
+from foleylib.training.train import load_model, make_dataset, save_model
 
 S = 64
 CH = {name: i for i, name in enumerate(MOTION_CHANNELS)}

@@ -10,7 +10,7 @@ import pytest
 import torch
 from test_notebooks import images, run_notebook
 
-from foleylib.config import AVSpec
+from foleylib.core.config import AVSpec
 from foleylib.models import build_model, model_config
 from foleylib.models.video import VideoEncoder, VideoToAudio
 

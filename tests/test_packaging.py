@@ -54,3 +54,15 @@ def test_notebooks_committed_clean_with_parameters():
         assert sum("parameters" in c["metadata"].get("tags", []) for c in code) == 1, path.name
         assert nb["metadata"]["kernelspec"]["name"] == "python3"
         assert all("def " not in "".join(c["source"]) and "sys.path" not in "".join(c["source"]) for c in code)
+
+
+def test_table_cell_notebook_is_package_data_and_clean():
+    from foleylib.evaluation.table import CELL_NOTEBOOK
+
+    assert CELL_NOTEBOOK.is_file() and ROOT / "foleylib" in CELL_NOTEBOOK.parents
+    assert "table1_cell.ipynb" in tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["foleylib.evaluation"]
+    nb = json.loads(CELL_NOTEBOOK.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
+    assert sum("parameters" in c["metadata"].get("tags", []) for c in code) == 1

@@ -8,8 +8,8 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.offsetbox import AnnotationBbox
 
-from foleylib.config import AVSpec
-from foleylib.plots import (
+from foleylib.core.config import AVSpec
+from foleylib.evaluation.plots import (
     MAX_MARKERS,
     frame_marker_times,
     plot_context_window,
@@ -163,8 +163,8 @@ def moving_square(count: int = 6, size: int = 32, stop_at: int = 3) -> np.ndarra
 def test_motion_drawn_over_frames_arrows_only_where_it_moves():
     from matplotlib.quiver import Quiver
 
-    from foleylib.motion import motion_channels
-    from foleylib.plots import plot_motion
+    from foleylib.data.motion import motion_channels
+    from foleylib.evaluation.plots import plot_motion
 
     frames = moving_square()
     fig = plot_motion(frames, motion_channels(frames), [0, 2, 5], fps=25)

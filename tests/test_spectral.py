@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from foleylib.spectral import (
+from foleylib.evaluation.spectral import (
     band_errors,
     f0_error_cents,
     frame_rate_artifact,

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from foleylib import media
-from foleylib.config import AVSpec
-from foleylib.synth import _WATER_TILT, KINDS, PEAK, WATER_SCENES, make_scene, render_scene
+from foleylib.core.config import AVSpec
+from foleylib.data import media
+from foleylib.data.synth import _WATER_TILT, KINDS, PEAK, WATER_SCENES, make_scene, render_scene
 
 SMALL = dict(width=320, height=180)
 
@@ -172,8 +172,8 @@ def test_bad_kind_writes_nothing(tmp_path):
 
 
 def test_count_renders_varied_scenes_for_multi_video_training(tmp_path):
-    from foleylib.cli import main
-    from foleylib.media import read_frames
+    from foleylib.data.media import read_frames
+    from foleylib.interfaces.cli import main
 
     assert main(["synth", "clap", "--count", "3", "--seconds", "1", "--seed", "5", "--out", str(tmp_path)]) == 0
     names = sorted(p.name for p in tmp_path.glob("*.mp4"))

@@ -5,8 +5,8 @@ import json
 import pytest
 from test_cli import foley
 
-from foleylib.evaluate import BASELINES
-from foleylib.table import BASELINE_COLUMNS, write_tables
+from foleylib.evaluation.evaluate import BASELINES
+from foleylib.evaluation.table import BASELINE_COLUMNS, write_tables
 
 
 def cell(val_loss, f1, shuffled_f1):

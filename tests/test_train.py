@@ -13,16 +13,16 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from foleylib.align import ingest_file
-from foleylib.cli import main
-from foleylib.config import AVSpec
-from foleylib.dataset import load_clip
-from foleylib.errors import InputError
-from foleylib.fsutil import sha256_file
-from foleylib.losses import onset_weights
+from foleylib.core.config import AVSpec
+from foleylib.core.errors import InputError
+from foleylib.core.fsutil import sha256_file
+from foleylib.data.align import ingest_file
+from foleylib.data.dataset import load_clip
+from foleylib.data.synth import render_scene
+from foleylib.interfaces.cli import main
 from foleylib.models import build_model, model_config
-from foleylib.synth import render_scene
-from foleylib.train import (
+from foleylib.models.losses import onset_weights
+from foleylib.training.train import (
     TrainConfig,
     evaluate,
     evenly_spaced,
@@ -242,7 +242,7 @@ def test_ten_hours_of_audio_train_in_bounded_memory(tmp_path):
     (clip / "meta.json").write_text(json.dumps({"source": "generated", "sha256": "-", "sr": 16000, "fps": 25,
                                                 "size": 8, "channels": 1, "frames": n_frames,
                                                 "samples": n_samples}))
-    peak_of_main = ("import sys; from foleylib.cli import main; code = main(sys.argv[1:]); "
+    peak_of_main = ("import sys; from foleylib.interfaces.cli import main; code = main(sys.argv[1:]); "
                     "print(next(ln for ln in open('/proc/self/status') if ln.startswith('VmHWM'))); sys.exit(code)")
     proc = subprocess.run([sys.executable, "-c", peak_of_main, "train", "--arch", "wavenet", "--data", str(clip),
                            "--steps", "4", "--batch-size", "4", "--preset", "tiny", "--val-every", "4", "--quiet",

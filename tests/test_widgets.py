@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from conftest import make_video
 
-from foleylib.align import ingest_file
-from foleylib.config import preset
-from foleylib.fsutil import write_json
+from foleylib.core.config import preset
+from foleylib.core.fsutil import write_json
+from foleylib.data.align import ingest_file
+from foleylib.data.synth import render_scene
+from foleylib.interfaces.widgets import Studio, find_runs, find_videos, png_bytes, run_choices, video_choices, wav_bytes
 from foleylib.models import build_model, model_config
-from foleylib.synth import render_scene
-from foleylib.train import save_model
-from foleylib.widgets import Studio, find_runs, find_videos, png_bytes, run_choices, video_choices, wav_bytes
+from foleylib.training.train import save_model
 
 SPEC = preset("tiny")  # 8 kHz, 25 fps, 32 x 32
 PNG = b"\x89PNG\r\n\x1a\n"

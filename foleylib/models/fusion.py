@@ -15,10 +15,19 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from .video import AudioToVideo, ResBlock1d, VideoEncoder, VideoToAudio, downsample, halve, make_norm, video_to_float
+from foleylib.models.video import (
+    AudioToVideo,
+    ResBlock1d,
+    VideoEncoder,
+    VideoToAudio,
+    downsample,
+    halve,
+    make_norm,
+    video_to_float,
+)
 
 if TYPE_CHECKING:
-    from . import ModelConfig
+    from foleylib.models.config import ModelConfig
 
 
 class DeepFusion(nn.Module):

@@ -28,10 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .video import FrameEmbedding, VideoEncoder, VideoToAudio, frame_rows, gather_rows
+from foleylib.models.video import FrameEmbedding, VideoEncoder, VideoToAudio, frame_rows, gather_rows
 
 if TYPE_CHECKING:
-    from . import ModelConfig
+    from foleylib.models.config import ModelConfig
 
 
 class AVTransformer(nn.Module):

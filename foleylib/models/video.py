@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..motion import input_channels
+from foleylib.data.motion import input_channels
 
 if TYPE_CHECKING:
-    from . import ModelConfig
+    from foleylib.models.config import ModelConfig
 
 
 def make_norm(kind: str, channels: int, dims: int) -> nn.Module:

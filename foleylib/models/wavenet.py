@@ -11,7 +11,7 @@ causal mode: audio_in [B, C, L]; the per-frame video embedding e_p (FrameEmbeddi
     with frame_index and enters every residual layer as local conditioning (a Linear to 2 * residual channels
     added before the gate). Output j depends on audio_in[j - receptive_field + 1 .. j] and frames <= frame_index[j].
 
-For fast (queued) generation (foleylib.fastgen): layer i has a `dilated` Conv1d (kernel k, dilation
+For fast (queued) generation (foleylib.generation.fastgen): layer i has a `dilated` Conv1d (kernel k, dilation
 `layer.dilation`) that needs the last (k - 1) * dilation + 1 inputs of its layer; `input_conv` the last k samples.
 """
 from __future__ import annotations
@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .video import FrameEmbedding, VideoEncoder, VideoToAudio, frame_rows, gather_rows
+from foleylib.models.video import FrameEmbedding, VideoEncoder, VideoToAudio, frame_rows, gather_rows
 
 if TYPE_CHECKING:
-    from . import ModelConfig
+    from foleylib.models.config import ModelConfig
 
 
 class ResidualLayer(nn.Module):

@@ -1,0 +1,353 @@
+"""Leave-one-clip-out evaluation over groups of clips (`foley crossval`): real-clip numbers that can be trusted.
+
+The two-second tail of a six-second clip holds one or two impacts, so a table of such tails is mostly noise.
+Here every clip of a group (at least two clips per group) is held out once: a model trained on the other clips of
+its group (`foley train` with the user's options, validated on the held-out clip) generates the whole held-out
+clip from its frames, next to itself on shuffled and on zeroed video and to the motion-burst, histogram and
+silence baselines (`evaluate.free_running`). All are scored by `metrics.audio_metrics` and by the Frechet audio
+distance (YAMNet) per clip and pooled over each group. In mode `finetune` the model pretrained on the others is
+fine-tuned on the held-out clip's head (`foley train --init`) and generates its tail instead.
+
+OUT/crossval.json holds the per-clip rows and, per system and metric, the mean over clips with a percentile
+bootstrap interval (`metrics.bootstrap_mean`) and the model's paired differences from its twins; OUT/crossval.md
+shows them as tables. Each fold lives in OUT/folds/<clip>/ (training run, generated audio, embeddings,
+fold.json); a fold whose fold.json holds the same settings is reused, so a killed batch continues where it
+stopped.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import re
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from foleylib.core.config import AVSpec
+from foleylib.core.errors import InputError
+from foleylib.core.fsutil import atomic_path, write_json
+from foleylib.core.names import safe_name
+from foleylib.data.align import ingest_file
+from foleylib.data.dataset import AlignedClip, load_clip, split_by_time
+from foleylib.data.media import write_audio
+from foleylib.evaluation.evaluate import free_running, score_generated, uses_video
+from foleylib.evaluation.fad import embedding_distance, yamnet_embeddings
+from foleylib.evaluation.metrics import bootstrap_mean, condfoleygen_scores
+from foleylib.evaluation.notebook import fmt_cell
+from foleylib.training.train import check_compatible, load_model
+
+MODES = ("loo", "finetune")
+SYSTEMS = ("model", "video_shuffled", "video_zeroed", "motion_bursts", "histogram", "silence")
+TWINS = ("video_shuffled", "video_zeroed")
+METRICS = {"onset_f1": "higher", "onset_ap": "higher", "onset_acc": "higher", "condfoleygen_ap": "higher",
+           "condfoleygen_acc": "higher", "envelope_corr": "higher", "logmel_db": "lower", "mrstft": "lower",
+           "fad": "lower"}  # the tables' columns: which way is better
+DEFAULT_TRAIN = {"arch": "wavenet", "preset": "small", "steps": 200, "loss": "ce", "batch_size": 8}
+
+
+def train_options(extra: str = "", **chosen) -> tuple[str, ...]:
+    """`foley train` options: DEFAULT_TRAIN updated by `chosen` (arch, preset, steps, loss, batch_size), then the
+    shell-split options in `extra` (e.g. "--video-input rgb+motion --augment flip,gain")."""
+    try:
+        more = tuple(shlex.split(extra))
+    except ValueError as err:
+        raise InputError(f"--train-args: {err}", extra) from None
+    named = DEFAULT_TRAIN | {k: v for k, v in chosen.items() if v is not None}
+    return tuple(a for k, v in named.items() for a in (f"--{k.replace('_', '-')}", str(v))) + more
+
+
+@dataclass(frozen=True)
+class CrossvalConfig:
+    """How each fold trains, generates and is scored. `train_args` are `foley train` options (anything it
+    takes except --data/--val-data/--out/--init/--seed/--device); fine-tuning runs `finetune_steps` more."""
+
+    mode: str = "loo"
+    train_args: tuple[str, ...] = field(default_factory=train_options)
+    finetune_steps: int = 100
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 1  # torch threads in training and generation (the protocol runs one job per core)
+    resamples: int = 2000  # bootstrap resamples
+    confidence: float = 0.95  # bootstrap interval
+
+    def fold_settings(self, train_clips: list[str]) -> dict:
+        """What a finished fold must have been run with to be reused."""
+        return {"mode": self.mode, "train_args": list(self.train_args), "seed": self.seed,
+                "train_clips": sorted(train_clips)} | (
+            {"finetune_steps": self.finetune_steps} if self.mode == "finetune" else {})
+
+
+def check_train_args(train_args: tuple[str, ...], out: Path) -> None:
+    """Refuse options `foley train` would refuse, or that crossval sets itself, before any fold runs."""
+    from foleylib.interfaces.cli import build_parser
+
+    own = {"--data", "--val-data", "--out", "--init", "--seed", "--device", "--resume", "--nproc"}
+    clash = sorted(own & {a.split("=")[0] for a in train_args})
+    if clash:
+        raise InputError(f"--train-args may not set {', '.join(clash)} (crossval sets it per fold)", out)
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr):
+            build_parser().parse_args(["train", *train_args, "--data", "x", "--out", "x"])
+    except SystemExit:
+        last = [ln for ln in stderr.getvalue().splitlines() if ln.strip()][-1:] or ["invalid"]
+        raise InputError(f"foley train refuses these options: {last[0].split('error: ')[-1]}", out) from None
+
+
+def clip_groups(names: list[str], group_by: str) -> dict[str, str]:
+    """The group of each clip name by `group_by`: "all" (one group), a .json file ({name: group}) or .csv file
+    (rows name,group) keyed by clip or video file names, or a regular expression searched in each name (the group
+    is its first capture group, or the whole match). Every group needs two clips at least."""
+    if group_by == "all":
+        groups = dict.fromkeys(names, "all")
+    elif Path(group_by).suffix.lower() in (".json", ".csv"):
+        mapping = {safe_name(Path(k).stem): str(v) for k, v in _read_mapping(Path(group_by)).items()}
+        groups = {name: mapping.get(name) for name in names}
+        for name, group in groups.items():
+            if group is None:
+                raise InputError(f"no group for clip {name!r} in this mapping", group_by)
+    else:
+        try:
+            pattern = re.compile(group_by)
+        except re.error as err:
+            raise InputError(f"--group-by is not all, a .json/.csv file or a regular expression: {err}",
+                             group_by) from None
+        groups = {}
+        for name in names:
+            found = pattern.search(name)
+            if not found:
+                raise InputError(f"--group-by {group_by!r} does not match clip {name!r}", name)
+            groups[name] = found.group(1) if pattern.groups else found.group(0)
+    for group in set(groups.values()):
+        members = [n for n, g in groups.items() if g == group]
+        if len(members) < 2:
+            raise InputError(f"group {group!r} has one clip ({members[0]}); leave-one-clip-out needs two or more",
+                             group_by)
+    return groups
+
+
+def _read_mapping(path: Path) -> dict:
+    try:
+        if path.suffix.lower() == ".json":
+            mapping = json.loads(path.read_text())
+            if not isinstance(mapping, dict):
+                raise ValueError("expected an object {clip: group}")
+            return mapping
+        rows = [r for r in csv.reader(path.read_text().splitlines()) if r]
+        if any(len(r) != 2 for r in rows):
+            raise ValueError("expected two columns per row: clip,group")
+        return dict(rows)
+    except (OSError, ValueError) as err:
+        raise InputError(f"cannot read the group mapping: {err}", path) from None
+
+
+def prepare_clips(sources: list[Path], out: Path, spec: AVSpec, log: Callable[[str], None]) -> dict[str, AlignedClip]:
+    """The clips by name: aligned clip folders as they are, videos aligned into OUT/data/aligned."""
+    clips = {}
+    for source in sources:
+        if source.is_dir():
+            clip = load_clip(source)
+        else:
+            result = ingest_file(source, out / "data" / "aligned", spec)
+            log(f"{result.status}: {source} -> {result.clip_dir}")
+            clip = load_clip(result.clip_dir)
+        if clip.name in clips:
+            raise InputError(f"two inputs make a clip named {clip.name!r}", source)
+        clips[clip.name] = clip
+    check_compatible(list(clips.values()))
+    return clips
+
+
+def train_fold(cfg: CrossvalConfig, data: list[Path], out: Path, val: list[Path] | None = None,
+               init: Path | None = None) -> dict:
+    """Train one run with `foley train` (in this process) and return its last metrics record."""
+    from foleylib.interfaces.cli import build_parser
+
+    argv = ["train", *cfg.train_args, "--data", *map(str, data), "--out", str(out), "--seed", str(cfg.seed),
+            "--device", cfg.device, "--quiet", "--force"]
+    argv += ["--val-data", *map(str, val)] if val else []
+    argv += ["--init", str(init), "--steps", str(cfg.finetune_steps)] if init else []
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    if args.func(args):
+        raise KeyboardInterrupt  # foley train stopped on Ctrl-C (it reported where)
+    return json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+
+
+def run_fold(cfg: CrossvalConfig, clip: AlignedClip, others: list[AlignedClip], group: str, fold_dir: Path) -> dict:
+    """Train, generate and score one held-out clip; writes fold_dir/{run, audio, embeddings.npz, fold.json}."""
+    t0 = time.perf_counter()
+    run = fold_dir / "run"
+    record = train_fold(cfg, [c.path for c in others], run, val=[clip.path])
+    if cfg.mode == "finetune":
+        record = train_fold(cfg, [clip.path], fold_dir / "finetune", init=run)
+        run = fold_dir / "finetune"
+    train_s = time.perf_counter() - t0
+    model, spec = load_model(run, cfg.device)
+    part = split_by_time(clip, _val_fraction(run))[1] if cfg.mode == "finetune" else range(clip.meta["frames"])
+    prior = None if cfg.mode == "finetune" else np.concatenate([np.asarray(c.audio) for c in others])
+    audio, rtf = free_running(model, clip, spec, part, len(part), cfg.seed, prior=prior)
+    audio = {name: audio[name] for name in SYSTEMS}
+    scores, _ = score_generated(audio, clip, spec, part.start)
+    reference = np.asarray(clip.audio[spec.frame_start(part.start):][:len(audio["model"])])
+    embeddings = {name: yamnet_embeddings([a], spec.sr) for name, a in audio.items()}
+    embeddings["reference"] = yamnet_embeddings([reference], spec.sr)
+    for name in SYSTEMS:
+        published = condfoleygen_scores(audio[name], reference, spec.sr)
+        scores[name] |= {"condfoleygen_acc": published["onset_acc"], "condfoleygen_ap": published["onset_ap"],
+                         "fad": _fad(embeddings[name], embeddings["reference"])}
+        write_audio(fold_dir / "audio" / f"{name}.wav", audio[name], spec.sr)
+    with atomic_path(fold_dir / "embeddings.npz") as tmp, tmp.open("wb") as f:
+        np.savez(f, **embeddings)
+    fold = {"clip": clip.name, "group": group, "settings": cfg.fold_settings([c.name for c in others]),
+            "start_s": part.start / float(spec.fps_exact), "seconds": len(reference) / spec.sr,
+            "train_s": train_s, "val_loss": record.get("val_loss"), "rtf": rtf, "uses_video": uses_video(scores),
+            "scores": scores, "wall_s": time.perf_counter() - t0}
+    write_json(fold_dir / "fold.json", fold)
+    return fold
+
+
+def _val_fraction(run: Path) -> float:
+    return json.loads((run / "config.json").read_text())["train"]["val_fraction"]
+
+
+def _fad(gen: np.ndarray, ref: np.ndarray) -> float | None:
+    """FAD of two embedding sets; None where either has fewer than two patches (audio under 1.44 s)."""
+    return embedding_distance(gen, ref) if min(len(gen), len(ref)) >= 2 else None
+
+
+def finished_fold(fold_dir: Path, settings: dict) -> dict | bool | None:
+    """A fold's fold.json when it was run with these settings; None when there is none; False when it was run
+    with other settings."""
+    try:
+        fold = json.loads((fold_dir / "fold.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return fold if fold.get("settings") == settings and (fold_dir / "embeddings.npz").exists() else False
+
+
+def summarize(folds: list[dict], cfg: CrossvalConfig) -> dict:
+    """Per system and metric the mean over clips with its bootstrap interval; the model's paired per-clip
+    differences from each twin (model minus twin); how many clips the model used the video on."""
+    boot = {"resamples": cfg.resamples, "confidence": cfg.confidence, "seed": cfg.seed}
+    means = {s: {m: bootstrap_mean([f["scores"][s][m] for f in folds], **boot) for m in METRICS} for s in SYSTEMS}
+    paired = {twin: {m: bootstrap_mean([_minus(f["scores"]["model"][m], f["scores"][twin][m]) for f in folds],
+                                       **boot) for m in METRICS} for twin in TWINS}
+    used = [f["uses_video"] for f in folds if f["uses_video"] is not None]
+    return {"means": means, "model_minus": paired, "uses_video": {"clips": sum(used), "of": len(used)}}
+
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def group_fad(folds: list[dict], out: Path) -> dict[str, dict[str, float | None]]:
+    """Per group and system: FAD of the pooled embeddings of all its generated clips against the true ones."""
+    pooled: dict[str, dict[str, list[np.ndarray]]] = {}
+    for fold in folds:
+        with np.load(out / "folds" / fold["clip"] / "embeddings.npz") as saved:
+            for name in (*SYSTEMS, "reference"):
+                pooled.setdefault(fold["group"], {}).setdefault(name, []).append(saved[name])
+    return {group: {name: _fad(np.concatenate(sets[name]), np.concatenate(sets["reference"])) for name in SYSTEMS}
+            for group, sets in pooled.items()}
+
+
+def _interval(b: dict | None, signed: bool = False) -> str:
+    if b is None:
+        return "-"
+    spec = "+.3f" if signed else ".3f"
+    return f"{fmt_cell(b['mean'], spec)} [{fmt_cell(b['lo'], spec)}, {fmt_cell(b['hi'], spec)}]"
+
+
+def markdown(report: dict) -> str:
+    """crossval.md: the means with intervals, the paired differences, the group FAD, then per-clip tables."""
+    s, folds = report["summary"], report["folds"]
+    level = f"{100 * report['config']['confidence']:g}%"
+    head = ["# Leave-one-clip-out evaluation", "", report["header"], ""]
+    lines = head + [f"## Mean over clips [{level} bootstrap interval]", "",
+                    "| system | " + " | ".join(f"{m} ({w})" for m, w in METRICS.items()) + " |",
+                    "|---|" + "---|" * len(METRICS)]
+    lines += [f"| {name} | " + " | ".join(_interval(s["means"][name][m]) for m in METRICS) + " |" for name in SYSTEMS]
+    lines += ["", f"## The model minus its twins, per clip (paired) [{level} bootstrap interval]", "",
+              "| difference | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
+    lines += [f"| model - {twin} | " + " | ".join(_interval(s["model_minus"][twin][m], True) for m in METRICS) + " |"
+              for twin in TWINS]
+    lines += ["", f"The model uses the video (at least as good as on shuffled video on onset F1 and envelope "
+                  f"correlation, better on one) on {s['uses_video']['clips']} of {s['uses_video']['of']} clips.",
+              "", "## FAD over each group (pooled YAMNet embeddings of its clips)", "",
+              "| group | " + " | ".join(SYSTEMS) + " |", "|---|" + "---|" * len(SYSTEMS)]
+    lines += [f"| {g} | " + " | ".join(fmt_cell(v[n]) for n in SYSTEMS) + " |" for g, v in report["group_fad"].items()]
+    for metric, better in METRICS.items():
+        lines += ["", f"## Per clip: {metric} ({better} is better)", "",
+                  "| clip | group | seconds | " + " | ".join(SYSTEMS) + " |", "|---|---|---|" + "---|" * len(SYSTEMS)]
+        lines += [f"| {f['clip']} | {f['group']} | {f['seconds']:.2f} | "
+                  + " | ".join(fmt_cell(f["scores"][n][metric]) for n in SYSTEMS) + " |" for f in folds]
+        lines.append(f"| mean [{level}] | | | " + " | ".join(_interval(s["means"][n][metric]) for n in SYSTEMS) + " |")
+    lines += ["", "## Per clip: training and generation", "",
+              "| clip | group | training clips | val loss (held-out clip, teacher-forced) | train s | generation RTF |",
+              "|---|---|---|---|---|---|"]
+    lines += [f"| {f['clip']} | {f['group']} | {len(f['settings']['train_clips'])} | {fmt_cell(f['val_loss'])} | "
+              f"{f['train_s']:.0f} | {f['rtf']:.2f} |" for f in folds]
+    return "\n".join(lines) + "\n"
+
+
+def run_crossval(sources: list[Path], out: str | Path, group_by: str = "all", cfg: CrossvalConfig = CrossvalConfig(),
+                 spec: AVSpec | None = None, force: bool = False,
+                 log: Callable[[str], None] = lambda _: None) -> dict:
+    """The whole protocol: check the inputs, align the videos, run (or reuse) every fold, write OUT/crossval.json
+    and OUT/crossval.md atomically; returns the report."""
+    out, sources = Path(out), [Path(s) for s in sources]
+    if out.exists() and not out.is_dir():
+        raise InputError("output folder is a file", out)
+    if cfg.mode not in MODES:
+        raise InputError(f"mode must be one of {', '.join(MODES)}, not {cfg.mode!r}", out)
+    check_train_args(cfg.train_args, out)
+    for source in sources:
+        if not source.exists():
+            raise InputError("no such file or folder", source)
+    clip_groups([s.name if s.is_dir() else safe_name(s.stem) for s in sources], group_by)  # before aligning
+    clips = prepare_clips(sources, out, spec or AVSpec(), log)
+    groups = clip_groups(list(clips), group_by)
+    members = {g: [n for n in clips if groups[n] == g] for g in dict.fromkeys(groups.values())}
+    plan = {name: cfg.fold_settings([n for n in members[groups[name]] if n != name]) for name in clips}
+    stale = [n for n in clips if finished_fold(out / "folds" / n, plan[n]) is False]
+    if stale and not force:
+        raise InputError(f"fold {stale[0]} was run with other settings (--force redoes such folds)", out / "folds")
+    torch.set_num_threads(cfg.threads)
+    t0 = time.perf_counter()
+    folds = []
+    for name, clip in clips.items():
+        fold = finished_fold(out / "folds" / name, plan[name])
+        if fold:
+            log(f"{name}: reused the finished fold")
+        else:
+            others = [clips[n] for n in members[groups[name]] if n != name]
+            fold = run_fold(cfg, clip, others, groups[name], out / "folds" / name)
+            model, shuffled = fold["scores"]["model"], fold["scores"]["video_shuffled"]
+            log(f"{name} ({groups[name]}): trained on {len(others)} clips in {fold['train_s']:.0f} s, "
+                f"{fold['seconds']:.1f} s generated at {fold['rtf']:.2f}x real time; onset F1 model "
+                f"{fmt_cell(model['onset_f1'])}, shuffled {fmt_cell(shuffled['onset_f1'])} ({fold['wall_s']:.0f} s)")
+        folds.append(fold)
+    header = (f"{len(folds)} clips in {len(members)} group(s) (`--group-by {group_by}`), mode `{cfg.mode}`: each "
+              + ("clip generated whole by a model trained on the other clips of its group"
+                 if cfg.mode == "loo" else
+                 f"clip's tail generated by a model pretrained on the others and fine-tuned {cfg.finetune_steps} "
+                 "steps on its head")
+              + f". `foley train {' '.join(cfg.train_args)}`, seed {cfg.seed}. Onset accuracy and AP strict "
+              "(onset_acc, onset_ap) and as CondFoleyGen's predict_onset.py (condfoleygen_acc, condfoleygen_ap: "
+              f"2 s clips, AP 1 for silence); {cfg.resamples} bootstrap resamples over clips. Folds: "
+              f"{sum(f['wall_s'] for f in folds) / 60:.1f} min in all; this command: "
+              f"{(time.perf_counter() - t0) / 60:.1f} min.")
+    report = {"config": asdict(cfg), "group_by": group_by, "groups": members, "header": header, "folds": folds,
+              "summary": summarize(folds, cfg), "group_fad": group_fad(folds, out)}
+    write_json(out / "crossval.json", report)
+    with atomic_path(out / "crossval.md") as tmp:
+        tmp.write_text(markdown(report))
+    return report

@@ -1,0 +1,365 @@
+"""Generation as in the paper (Sec. III-D, Fig. 4), frame by frame as the video arrives.
+
+Sample-level models emit the next sample each step, with the video context frozen for the samples of a frame;
+deep fusion emits a whole frame's samples per step (optionally overlapped and crossfaded). The audio context is
+zero-padded at the start, or primed with real audio before the first generated sample. Output is float [N, C]
+in [-1, 1].
+
+Two methods give the same audio: "naive" re-runs the network on its whole context for every step (the paper);
+"cached" keeps per-layer state between steps (WaveNet queues, the transformer's KV cache) and costs one column
+of work per sample. `FoleyEngine` makes each frame's audio as that frame arrives (live Foley, `stream`);
+`generate` runs it over the frames of a clip.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from foleylib.core.config import AVSpec
+from foleylib.data.dataset import audio_context, causal_window, video_context, window_frame_count
+from foleylib.data.motion import FrameInput, input_channels
+from foleylib.generation.fastgen import FastTransformerStepper, FastWaveNetStepper
+from foleylib.generation.kernels import blas_threads
+from foleylib.generation.sampling import MULAW_VALUES, sample_classes
+
+Method = Literal["auto", "naive", "cached"]
+
+
+STEPPERS = {"wavenet": FastWaveNetStepper, "transformer": FastTransformerStepper}
+
+
+def pick_sample(output: np.ndarray, temperature: float, rng: np.random.Generator, top_p: float = 1.0) -> np.ndarray:
+    """Sample values from a model output: tanh values [..., C] as they are; mu-law logits [..., C, 256] sampled
+    at `temperature` (0 = argmax) from the smallest set of classes holding `top_p` of the probability
+    (nucleus sampling; 1 = all classes), one uniform draw of `rng` per value, and decoded to [-1, 1]."""
+    if output.shape[-1] != 256:
+        return output
+    if temperature == 0:
+        return MULAW_VALUES[output.argmax(axis=-1)]
+    flat = np.ascontiguousarray(output.reshape(-1, 256), np.float32)
+    return MULAW_VALUES[sample_classes(flat, temperature, top_p, rng.random(len(flat)))].reshape(output.shape[:-1])
+
+
+class Sampler:
+    """pick_sample with fixed settings and its own seeded random stream (numpy PCG64)."""
+
+    def __init__(self, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0):
+        if temperature < 0 or not 0 < top_p <= 1:
+            raise ValueError(f"temperature must be >= 0 and top_p in (0, 1], got {temperature} and {top_p}")
+        self.temperature, self.top_p = temperature, top_p
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, output: torch.Tensor | np.ndarray) -> np.ndarray:
+        output = output.numpy() if isinstance(output, torch.Tensor) else output
+        return pick_sample(output, self.temperature, self.rng, self.top_p)
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Per-sample steps are latency-bound: one intra-op thread for torch and for BLAS avoids thread hand-off and,
+    when takes run on threads, oversubscribed cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with blas_threads(1):
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def supports_cached(model: torch.nn.Module) -> bool:
+    """Cached generation exists for the causal sample-level models (WaveNet queues, transformer KV cache)."""
+    return model.cfg.arch in STEPPERS and model.cfg.mode == "causal"
+
+
+def resolve_method(model: torch.nn.Module, method: Method) -> Literal["naive", "cached"]:
+    """"auto" is cached where the model supports it, else naive; "cached" elsewhere is refused."""
+    if method == "auto":
+        return "cached" if supports_cached(model) else "naive"
+    if method == "cached" and not supports_cached(model):
+        raise ValueError(f"cached generation needs a causal wavenet or transformer, not "
+                         f"{model.cfg.arch}/{model.cfg.mode}; use method naive")
+    if method not in ("naive", "cached"):
+        raise ValueError(f"unknown method {method!r}; choose auto, naive or cached")
+    return method
+
+
+class Tape:
+    """A growing array addressed by global row index that forgets rows far behind its end.
+
+    It offers what the context functions use (len, shape, slices and items at kept rows), so they read a
+    stream of unbounded length in bounded memory. At least the last `keep` rows are always kept.
+    """
+
+    def __init__(self, rows: np.ndarray, offset: int, keep: int):
+        self.data, self.offset, self.keep = rows, offset, keep
+
+    def __len__(self) -> int:
+        return self.offset + len(self.data)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self), *self.data.shape[1:])
+
+    def _local(self, index: int | slice) -> int | slice:
+        start = index.start if isinstance(index, slice) else index
+        if start is None or start < self.offset:
+            raise IndexError(f"row {start} is no longer kept (the tape starts at {self.offset})")
+        if isinstance(index, slice):
+            return slice(start - self.offset, None if index.stop is None else index.stop - self.offset)
+        return index - self.offset
+
+    def __getitem__(self, index: int | slice) -> np.ndarray:
+        return self.data[self._local(index)]
+
+    def __setitem__(self, index: int | slice, value: np.ndarray) -> None:
+        self.data[self._local(index)] = value
+
+    def extend(self, rows: np.ndarray) -> None:
+        """Append rows; when more than 2 * keep are held, drop all but the last keep."""
+        self.data = np.concatenate([self.data, rows])
+        if len(self.data) > 2 * self.keep:
+            drop = len(self.data) - self.keep
+            self.data = self.data[drop:].copy()
+            self.offset += drop
+
+
+@dataclass
+class FrameAudio:
+    """The audio of one video frame, as the engine made it."""
+
+    frame: int  # global frame index
+    audio: np.ndarray  # float32 [samples of the frame, C]
+    latency: float  # wall seconds between the frame's arrival and its audio
+
+
+def crossfade_weights(n: int) -> np.ndarray:
+    """Raised-cosine fade-in weights [n, 1] in (0, 1); the fade-out is 1 - w, so the two sum to one."""
+    return (0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)).astype(np.float32)[:, None]
+
+
+class FoleyEngine:
+    """Makes the audio of each video frame as the frame arrives (push), by the paper's rules.
+
+    start_frame: global index of the first frame to be pushed (frame/sample arithmetic and zero padding are
+    global); past_frames: frames just before it (black where missing); prime: real audio just before its first
+    sample (zeros where missing). crossfade (deep fusion only): segments of spf samples are made every
+    spf - crossfade samples and overlapped with a raised-cosine crossfade over `crossfade` samples.
+    """
+
+    def __init__(self, model: torch.nn.Module, spec: AVSpec, method: Method = "auto", sampler: Sampler | None = None,
+                 start_frame: int = 0, past_frames: np.ndarray | None = None, prime: np.ndarray | None = None,
+                 crossfade: int = 0):
+        cfg = model.cfg
+        self.model, self.cfg = model.eval(), cfg
+        self.spec = spec.with_(context_frames=cfg.context_frames, context_samples=cfg.context_samples)
+        self.method = resolve_method(model, method)
+        self.sampler = sampler or Sampler()
+        self.device = next(model.parameters()).device
+        self.span = cfg.samples_per_frame if cfg.arch == "fusion" else 1  # samples made per model call
+        if crossfade and cfg.arch != "fusion":
+            raise ValueError("crossfade applies to deep fusion, whose steps make whole segments")
+        if not 0 <= crossfade < self.span // 2 + 1:
+            raise ValueError(f"crossfade must be in [0, {self.span // 2}] samples, got {crossfade}")
+        self.crossfade, self.tail = crossfade, None  # tail: the last call's overlap, faded out into the next
+        self.next_frame = start_frame
+        first = self.spec.frame_start(start_frame)
+        self.made = first  # samples before this one are final
+        history = max(cfg.context_samples, model.receptive_field) + 1  # what the next step reads
+        self.audio = self._tape(prime, first, history + 2 * self.spec.max_samples_per_frame, (cfg.channels,),
+                                np.float32)
+        self.frame_input = FrameInput(cfg.video_input)  # RGB frames -> the model's input frames (causal motion)
+        keep = window_frame_count(self.spec, history) + 2
+        past = None if past_frames is None else self.frame_input.last(past_frames, keep)
+        self.frames = self._tape(past, start_frame, keep, (cfg.size, cfg.size, input_channels(cfg.video_input)),
+                                 np.uint8)
+        self.origin = max(0, first - model.receptive_field)  # where cached state (and the naive windows) begin
+        self.stepper = STEPPERS[cfg.arch](model) if self.method == "cached" else None
+        self.on_screen = None  # the frame whose embedding conditions the stepper
+        if self.stepper is not None:
+            with torch.no_grad():
+                if self.origin == 0:  # before the caches' first position lies the naive path's zero padding
+                    black = np.zeros((cfg.context_frames, *self.frames.shape[1:]), np.uint8)  # frames before 0
+                    self.stepper.start_padded(self._embed(black))
+                self._step_cached(self.origin, first, teacher_forced=True)  # warm the caches on the prime
+
+    @staticmethod
+    def _tape(past: np.ndarray | None, stop: int, keep: int, row: tuple[int, ...], dtype: type) -> Tape:
+        """A tape holding rows max(0, stop - keep) .. stop - 1: zeros, with the tail of `past` at the end."""
+        offset = max(0, stop - keep)
+        rows = np.zeros((stop - offset, *row), dtype)
+        if past is not None and len(past) and len(rows):
+            tail = np.asarray(past)[-len(rows):]
+            rows[len(rows) - len(tail):] = tail
+        return Tape(rows, offset, keep)
+
+    def push(self, frame: np.ndarray) -> FrameAudio:
+        """Take the next video frame [S, S, 3] uint8 and return the audio of its samples."""
+        t0 = time.perf_counter()
+        k, spec = self.next_frame, self.spec
+        self.frames.extend(self.frame_input.push(frame)[None])
+        lo, hi = spec.frame_start(k), spec.frame_start(k + 1)
+        with torch.no_grad(), single_thread():
+            if self.cfg.arch == "fusion":
+                self._fill_segments(hi)
+            elif self.stepper is not None:
+                self._step_cached(self.made, hi, teacher_forced=False)
+            else:
+                self._step_naive(hi)
+        self.next_frame += 1
+        return FrameAudio(k, np.array(self.audio[lo:hi]), time.perf_counter() - t0)
+
+    def _grow_audio(self, stop: int) -> None:
+        if stop > len(self.audio):
+            self.audio.extend(np.zeros((stop - len(self.audio), self.cfg.channels), np.float32))
+
+    def _run(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.model({k: v[None].to(self.device) for k, v in batch.items()})[0].float().cpu()
+
+    def _embed(self, window: np.ndarray) -> torch.Tensor:
+        """The per-frame video embedding e_p of an n-frame window of model input frames [n, S, S, V] uint8. [1, d]"""
+        return self.model.frames(torch.from_numpy(window)[None].to(self.device))[:, 0]
+
+    def _frame_embedding(self, i: int) -> torch.Tensor:
+        """The per-frame video embedding e_p of the frame on screen at sample i. [1, d]"""
+        return self._embed(video_context(self.frames, self.spec.frame_of_sample(i), self.spec.context_frames))
+
+    def _step_cached(self, start: int, stop: int, teacher_forced: bool) -> None:
+        """Positions start .. stop - 1 through the stepper, a frame's run of samples at a time; teacher-forced
+        steps keep the audio that is there (they only fill the caches)."""
+        self._grow_audio(stop)
+        i = start
+        while i < stop:
+            k = self.spec.frame_of_sample(i)
+            end = min(stop, self.spec.frame_start(k + 1))
+            if k != self.on_screen:  # a new frame: its embedding conditions the next samples
+                self.stepper.set_frame(self._frame_embedding(i))
+                self.on_screen = k
+            previous = self.audio[i - 1] if i > 0 else np.zeros(self.cfg.channels, np.float32)
+            if teacher_forced:
+                self.stepper.run(previous, end - i, given=self.audio[i:end])
+            else:
+                self.audio[i:end] = self.stepper.run(previous, end - i, self.sampler)
+            i = end
+        self.made = max(self.made, stop)
+
+    def window_start(self, i: int) -> int:
+        """First position of the causal window whose last position predicts sample i (naive causal steps).
+
+        WaveNet: the receptive field ending at i. Transformer: the window forward_causal (and the KV cache)
+        uses for i, counting windows of max_context every hop positions from `origin`.
+        """
+        m = self.model
+        if self.cfg.arch == "wavenet":
+            return i - m.receptive_field + 1
+        late = i - self.origin - m.max_context + 1  # positions past the first window
+        return self.origin + m.hop * max(0, math.ceil(late / m.hop))
+
+    def _step_naive(self, stop: int) -> None:
+        """Samples made .. stop - 1, re-running the model on its whole context for each."""
+        self._grow_audio(stop)
+        spec = self.spec
+        for i in range(self.made, stop):
+            if self.cfg.mode == "paper":
+                batch = {"audio": torch.from_numpy(audio_context(self.audio, i, spec.context_samples)),
+                         "video": torch.from_numpy(video_context(self.frames, spec.frame_of_sample(i),
+                                                                 spec.context_frames))}
+                output = self._run(batch)
+            else:
+                start = self.window_start(i)
+                length = i - start + 1
+                output = self._run(causal_window(self.audio, self.frames, spec, start, length,
+                                                 window_frame_count(spec, length)))[-1]
+            self.audio[i] = self.sampler(output)
+        self.made = stop
+
+    def _fill_segments(self, stop: int) -> None:
+        """Deep fusion: one call per segment until samples before `stop` are final.
+
+        Without crossfade a call at a frame start makes that frame's samples (the paper). With it, a call at t
+        makes spf samples from t; the first `crossfade` are blended with the previous call's last ones, and the
+        next call starts at t + spf - crossfade.
+        """
+        spec, X = self.spec, self.crossfade
+        while self.made < stop:
+            t = self.made
+            k = spec.frame_of_sample(t)
+            batch = {"audio": torch.from_numpy(audio_context(self.audio, t, spec.context_samples)),
+                     "video": torch.from_numpy(video_context(self.frames, k, spec.context_frames))}
+            segment = self.sampler(self._run(batch))  # [spf, C]
+            if X and self.tail is not None:
+                w = crossfade_weights(X)
+                segment[:X] = (1 - w) * self.tail + w * segment[:X]
+            end = t + self.span - X if X else spec.frame_start(k + 1)
+            self._grow_audio(end)
+            self.audio[t:end] = segment[:end - t]
+            self.tail = segment[end - t:end - t + X] if X else None
+            self.made = end
+
+
+def stream(model: torch.nn.Module, spec: AVSpec, frames: Iterable[np.ndarray], **engine_args) -> Iterator[FrameAudio]:
+    """Live Foley: yield each frame's audio as soon as it is made, taking frames one at a time from an iterator
+    (a camera, a decoder). `engine_args` go to FoleyEngine (method, sampler, start_frame, past_frames, prime,
+    crossfade)."""
+    engine = FoleyEngine(model, spec, **engine_args)
+    for frame in frames:
+        yield engine.push(frame)
+
+
+def generate(model: torch.nn.Module, spec: AVSpec, frames: np.ndarray, start_frame: int, n_frames: int,
+             prime: np.ndarray | None = None, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
+             method: Method = "auto", crossfade: int = 0, progress: bool = False) -> np.ndarray:
+    """Generate the audio of frames start_frame .. start_frame + n_frames - 1 of a clip.
+
+    frames: the clip's aligned frames [T, S, S, 3]; prime: real audio just before the first generated sample
+    (zero padding where it is shorter than the context). Returns float32 [N, C].
+    """
+    if start_frame < 0 or n_frames < 1 or start_frame + n_frames > len(frames):
+        raise ValueError(f"frames {start_frame} .. {start_frame + n_frames - 1} are not all in the clip "
+                         f"({len(frames)} frames)")
+    engine = FoleyEngine(model, spec, method, Sampler(temperature, top_p, seed), start_frame,
+                         past_frames=frames[:start_frame], prime=prime, crossfade=crossfade)
+    total = spec.frame_start(start_frame + n_frames) - spec.frame_start(start_frame)
+    return run_frames(engine, frames[start_frame:start_frame + n_frames], total, progress)[0]
+
+
+def generate_takes(model: torch.nn.Module, spec: AVSpec, frames: np.ndarray, start_frame: int, n_frames: int,
+                   seeds: Iterable[int], workers: int | None = None, **generate_args) -> list[np.ndarray]:
+    """Several takes of the same frames, one per seed, generated at once: one engine per take on a pool of
+    `workers` threads (default: one per CPU core). The fused loops release the GIL, so takes run in parallel;
+    each equals generate(..., seed=seed). `generate_args` go to generate."""
+    seeds = list(seeds)
+    workers = workers or min(len(seeds), os.cpu_count() or 1)
+    with single_thread(), ThreadPoolExecutor(workers) as pool:  # one thread count for all takes, restored after
+        return list(pool.map(lambda seed: generate(model, spec, frames, start_frame, n_frames, seed=seed,
+                                                   **generate_args), seeds))
+
+
+def run_frames(engine: FoleyEngine, frames: Iterable[np.ndarray], total: int | None = None, progress: bool = False,
+               on_frame: Callable[[FrameAudio, float], None] | None = None) -> tuple[np.ndarray, float]:
+    """Push frames through an engine with a progress bar (samples, real-time factor); `on_frame(piece, elapsed
+    wall seconds)` follows each frame. Returns the audio float32 [N, C] and the wall seconds it took."""
+    pieces = []
+    with tqdm(total=total, disable=not progress, unit="sample", unit_scale=True, desc="generate") as bar:
+        t0 = time.perf_counter()
+        for frame in frames:
+            piece = engine.push(frame)
+            pieces.append(piece.audio)
+            bar.update(len(piece.audio))
+            bar.set_postfix(rtf=f"{bar.n / engine.spec.sr / (time.perf_counter() - t0):.3f}", refresh=False)
+            if on_frame:
+                on_frame(piece, time.perf_counter() - t0)
+        wall = time.perf_counter() - t0
+    if not pieces:
+        raise ValueError("no frames to generate audio for")
+    return np.concatenate(pieces), wall

@@ -1,0 +1,261 @@
+"""`foley bench`: how fast generation, training and ingest run on this machine, measured in one run.
+
+Every figure is the median wall time of several repeats after a warm-up call, turned into a rate. Generation is
+measured at the default model preset, 16 kHz stereo, mu-law sampling included, with untrained weights (speed
+does not depend on them), one stream on one thread as a live user would run it, and `batch` takes at once on a
+thread per core. The machine is shared and noisy: compare ratios from one run, not numbers across runs.
+`quick` shrinks every measurement (tiny models, short clips) to check that the benchmark runs, not to report.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import default_collate
+from torch.utils.flop_counter import FlopCounterMode
+
+from foleylib.core.config import AVSpec
+from foleylib.data.align import ingest_file
+from foleylib.data.dataset import AlignedClip, SampleDataset, WindowDataset
+from foleylib.data.media import ffmpeg_exe, write_video
+from foleylib.generation.generate import STEPPERS, FoleyEngine, Sampler, generate_takes, single_thread
+from foleylib.models import build_model, model_config
+from foleylib.training.train import batch_loss, pick_device, warmup_positions
+
+ARCHS = ("wavenet", "transformer", "fusion")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much each measurement does."""
+
+    preset: str = "default"  # model size of every measurement
+    repeats: int = 3  # timed repeats (the median is reported)
+    naive_frames: int = 1  # video frames generated per naive repeat (640 samples each at 16 kHz / 25 fps)
+    cached_frames: int = 50  # video frames generated per cached repeat
+    matmul_n: int = 2048  # size of the square matmul that measures peak GFLOP/s
+    train_steps: int = 3  # optimizer steps per training repeat
+    causal_windows: int = 4  # causal-mode batch: windows of `window` scored positions
+    window: int = 2048
+    ingest_seconds: float = 20.0  # length of the 640x360 30 fps clip that ingest reads
+    receptive_fields: tuple[int, ...] = (6, 8, 10)  # WaveNet dilation cycles of the scaling curve (2^c + 1)
+
+
+FULL = Plan()
+QUICK = Plan(preset="tiny", repeats=2, cached_frames=5, matmul_n=512, train_steps=1, causal_windows=2, window=256,
+             ingest_seconds=2.0, receptive_fields=(4, 6))
+
+
+def median_seconds(fn: Callable[[], object], repeats: int) -> float:
+    """Median wall seconds of `repeats` calls of fn after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def matmul_gflops(n: int, repeats: int, threads: int | None = None) -> float:
+    """GFLOP/s of an n x n fp32 matmul with torch (all intra-op threads, or `threads`)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads or saved)
+    try:
+        return 2 * n ** 3 / median_seconds(lambda: a @ b, repeats) / 1e9
+    finally:
+        torch.set_num_threads(saved)
+
+
+def machine(plan: Plan) -> dict:
+    device = pick_device()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "device": name,
+            "peak_matmul_gflops": matmul_gflops(plan.matmul_n, plan.repeats),
+            "peak_matmul_gflops_1thread": matmul_gflops(plan.matmul_n, plan.repeats, threads=1)}
+
+
+def _model(arch: str, plan: Plan, spec: AVSpec, seed: int, **overrides) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return build_model(model_config(arch, plan.preset, spec, loss="ce", **overrides)).eval()
+
+
+def _scene(spec: AVSpec, frames: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random frames [frames, S, S, 3] and audio of the same length (speed does not depend on content)."""
+    rng = np.random.default_rng(seed)
+    video = rng.integers(0, 256, (frames, spec.size, spec.size, 3), dtype=np.uint8)
+    audio = rng.uniform(-0.5, 0.5, (spec.frame_start(frames), spec.channels)).astype(np.float32)
+    return video, audio
+
+
+def generation_rtf(model: torch.nn.Module, spec: AVSpec, method: str, frames: int, plan: Plan, seed: int) -> float:
+    """Seconds of audio per wall second of one stream, `frames` frames after a primed start (full contexts)."""
+    start = spec.context_frames + 2 * spec.frame_of_sample(model.receptive_field) + 2
+    video, audio = _scene(spec, start + frames, seed)
+
+    def run() -> None:
+        engine = FoleyEngine(model, spec, method, Sampler(seed=seed), start, past_frames=video[:start],
+                             prime=audio[:spec.frame_start(start)])
+        for frame in video[start:]:
+            engine.push(frame)
+
+    samples = spec.frame_start(start + frames) - spec.frame_start(start)
+    return samples / spec.sr / median_seconds(run, plan.repeats)
+
+
+def fusion_flops_per_sample(model: torch.nn.Module, spec: AVSpec) -> int:
+    """FLOPs of one deep-fusion forward (a frame's samples) per sample, counted by torch."""
+    ctx = spec.with_(context_frames=model.cfg.context_frames, context_samples=model.cfg.context_samples)
+    batch = {"audio": torch.zeros(1, ctx.context_samples, ctx.channels),
+             "video": torch.zeros(1, ctx.context_frames, ctx.size, ctx.size, 3, dtype=torch.uint8)}
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(batch)
+    return round(counter.get_total_flops() / model.cfg.samples_per_frame)
+
+
+def generation(arch: str, plan: Plan, spec: AVSpec, peak_1thread: float, seed: int) -> dict:
+    """rtf_naive, rtf_cached, speedup, the arithmetic rate of the cached path, and `batch` takes at once."""
+    model = _model(arch, plan, spec, seed)
+    result = {"rtf_naive": generation_rtf(model, spec, "naive", plan.naive_frames, plan, seed)}
+    if arch == "fusion":  # a frame per step: there is nothing to cache
+        flops = fusion_flops_per_sample(model, spec)
+        rate = result["rtf_naive"]
+        result |= {"rtf_cached": None, "speedup": None}
+    else:
+        flops = STEPPERS[arch](model).flops_per_step()
+        rate = result["rtf_cached"] = generation_rtf(model, spec, "cached", plan.cached_frames, plan, seed)
+        result["speedup"] = rate / result["rtf_naive"]
+    gflops = flops * rate * spec.sr / 1e9
+    result |= {"flops_per_sample": flops, "gflops_achieved": gflops, "fraction_of_peak": gflops / peak_1thread}
+    batch = os.cpu_count() or 1
+    start = spec.context_frames
+    video, audio = _scene(spec, start + plan.cached_frames, seed)
+    seconds = median_seconds(lambda: generate_takes(model, spec, video, start, plan.cached_frames, range(batch),
+                                                    prime=audio[:spec.frame_start(start)]), plan.repeats)
+    n = spec.frame_start(start + plan.cached_frames) - spec.frame_start(start)
+    result |= {"rtf_batched": batch * n / spec.sr / seconds, "batch": batch}
+    return result
+
+
+def context_scaling(plan: Plan, spec: AVSpec, seed: int) -> list[dict]:
+    """WaveNet rtf, naive and cached, as its receptive field (the context a step reads) grows."""
+    rows = []
+    for cycle in plan.receptive_fields:
+        model = _model("wavenet", plan, spec, seed, dilation_cycle=cycle)
+        rows.append({"receptive_field": model.receptive_field,
+                     "rtf_naive": generation_rtf(model, spec, "naive", plan.naive_frames, plan, seed),
+                     "rtf_cached": generation_rtf(model, spec, "cached", plan.cached_frames, plan, seed)})
+    return rows
+
+
+def _train_rate(model: torch.nn.Module, dataset, batch_size: int, scored: int, plan: Plan) -> float:
+    """Scored predictions per second of optimizer steps (forward, backward, AdamW) on one fixed batch."""
+    device = next(model.parameters()).device
+    batch = {k: v.to(device) for k, v in default_collate([dataset[i] for i in range(batch_size)]).items()}
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    model.train()
+
+    def steps() -> None:
+        for _ in range(plan.train_steps):
+            optimizer.zero_grad()
+            batch_loss(model, batch, "ce").backward()
+            optimizer.step()
+
+    return scored * plan.train_steps / median_seconds(steps, plan.repeats)
+
+
+def training(arch: str, plan: Plan, spec: AVSpec, seed: int) -> dict:
+    """Predictions per second in paper mode (one sample per example) and causal mode (every position of a
+    window), with batches holding the same number of audio samples."""
+    video, audio = _scene(spec, 8 + spec.frame_of_sample(2 * plan.causal_windows * plan.window), seed)
+    meta = {"sr": spec.sr, "fps": spec.fps, "size": spec.size, "channels": spec.channels, "frames": len(video)}
+    clip = AlignedClip(Path("bench"), video, audio, meta)
+    device = pick_device()
+    causal = _model(arch, plan, spec, seed).to(device)
+    warmup = warmup_positions(causal, plan.window)
+    windows = WindowDataset(clip, spec, window=plan.window, warmup=warmup, stride=plan.window)
+    audio_samples = plan.causal_windows * (plan.window + warmup)
+    paper_batch = max(1, audio_samples // spec.context_samples)
+    paper = _model(arch, plan, spec, seed, mode="paper").to(device)
+    result = {"paper": {"predictions_per_s": _train_rate(paper, SampleDataset(clip, spec), paper_batch,
+                                                         paper_batch, plan), "batch": paper_batch},
+              "causal": {"predictions_per_s": _train_rate(causal, windows, plan.causal_windows,
+                                                          plan.causal_windows * plan.window, plan),
+                         "batch": plan.causal_windows, "window": plan.window},
+              "audio_samples_per_batch": audio_samples}
+    result["ratio"] = result["causal"]["predictions_per_s"] / result["paper"]["predictions_per_s"]
+    return result
+
+
+def _test_clip(path: Path, seconds: float, seed: int) -> Path:
+    """A 640x360 30 fps H.264 clip with 44.1 kHz stereo AAC: moving bars over a smooth still scene (a bit rate
+    like camera footage, not like white noise), a noise track."""
+    rng = np.random.default_rng(seed)
+    texture = cv2.resize(rng.integers(0, 256, (18, 32, 3), dtype=np.uint8), (640, 360), interpolation=cv2.INTER_CUBIC)
+    x = np.arange(640)
+
+    def frames():
+        for k in range(round(seconds * 30)):
+            frame = texture.copy()
+            frame[:, (x + 8 * k) % 160 < 40] = (200, 40, 40)
+            yield frame
+
+    audio = rng.uniform(-0.3, 0.3, (round(seconds * 44100), 2)).astype(np.float32)
+    return write_video(path, frames(), 30, audio, 44100)
+
+
+def ingest(plan: Plan, seed: int) -> dict:
+    """Seconds of 640x360 30 fps video aligned per wall second, and ffmpeg's own decode of it to raw frames."""
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = _test_clip(Path(tmp) / "clip.mp4", plan.ingest_seconds, seed)
+        aligned = median_seconds(lambda: ingest_file(clip, Path(tmp) / "aligned", AVSpec(), force=True), plan.repeats)
+        decode = [ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(clip), "-map", "0:v:0", "-f", "rawvideo",
+                  "-pix_fmt", "rgb24", "-"]
+        ffmpeg = median_seconds(lambda: subprocess.run(decode, stdout=subprocess.DEVNULL, check=True), plan.repeats)
+    result = {"realtime_factor": plan.ingest_seconds / aligned, "ffmpeg_rtf": plan.ingest_seconds / ffmpeg}
+    result["ratio"] = result["ffmpeg_rtf"] / result["realtime_factor"]  # how many times ffmpeg's decode is faster
+    return result
+
+
+def run_bench(quick: bool = False, seed: int = 0, log: Callable[[str], None] = lambda _: None) -> dict:
+    """Every measurement, as the dict `foley bench` writes."""
+    plan, spec = (QUICK if quick else FULL), AVSpec()
+    t0 = time.perf_counter()
+    report = {"plan": {"quick": quick, **plan.__dict__}, "machine": machine(plan)}
+    log(f"machine: {report['machine']['cpu']}, peak {report['machine']['peak_matmul_gflops']:.0f} GFLOP/s")
+    peak_1thread = report["machine"]["peak_matmul_gflops_1thread"]
+    report["generation"] = {}
+    for arch in ARCHS:
+        with single_thread():
+            report["generation"][arch] = g = generation(arch, plan, spec, peak_1thread, seed)
+        log(f"generation {arch}: rtf naive {g['rtf_naive']:.4f}, cached {g['rtf_cached'] or 0:.3f}, "
+            f"{g['batch']} takes at once {g['rtf_batched']:.3f}")
+    with single_thread():
+        report["context_scaling"] = context_scaling(plan, spec, seed)
+    report["training"] = {arch: training(arch, plan, spec, seed) for arch in ("wavenet", "transformer")}
+    for arch, t in report["training"].items():
+        log(f"training {arch}: causal / paper predictions per second {t['ratio']:.0f}x")
+    report["ingest"] = ingest(plan, seed)
+    log(f"ingest: {report['ingest']['realtime_factor']:.0f}x real time, ffmpeg decode alone "
+        f"{report['ingest']['ffmpeg_rtf']:.0f}x")
+    report["wall_s"] = time.perf_counter() - t0
+    return report

@@ -1,0 +1,4 @@
+"""Training: the loop (`train`), checkpoints and run folders, and data-parallel launching (`distributed`).
+
+May import: core, data, models.
+"""
