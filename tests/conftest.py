@@ -11,7 +11,7 @@ import torch
 from foleylib.core.config import preset
 from foleylib.data.media import ffmpeg_exe
 from foleylib.models import build_model, model_config
-from foleylib.training.train import save_model
+from foleylib.training.checkpoint import save_model
 
 matplotlib.use("Agg")
 

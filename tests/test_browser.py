@@ -18,7 +18,7 @@ from PIL import Image
 from foleylib.core.config import preset
 from foleylib.data.synth import render_scene
 from foleylib.models import build_model, model_config
-from foleylib.training.train import save_model
+from foleylib.training.checkpoint import save_model
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 if skip_reason():

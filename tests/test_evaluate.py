@@ -22,7 +22,9 @@ from foleylib.evaluation.evaluate import (
 )
 from foleylib.models import model_config
 from foleylib.models.losses import mulaw_decode, mulaw_encode
-from foleylib.training.train import TrainConfig, load_model, train
+from foleylib.training.checkpoint import load_model
+from foleylib.training.config import TrainConfig
+from foleylib.training.trainer import train
 
 SPEC = preset("tiny")
 

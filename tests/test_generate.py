@@ -20,7 +20,7 @@ from foleylib.generation.generate import (
 from foleylib.interfaces.cli import main
 from foleylib.models import build_model, model_config
 from foleylib.models.losses import mulaw_decode
-from foleylib.training.train import save_model
+from foleylib.training.checkpoint import save_model
 
 SPEC = AVSpec(sr=1000, fps=25, size=16, context_frames=2, context_samples=64)
 FRAMES = np.random.default_rng(0).integers(0, 255, (60, 16, 16, 3), dtype=np.uint8)

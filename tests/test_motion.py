@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader
 
 from foleylib.core.config import AVSpec, preset
 from foleylib.data.align import ingest_file
+from foleylib.data.batches import make_dataset
 from foleylib.data.dataset import load_clip
 from foleylib.data.motion import (
     FLOW_SCALE,
@@ -25,7 +26,7 @@ from foleylib.data.synth import render_scene
 from foleylib.generation.generate import FoleyEngine, generate
 from foleylib.interfaces.cli import main
 from foleylib.models import ModelConfig, build_model, model_config
-from foleylib.training.train import load_model, make_dataset, save_model
+from foleylib.training.checkpoint import load_model, save_model
 
 S = 64
 CH = {name: i for i, name in enumerate(MOTION_CHANNELS)}
@@ -137,7 +138,8 @@ def test_every_architecture_runs_on_every_video_input(arch, mode, variant, video
     model = build_model(tiny(arch, mode, variant, video_input=video_input)).eval()
     stem = next(m for m in model.modules() if isinstance(m, torch.nn.Conv3d))
     assert stem.in_channels == input_channels(video_input)
-    dataset = make_dataset(model_clip(synthetic_clip(spec), video_input), spec, model.cfg, range(4, 12), 48, 0)
+    clip = model_clip(synthetic_clip(spec), video_input)
+    dataset = make_dataset(clip, spec, model.cfg.arch, model.cfg.mode, range(4, 12), 48, 0)
     batch = next(iter(DataLoader(dataset, batch_size=2)))
     assert batch["video"].shape[-1] == input_channels(video_input)
     with torch.no_grad():

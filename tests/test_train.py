@@ -17,22 +17,14 @@ from foleylib.core.config import AVSpec
 from foleylib.core.errors import InputError
 from foleylib.core.fsutil import sha256_file
 from foleylib.data.align import ingest_file
-from foleylib.data.dataset import load_clip
+from foleylib.data.batches import evenly_spaced, onset_weights, position_weights, split_datasets
+from foleylib.data.dataset import find_clips, load_clip
 from foleylib.data.synth import render_scene
 from foleylib.interfaces.cli import main
 from foleylib.models import build_model, model_config
-from foleylib.models.losses import onset_weights
-from foleylib.training.train import (
-    TrainConfig,
-    evaluate,
-    evenly_spaced,
-    find_clips,
-    init_from,
-    load_model,
-    position_weights,
-    split_datasets,
-    train,
-)
+from foleylib.training.checkpoint import init_from, load_model
+from foleylib.training.config import TrainConfig
+from foleylib.training.trainer import evaluate, train
 
 SPEC = AVSpec(sr=8000, fps=25, size=16, context_frames=2, context_samples=128)
 
@@ -187,8 +179,8 @@ def test_held_out_clips_validate_whole_and_train_clips_train_whole(tmp_path, cli
     cfg = model_config("fusion", "tiny", SPEC, loss="mse")
     model = build_model(cfg)
     tc = TrainConfig(window=64)
-    by_time = split_datasets([clip], SPEC, model, tc)
-    by_clip = split_datasets([clip], SPEC, model, tc, val_clips=[unseen])
+    by_time = split_datasets([clip], SPEC, model, tc.window, tc.val_fraction)
+    by_clip = split_datasets([clip], SPEC, model, tc.window, tc.val_fraction, val_clips=[unseen])
     assert len(by_clip[0]) == clip.meta["frames"] == len(by_time[0]) + len(by_time[1])  # one example per frame
     assert len(by_clip[1]) == unseen.meta["frames"]
     run = tmp_path / "run"

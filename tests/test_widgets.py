@@ -12,7 +12,7 @@ from foleylib.data.align import ingest_file
 from foleylib.data.synth import render_scene
 from foleylib.interfaces.widgets import Studio, find_runs, find_videos, png_bytes, run_choices, video_choices, wav_bytes
 from foleylib.models import build_model, model_config
-from foleylib.training.train import save_model
+from foleylib.training.checkpoint import save_model
 
 SPEC = preset("tiny")  # 8 kHz, 25 fps, 32 x 32
 PNG = b"\x89PNG\r\n\x1a\n"

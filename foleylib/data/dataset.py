@@ -250,3 +250,27 @@ def causal_window(audio: np.ndarray, frames: np.ndarray, spec: AVSpec, start: in
         "video": torch.from_numpy(video),
         "frame_index": torch.from_numpy(on_screen - first_frame + lead),
     }
+
+
+def find_clips(paths: list[str | Path]) -> list[AlignedClip]:
+    """Clip folders from paths that are clip folders or folders of clips (e.g. data/aligned)."""
+    clips = []
+    for path in map(Path, paths):
+        if (path / "meta.json").exists() or not path.is_dir():
+            clips.append(load_clip(path))
+            continue
+        found = sorted(p.parent for p in path.glob("*/meta.json"))
+        if not found:
+            raise InputError("no aligned clips here (run foley ingest first)", path)
+        clips += [load_clip(p) for p in found]
+    return clips
+
+
+def check_compatible(clips: list[AlignedClip]) -> AVSpec:
+    """All clips must share rates and sizes; returns their AVSpec."""
+    spec = clips[0].spec
+    for clip in clips[1:]:
+        if clip.spec != spec:
+            raise InputError(f"clip has {clip.spec} but {clips[0].name} has {spec}; re-ingest with the same "
+                             "--sr/--fps/--size/--channels", clip.path)
+    return spec

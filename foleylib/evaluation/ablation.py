@@ -17,7 +17,9 @@ from foleylib.evaluation.metrics import detect_onsets, onset_scores, per_sample_
 from foleylib.evaluation.notebook import fmt_cell
 from foleylib.generation.generate import generate
 from foleylib.models import ModelConfig
-from foleylib.training.train import TrainConfig, load_model, train
+from foleylib.training.checkpoint import load_model
+from foleylib.training.config import TrainConfig
+from foleylib.training.trainer import train
 
 VARIANTS = {"video": False, "audio_only": True}  # name -> zero_video
 

@@ -35,13 +35,13 @@ from foleylib.core.errors import InputError
 from foleylib.core.fsutil import atomic_path, write_json
 from foleylib.core.names import safe_name
 from foleylib.data.align import ingest_file
-from foleylib.data.dataset import AlignedClip, load_clip, split_by_time
+from foleylib.data.dataset import AlignedClip, check_compatible, load_clip, split_by_time
 from foleylib.data.media import write_audio
 from foleylib.evaluation.evaluate import free_running, score_generated, uses_video
 from foleylib.evaluation.fad import embedding_distance, yamnet_embeddings
 from foleylib.evaluation.metrics import bootstrap_mean, condfoleygen_scores
 from foleylib.evaluation.notebook import fmt_cell
-from foleylib.training.train import check_compatible, load_model
+from foleylib.training.checkpoint import load_model
 
 MODES = ("loo", "finetune")
 SYSTEMS = ("model", "video_shuffled", "video_zeroed", "motion_bursts", "histogram", "silence")

@@ -21,11 +21,13 @@ from torch.utils.data import DataLoader
 
 from foleylib.core.config import AVSpec
 from foleylib.core.errors import InputError
+from foleylib.data.batches import evenly_spaced, score_mask, split_datasets
 from foleylib.data.dataset import AlignedClip, load_clip, split_by_time
 from foleylib.evaluation.metrics import audio_metrics
 from foleylib.generation.generate import generate
 from foleylib.models.losses import compute_loss, mulaw_decode, mulaw_encode, nats_to_bits
-from foleylib.training.train import TrainConfig, evenly_spaced, load_model, score_mask, split_datasets
+from foleylib.training.checkpoint import load_model
+from foleylib.training.config import TrainConfig
 
 BASELINES = ("video_zeroed", "video_shuffled", "silence", "histogram", "shifted_1s", "motion_bursts")
 SYNC_METRICS = ("onset_f1", "envelope_corr")  # higher is better; compared against the shuffled-video run
@@ -43,7 +45,7 @@ def teacher_forced(model: torch.nn.Module, clips: list[AlignedClip], spec: AVSpe
     """Validation losses on the held-out tails, the same examples as training validated on."""
     model.eval()
     device = next(model.parameters()).device
-    val_ds = split_datasets(clips, spec, model, tc)[1]
+    val_ds = split_datasets(clips, spec, model, tc.window, tc.val_fraction)[1]
     names = [model.cfg.loss] + [n for n in ("mse", "mae", "paper_ce") if n != model.cfg.loss]
     totals, count = dict.fromkeys(names, 0.0), 0
     for batch in DataLoader(evenly_spaced(val_ds, tc.val_examples), batch_size=tc.batch_size):

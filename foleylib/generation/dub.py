@@ -20,7 +20,7 @@ from foleylib.core.errors import InputError
 from foleylib.data.dataset import window_frame_count
 from foleylib.data.media import Probe, iter_frames, mux_audio, probe, read_audio, write_audio
 from foleylib.generation.generate import FoleyEngine, Method, Sampler, run_frames
-from foleylib.training.train import load_model
+from foleylib.training.checkpoint import load_model
 
 
 def check_output(path: Path, inputs: list[Path], force: bool) -> None:

@@ -25,12 +25,14 @@ from torch.utils.data import default_collate
 from torch.utils.flop_counter import FlopCounterMode
 
 from foleylib.core.config import AVSpec
+from foleylib.core.device import pick_device
 from foleylib.data.align import ingest_file
+from foleylib.data.batches import warmup_positions
 from foleylib.data.dataset import AlignedClip, SampleDataset, WindowDataset
 from foleylib.data.media import ffmpeg_exe, write_video
 from foleylib.generation.generate import STEPPERS, FoleyEngine, Sampler, generate_takes, single_thread
 from foleylib.models import build_model, model_config
-from foleylib.training.train import batch_loss, pick_device, warmup_positions
+from foleylib.training.trainer import batch_loss
 
 ARCHS = ("wavenet", "transformer", "fusion")
 

@@ -127,9 +127,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from foleylib.core.config import preset
+    from foleylib.data.dataset import check_compatible, find_clips
     from foleylib.models import model_config
+    from foleylib.training.config import TrainConfig
     from foleylib.training.distributed import main_process
-    from foleylib.training.train import TrainConfig, TrainingInterrupted, check_compatible, find_clips, train
+    from foleylib.training.trainer import TrainingInterrupted, train
 
     clips = find_clips(args.data)
     val_clips = find_clips(args.val_data) if args.val_data else None

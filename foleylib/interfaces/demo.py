@@ -19,7 +19,8 @@ from foleylib.data.synth import render_scene
 from foleylib.evaluation.metrics import detect_onsets, onset_scores
 from foleylib.generation.dub import dub_video
 from foleylib.models import model_config
-from foleylib.training.train import TrainConfig, train
+from foleylib.training.config import TrainConfig
+from foleylib.training.trainer import train
 
 
 def run_demo(out: str | Path, seconds: float = 40.0, steps: int = 300, gen_seconds: float = 6.0, seed: int = 0,

@@ -113,19 +113,3 @@ def compute_loss(name: str, output: torch.Tensor, target: torch.Tensor,
                  mask: torch.Tensor | None = None) -> torch.Tensor:
     """Scalar loss `name` of a model output against target samples (see the module docstring for shapes)."""
     return loss_fn(name)(output, target, mask)
-
-
-ONSET_RATIO, ONSET_FLOOR = 2.0, 0.01  # an onset: the peak envelope above twice its last 50 ms and above -40 dBFS
-
-
-def onset_weights(audio: torch.Tensor, sr: int, weight: float) -> torch.Tensor:
-    """Loss weights [B, L] for audio [B, L, C]: 1 + weight where a sound starts, 1 elsewhere.
-
-    "Starts" = the peak envelope (max |sample| over 5 ms around the position, over channels) exceeds
-    ONSET_RATIO times its own mean over the 50 ms before, and ONSET_FLOOR: the attack of an impact and the
-    first tens of milliseconds after it, until the running mean catches up."""
-    short, long = max(1, round(0.005 * sr)) | 1, max(1, round(0.05 * sr))
-    env = F.max_pool1d(audio.abs().amax(-1)[:, None], short, stride=1, padding=short // 2)  # [B, 1, L]
-    before = F.avg_pool1d(F.pad(env, (long, 0), mode="replicate"), long, stride=1)[..., :-1]  # mean of [j-long, j)
-    onset = (env > ONSET_RATIO * before) & (env > ONSET_FLOOR)
-    return 1.0 + weight * onset[:, 0].to(audio.dtype)

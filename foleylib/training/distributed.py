@@ -103,4 +103,4 @@ def any_across(flag: bool, ranks: Ranks, device: torch.device) -> bool:
 def torchrun_command(nproc: int, args: list[str]) -> list[str]:
     """The command that runs `foley train ARGS` in nproc processes on this machine with torchrun."""
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-            "-m", "foleylib.training.train", *args]
+            "-m", "foleylib", "train", *args]
