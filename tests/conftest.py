@@ -10,7 +10,8 @@ import torch
 
 from foleylib.core.config import preset
 from foleylib.data.media import ffmpeg_exe
-from foleylib.models import build_model, model_config
+from foleylib.models.config import model_config
+from foleylib.models.registry import build_model
 from foleylib.training.checkpoint import save_model
 
 matplotlib.use("Agg")

@@ -17,7 +17,8 @@ from PIL import Image
 
 from foleylib.core.config import preset
 from foleylib.data.synth import render_scene
-from foleylib.models import build_model, model_config
+from foleylib.models.config import model_config
+from foleylib.models.registry import build_model
 from foleylib.training.checkpoint import save_model
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -1,5 +1,14 @@
+import argparse
 import subprocess
 import sys
+from dataclasses import fields
+
+from foleylib.core.config import MODEL_PRESETS
+from foleylib.data.motion import VIDEO_INPUTS
+from foleylib.data.synth import KINDS
+from foleylib.interfaces.cli import build_parser
+from foleylib.models.config import ARCHS, LOSSES, MODES, NORMS, VARIANTS, ModelConfig
+from foleylib.training.config import TrainConfig
 
 
 def foley(*args, cwd=None):
@@ -48,3 +57,31 @@ def test_outputs_are_replaced_only_with_force(tmp_path):
         proc = foley(command, "--out", out)
         assert proc.returncode == 2 and proc.stderr.strip().endswith(f"({out / name})")
         assert (out / name).read_text() == "an earlier result"
+
+
+def _options(command: str) -> dict[str, argparse.Action]:
+    """The options of one `foley` subcommand by destination."""
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return {a.dest: a for a in sub.choices[command]._actions}
+
+
+def test_train_defaults_are_the_config_classes_defaults():
+    args = build_parser().parse_args(["train", "--arch", "wavenet", "--data", "clip", "--out", "run"])
+    per_arch_or_preset = {"arch", "mode", "context_frames", "context_samples", "freeze"}  # None: chosen later
+    for config in (TrainConfig, ModelConfig):
+        shared = [f for f in fields(config) if hasattr(args, f.name) and f.name not in per_arch_or_preset]
+        assert {f.name: getattr(args, f.name) for f in shared} == {f.name: f.default for f in shared}
+    assert {"steps", "val_every", "batch_size", "lr", "window", "loss", "variant"} <= set(vars(args))
+
+
+def test_choices_are_the_registries():
+    registries = {"arch": ARCHS, "mode": MODES, "variant": VARIANTS, "loss": LOSSES, "preset": MODEL_PRESETS,
+                  "norm": NORMS, "video_input": VIDEO_INPUTS}
+    train = _options("train")
+    assert {dest: tuple(train[dest].choices) for dest in registries} == registries
+    for command in ("table", "crossval"):
+        options = _options(command)
+        assert {d: tuple(options[d].choices) for d in ("preset", "loss")} == {"preset": MODEL_PRESETS, "loss": LOSSES}
+    assert tuple(_options("crossval")["arch"].choices) == ARCHS
+    assert _options("table")["archs"].default == ",".join(ARCHS)
+    assert tuple(_options("synth")["kind"].choices) == KINDS

@@ -3,7 +3,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from foleylib.core.config import AVSpec, as_fraction, preset
+from foleylib.core.config import MODEL_PRESETS, PRESETS, AVSpec, as_fraction, preset
+from foleylib.models.config import ModelConfig, model_config
 
 
 def test_samples_per_frame_exact():
@@ -52,3 +53,15 @@ def test_presets_and_validation():
         preset("huge")
     with pytest.raises(ValueError, match="sr must be positive"):
         AVSpec(sr=0)
+
+
+def test_one_preset_table_sizes_data_and_models():
+    assert MODEL_PRESETS == ("tiny", "small", "default")  # "paper" sizes the data only
+    assert preset("paper") == PRESETS["paper"].spec and not PRESETS["paper"].model
+    for name in MODEL_PRESETS:
+        cfg = model_config("wavenet", name, preset(name))
+        assert {k: getattr(cfg, k) for k in PRESETS[name].model} == PRESETS[name].model
+        assert cfg.spec_for(preset(name)) == preset(name)
+    with pytest.raises(ValueError, match="unknown model preset 'paper'; choose one of tiny, small, default"):
+        model_config("wavenet", "paper", preset("paper"))
+    assert ModelConfig.spec_fields(preset("paper"))["samples_per_frame"] == 735  # 22050 / 30

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from test_cli import foley
+from test_metrics import bursts
 
 from foleylib.core.config import AVSpec, preset
 from foleylib.data.align import ingest_file
@@ -17,10 +18,12 @@ from foleylib.evaluation.evaluate import (
     motion_bursts,
     point_prediction,
     scene_truth,
+    score_generated,
     teacher_forced,
     uses_video,
 )
-from foleylib.models import model_config
+from foleylib.evaluation.metrics import sync_scores
+from foleylib.models.config import model_config
 from foleylib.models.losses import mulaw_decode, mulaw_encode
 from foleylib.training.checkpoint import load_model
 from foleylib.training.config import TrainConfig
@@ -49,13 +52,13 @@ def run(clap):
 def test_point_prediction_is_the_mulaw_mean_or_the_tanh_value():
     logits = torch.full((2, 256), -1e9)
     logits[0, 10], logits[1, 200] = 0.0, 0.0  # all mass on one class each
-    np.testing.assert_allclose(point_prediction(logits).numpy(), mulaw_decode(torch.tensor([10, 200])).numpy(),
+    np.testing.assert_allclose(point_prediction(logits, True).numpy(), mulaw_decode(torch.tensor([10, 200])).numpy(),
                                atol=1e-7)
     half = torch.full((256,), -1e9)
     half[[0, 255]] = 0.0  # half on -1, half on +1: mean 0
-    assert float(point_prediction(half)) == pytest.approx(0.0, abs=1e-9)
+    assert float(point_prediction(half, True)) == pytest.approx(0.0, abs=1e-9)
     tanh = torch.tensor([[0.3, -0.2]])
-    assert torch.equal(point_prediction(tanh), tanh)
+    assert torch.equal(point_prediction(tanh, False), tanh)
 
 
 def test_histogram_nll_by_hand():
@@ -143,3 +146,34 @@ def test_reports_table_rows_and_differences():
     assert lines[3] == "| motion | 3.500 | - | 0.50 | 0.50 | - | 12.2 | 0.50 |"
     assert lines[4:] == [f"| baseline: {name} | - | 0.50 | - | - | - | 20.0 | - |"
                          for name in ("motion_bursts", "histogram", "silence")]
+
+
+def test_evaluate_and_sync_scores_give_the_same_onset_figures(clap):
+    _, _, clip = clap  # claps at 0.72, 2.0, 2.52 and 3.6 s
+    spec, fps = clip.spec, float(clip.spec.fps_exact)
+    start, n_frames = 25, 75  # 1.0 .. 4.0 s: claps at 1.0, 1.52 and 2.6 s into it
+    first = spec.frame_start(start)
+    ref = np.asarray(clip.audio[first:spec.frame_start(start + n_frames)])
+    truth = scene_truth(clip, start / fps, len(ref) / spec.sr)["onsets"]
+    np.testing.assert_allclose(truth, [1.0, 1.52, 2.6])
+    gen = bursts([0.5, 1.53, 2.61], seconds=len(ref) / spec.sr, sr=spec.sr)  # 1 false alarm, 2 hits, 1 miss
+    scores, _ = score_generated({"model": gen}, clip, spec, start)
+    sync = sync_scores(gen, ref, spec.sr, fps, onsets=truth)
+    assert (sync["onset_precision"], sync["onset_recall"]) == (2 / 3, 2 / 3)
+    for key in ("onset_precision", "onset_recall", "onset_f1", "envelope_corr"):
+        assert scores["model"][key] == sync[key], key
+
+
+def test_event_nll_by_hand():
+    from foleylib.evaluation.ablation import event_nll
+
+    sr = 1000
+    nll = np.full(500, 1.0)
+    nll[95:200] = 3.0  # -5 .. +100 ms around the onset at 0.1 s
+    nll[100:110] = 5.0  # its first 10 ms
+    nll[400:] = np.nan  # unscored
+    # the onset at 1.1 s is 0.1 s into a signal starting at 1.0 s; the one at 1.45 s has no scored samples
+    r = event_nll(nll, sr, np.array([1.1, 1.45]), offset=1.0)
+    assert r["nll_first_10ms"] == 5.0
+    assert r["nll_event_windows"] == pytest.approx((15 * 1.0 + 95 * 3.0 + 10 * 5.0) / 120)  # 80 .. 200 ms
+    assert r["nll_nats"] == pytest.approx((295 * 1.0 + 95 * 3.0 + 10 * 5.0) / 400)

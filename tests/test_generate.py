@@ -7,19 +7,12 @@ from conftest import make_video
 from foleylib.core.config import AVSpec, preset
 from foleylib.data.media import read_audio
 from foleylib.generation.fastgen import FastTransformerStepper, FastWaveNetStepper
-from foleylib.generation.generate import (
-    FoleyEngine,
-    Sampler,
-    Tape,
-    crossfade_weights,
-    generate,
-    generate_takes,
-    pick_sample,
-    stream,
-)
+from foleylib.generation.generate import FoleyEngine, Tape, crossfade_weights, generate, generate_takes, stream
+from foleylib.generation.sampling import Sampler, pick_sample
 from foleylib.interfaces.cli import main
-from foleylib.models import build_model, model_config
+from foleylib.models.config import model_config
 from foleylib.models.losses import mulaw_decode
+from foleylib.models.registry import build_model
 from foleylib.training.checkpoint import save_model
 
 SPEC = AVSpec(sr=1000, fps=25, size=16, context_frames=2, context_samples=64)

@@ -26,6 +26,7 @@ from foleylib.evaluation.metrics import (
     pan_error,
     rms_db,
     stereo_pan,
+    sync_scores,
     window_mask,
 )
 
@@ -276,6 +277,35 @@ def test_audio_metrics_of_the_truth_itself():
     assert m["dc_offset"] == pytest.approx(float(ref.mean()))
     assert m["rms_db"] == m["ref_rms_db"] == pytest.approx(rms_db(ref))
     assert m["frame_artifact_db"] == m["frame_artifact_ref_db"] is not None
+
+
+def test_sync_scores_by_hand_and_audio_metrics_agree():
+    truth = np.array([0.05, 0.4, 1.1, 1.9, 2.5])
+    ref = bursts(truth)
+    # at 0.05 s: inside the first 0.1 s, dropped (the edge rule); 0.42: 20 ms late, a hit; 1.1: a hit;
+    # 2.2: a false alarm; 2.58: 80 ms late, a miss within one frame (40 ms)
+    gen = bursts([0.05, 0.42, 1.1, 2.2, 2.58])
+    s = sync_scores(gen, ref, SR, FPS, onsets=truth)
+    assert (s["onsets_detected"], s["onsets_true"]) == (4, 5)  # the true 0.05 s counts, a miss
+    assert (s["onset_precision"], s["onset_recall"]) == (2 / 4, 2 / 5)
+    assert s["onset_f1"] == pytest.approx(2 * 0.5 * 0.4 / 0.9)
+    assert s["envelope_corr"] == envelope_correlation(gen, ref, SR, FPS)
+    outside = sync_scores(gen, ref, SR, FPS, onsets=np.append(truth, [3.5, -0.2]))  # past the 3 s clip: dropped
+    assert outside == s
+    m = audio_metrics(gen, ref, SR, FPS, onsets=truth)
+    assert {k: m[k] for k in ("onset_precision", "onset_recall", "onset_f1", "envelope_corr")} == \
+        {k: s[k] for k in ("onset_precision", "onset_recall", "onset_f1", "envelope_corr")}
+    wide = sync_scores(gen, ref, SR, FPS, onsets=truth, tolerance=0.15)  # 2.58 now hits 2.5
+    assert (wide["onset_precision"], wide["onset_recall"]) == (3 / 4, 3 / 5)
+    at_10_fps = sync_scores(gen, ref, SR, 10, onsets=truth)  # the default tolerance is one frame: 0.1 s
+    assert (at_10_fps["onset_precision"], at_10_fps["onset_recall"]) == (3 / 4, 3 / 5)
+    detected_truth = sync_scores(gen, ref, SR, FPS)  # the truth detected in ref, its first 0.1 s dropped too
+    assert (detected_truth["onsets_true"], detected_truth["onset_precision"], detected_truth["onset_recall"]) == \
+        (4, 2 / 4, 2 / 4)
+    assert audio_metrics(gen, ref, SR, FPS)["onset_f1"] == detected_truth["onset_f1"] == 0.5
+    silent = sync_scores(np.zeros_like(ref), ref, SR, FPS, onsets=truth)
+    assert (silent["onset_precision"], silent["onset_recall"], silent["onset_f1"]) == (None, 0.0, 0.0)
+    assert sync_scores(gen, ref, SR, FPS, onsets=[])["onset_f1"] is None
 
 
 def test_audio_metrics_timing_silence_and_mono():

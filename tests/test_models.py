@@ -12,8 +12,10 @@ from torch.utils.data import DataLoader, Subset
 
 from foleylib.core.config import AVSpec, preset
 from foleylib.data.dataset import AlignedClip, FrameDataset, SampleDataset, WindowDataset
-from foleylib.models import ModelConfig, build_model, model_config
+from foleylib.models.config import ModelConfig, model_config
 from foleylib.models.losses import compute_loss
+from foleylib.models.registry import build_model
+from foleylib.models.transformer import window_start
 from foleylib.models.video import (
     AudioToVideo,
     FrameEmbedding,
@@ -275,6 +277,28 @@ def test_transformer_causal_matches_one_window():
     torch.testing.assert_close(full[:, :32], prefix, rtol=0, atol=1e-5)
 
 
+def test_window_start_by_hand():
+    # M 32, hop 16: window 0 outputs 0 .. 31, window k >= 1 (starting at 16k) outputs 16k + 16 .. 16k + 31
+    assert [window_start(p, 0, 32, 16) for p in (0, 31, 32, 47, 48, 63, 64, 79)] == [0, 0, 16, 16, 32, 32, 48, 48]
+    assert [window_start(p, 5, 32, 16) for p in (5, 36, 37, 52, 53)] == [5, 5, 21, 21, 37]  # counted from origin 5
+    assert [window_start(p, 0, 5, 2) for p in range(10)] == [0, 0, 0, 0, 0, 2, 2, 4, 4, 6]  # M 5, hop 2
+
+
+def test_transformer_causal_output_is_that_of_its_window():
+    """Position j of a long causal pass equals the last output of one pass over tokens window_start(j) .. j."""
+    torch.manual_seed(0)
+    cfg = tiny("transformer", "causal", raw_context=32)
+    model = build_model(cfg).eval()
+    batch = batch_of(cfg, TINY, 1, window=80)
+    with torch.no_grad():
+        full = model(batch)
+        for j in (31, 32, 47, 48, 70, 79):
+            start = window_start(j, 0, model.max_context, model.hop)
+            assert j - start < model.max_context  # one window: the part runs in a single causal pass
+            part = {k: (v[:, start:j + 1] if k in ("audio_in", "frame_index") else v) for k, v in batch.items()}
+            torch.testing.assert_close(full[:, j], model(part)[:, -1], rtol=0, atol=1e-5)
+
+
 # ------------------------------------------------------------------------------------------- config
 
 
@@ -313,6 +337,17 @@ def test_model_config_from_spec():
         (1, 48, 5, 700, 534)
     assert cfg.mode == "paper" and model_config("wavenet", "small", spec).mode == "causal"
     assert cfg.output == "mulaw" and model_config("fusion", "tiny", spec, loss="paper_ce").output == "continuous"
+
+
+def test_spec_for_gives_the_data_rates_with_the_models_context():
+    spec = AVSpec(sr=16000, fps=30, size=48, channels=1, context_frames=5, context_samples=700)
+    cfg = model_config("wavenet", "tiny", spec)
+    other = AVSpec(sr=8000, fps=25, size=32, channels=1)  # the default context lengths: 4 frames, 1024 samples
+    assert cfg.spec_for(other) == AVSpec(sr=8000, fps=25, size=32, channels=1, context_frames=5, context_samples=700)
+    assert cfg.spec_for(spec) == spec  # the spec it was sized from comes back unchanged
+    assert model_config("wavenet", "tiny", cfg.spec_for(spec)) == cfg
+    assert ModelConfig.spec_fields(spec) == {"channels": 1, "size": 48, "context_frames": 5, "context_samples": 700,
+                                             "samples_per_frame": 534}
 
 
 # --------------------------------------------------------------------------------------------- overfit

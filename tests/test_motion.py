@@ -25,7 +25,8 @@ from foleylib.data.motion import (
 from foleylib.data.synth import render_scene
 from foleylib.generation.generate import FoleyEngine, generate
 from foleylib.interfaces.cli import main
-from foleylib.models import ModelConfig, build_model, model_config
+from foleylib.models.config import ModelConfig, model_config
+from foleylib.models.registry import build_model
 from foleylib.training.checkpoint import load_model, save_model
 
 S = 64

@@ -3,8 +3,13 @@ import json
 import wave
 from pathlib import Path
 
+import numpy as np
 import papermill as pm
 import pytest
+
+from foleylib.data.dataset import load_clip
+from foleylib.evaluation.evaluate import scene_truth
+from foleylib.evaluation.metrics import sync_scores
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]
@@ -56,19 +61,33 @@ def test_02_alignment(tmp_path):
 
 
 def test_05_wavenet(tmp_path):
-    nb, results = run_notebook("05_wavenet.ipynb", tmp_path, SECONDS=4.0, PRESET="tiny", STEPS=3, BATCH_SIZE=2,
-                               WINDOW=256, THROUGHPUT_STEPS=2, GEN_SECONDS=0.2, TIMING_SECONDS=0.04,
+    nb, results = run_notebook("05_wavenet.ipynb", tmp_path, SECONDS=3.0, PRESET="tiny", STEPS=3, BATCH_SIZE=2,
+                               WINDOW=256, THROUGHPUT_STEPS=2, GEN_SECONDS=0.6, TIMING_SECONDS=0.04,
                                LIVE_SECONDS=0.12, SIZE=32, CONTEXT_FRAMES=2, CONTEXT_SAMPLES=128)
     assert results["receptive_field"] == 33  # tiny: kernel 2, dilations 1..16: 1 + 1 + 31
     assert results["cached_equals_naive"] is True
     assert set(results["rtf"]) == {"naive", "cached"} and all(v > 0 for v in results["rtf"].values())
+    ablation = results["ablation"]
     for name in ("video", "audio_only"):
-        r = results["ablation"][name]
-        assert 0 < r["nll_nats"] < 6 and 0 <= r["onsets"]["f1"] <= 1
-        assert r["generated_seconds"] == pytest.approx(0.2)
+        r = ablation[name]
+        assert 0 < r["nll_nats"] < 6 and 0 < r["nll_event_windows"] < 6 and 0 < r["nll_first_10ms"] < 6
+        assert r["generated_seconds"] == pytest.approx(0.6)
         assert (tmp_path / "out" / "runs" / "ablation" / name / "model.pt").exists()
-    assert results["ablation"]["f1_gain"] == pytest.approx(
-        results["ablation"]["video"]["onsets"]["f1"] - results["ablation"]["audio_only"]["onsets"]["f1"])
+    # every onset figure is metrics.sync_scores' of the generated tail against the scene's clap times
+    assert results["tail_start_s"] == pytest.approx(2.4)  # the held-out last 20 % of 3 s
+    clip = load_clip(results["clip_dir"])
+    truth = scene_truth(clip, 2.4, 0.6)["onsets"]
+    true = np.asarray(clip.audio[38400:38400 + 9600])  # 2.4 .. 3.0 s at 16 kHz
+    generated = np.load(tmp_path / "out" / "generated.npz")
+    assert set(generated.files) == set(ablation) - {"f1_gain"} == {"video", "audio_only", "video_shuffled",
+                                                                   "motion_bursts"}
+    for name in generated.files:
+        assert generated[name].shape == (9600, 2)
+        assert ablation[name]["sync"] == sync_scores(generated[name], true, 16000, 25, onsets=truth), name
+        assert ablation[name]["sync"]["onsets_true"] == len(truth) == 1  # the clap at 2.8 s
+        assert 0 <= ablation[name]["sync"]["onset_f1"] <= 1
+    assert ablation["f1_gain"] == pytest.approx(
+        ablation["video"]["sync"]["onset_f1"] - ablation["audio_only"]["sync"]["onset_f1"])
     assert results["causal_over_paper"] > 1
     assert results["live_frames"] == 3 and results["live_latency_ms_median"] > 0
     assert images(nb) >= 3

@@ -6,12 +6,17 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from test_notebooks import images, run_notebook
 
 from foleylib.core.config import AVSpec
-from foleylib.models import build_model, model_config
+from foleylib.data.dataset import load_clip
+from foleylib.evaluation.evaluate import BASELINES, scene_truth, uses_video
+from foleylib.evaluation.metrics import sync_scores
+from foleylib.models.config import model_config
+from foleylib.models.registry import build_model
 from foleylib.models.video import VideoEncoder, VideoToAudio
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]
@@ -19,6 +24,7 @@ pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 SIZE, SECONDS, FPS = 32, 3.0, 25
 FRAMES = round(SECONDS * FPS)  # 75 frames; the held-out tail (VAL_FRACTION 0.2) starts at frame 60
 VAL_START = FRAMES - round(FRAMES * 0.2)
+SYNC_KEYS = ("onset_precision", "onset_recall", "onset_f1", "envelope_corr")
 
 
 def numel(module: torch.nn.Module) -> int:
@@ -118,8 +124,25 @@ def test_06_transformer(tmp_path):
 
 def test_07_evaluation_runs_the_batch_when_the_table_is_empty(tmp_path):
     nb, results = run_notebook("07_evaluation.ipynb", tmp_path, TABLE_DIR=str(tmp_path / "table"), SCENES="clap",
-                               ARCHS="transformer", PRESET="tiny", STEPS=2, GEN_SECONDS=0.2, SCENE_SECONDS=3.0,
+                               ARCHS="transformer", PRESET="tiny", STEPS=2, GEN_SECONDS=0.6, SCENE_SECONDS=3.0,
                                HYPOTHESIS_STEPS=2, HYPOTHESIS_SECONDS=0.08)
+    cell = results["cell"]  # section 1: one cell step by step, on the clap scene with the first architecture
+    assert cell["arch"] == "transformer" and 0 < cell["teacher_forced"]["val_loss"] < 2 * math.log(256)
+    assert cell["rtf"] > 0
+    assert cell["teacher_forced"]["histogram_nll_nats"] > 0 and set(cell["metrics"]) == {"model", *BASELINES}
+    assert cell["uses_video"] == uses_video(cell["metrics"])
+    batch = json.loads((tmp_path / "table" / "runs" / "clap_transformer" / "results.json").read_text())
+    assert (cell["teacher_forced"], cell["metrics"]) == (batch["teacher_forced"], batch["metrics"])  # the same cell
+    # its onset figures are metrics.sync_scores' of the audio it generated, against the scene's clap times
+    assert cell["tail_start_s"] == pytest.approx(2.4)  # the held-out last 20 % of 3 s
+    clip = load_clip(cell["clip"])
+    truth = scene_truth(clip, 2.4, 0.6)["onsets"]
+    true = np.asarray(clip.audio[38400:38400 + 9600])  # 2.4 .. 3.0 s at 16 kHz
+    audio = np.load(tmp_path / "out" / "cell" / "audio.npz")
+    assert set(audio.files) == set(cell["metrics"]) and len(truth) == 1  # the clap at 2.8 s
+    for name in audio.files:
+        sync = sync_scores(audio[name], true, 16000, 25, onsets=truth)
+        assert {k: cell["metrics"][name][k] for k in SYNC_KEYS} == {k: sync[k] for k in SYNC_KEYS}, name
     assert results["cells"] == results["done"] == 1 and results["failed"] == []
     table = tmp_path / "table"
     assert (table / "table1.md").exists() and (table / "runs" / "clap_transformer.ipynb").exists()

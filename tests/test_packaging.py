@@ -66,3 +66,52 @@ def test_table_cell_notebook_is_package_data_and_clean():
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
     assert sum("parameters" in c["metadata"].get("tags", []) for c in code) == 1
+
+
+LAYERS = ("core", "data", "models", "training", "generation", "evaluation", "interfaces")  # the import order
+
+
+def foleylib_imports(path: Path) -> set[str]:
+    """The foleylib modules a file imports, TYPE_CHECKING and function-local imports included
+    (`from foleylib.training import distributed` imports foleylib.training.distributed)."""
+    import ast
+
+    package = ROOT / "foleylib"
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        assert not (isinstance(node, ast.ImportFrom) and node.level), f"{path}: relative import"
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("foleylib"):
+            folder = package.joinpath(*node.module.split(".")[1:])
+            found |= {f"{node.module}.{a.name}" if (folder / f"{a.name}.py").exists() else node.module
+                      for a in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("foleylib")}
+    return found
+
+
+def test_imports_run_one_way_through_the_layers():
+    package = ROOT / "foleylib"
+    assert {p.name for p in package.iterdir() if (p / "__init__.py").exists()} == set(LAYERS)
+    assert {p.name for p in package.glob("*.py")} == {"__init__.py", "__main__.py"}
+    graph = {}
+    for path in package.glob("*/*.py"):
+        layer, name = path.parent.name, f"foleylib.{path.parent.name}.{path.stem}"
+        graph[name] = foleylib_imports(path)
+        if path.name == "__init__.py":
+            assert not graph[name], f"{name} imports {graph[name]}: package docstrings only"
+        for module in graph[name] - {"foleylib"}:  # the root package holds __version__ only
+            assert LAYERS.index(module.split(".")[1]) <= LAYERS.index(layer), f"{name} imports {module}, a later layer"
+    done, path = set(), []
+
+    def visit(module: str) -> None:  # depth-first: a module met again on the current path closes a cycle
+        assert module not in path, f"import cycle: {' -> '.join(path[path.index(module):] + [module])}"
+        if module in done:
+            return
+        path.append(module)
+        for other in graph.get(module, ()):
+            visit(other)
+        path.pop()
+        done.add(module)
+
+    for module in graph:
+        visit(module)

@@ -21,7 +21,8 @@ from foleylib.data.batches import evenly_spaced, onset_weights, position_weights
 from foleylib.data.dataset import find_clips, load_clip
 from foleylib.data.synth import render_scene
 from foleylib.interfaces.cli import main
-from foleylib.models import build_model, model_config
+from foleylib.models.config import model_config
+from foleylib.models.registry import build_model
 from foleylib.training.checkpoint import init_from, load_model
 from foleylib.training.config import TrainConfig
 from foleylib.training.trainer import evaluate, train

@@ -11,7 +11,8 @@ from foleylib.core.fsutil import write_json
 from foleylib.data.align import ingest_file
 from foleylib.data.synth import render_scene
 from foleylib.interfaces.widgets import Studio, find_runs, find_videos, png_bytes, run_choices, video_choices, wav_bytes
-from foleylib.models import build_model, model_config
+from foleylib.models.config import model_config
+from foleylib.models.registry import build_model
 from foleylib.training.checkpoint import save_model
 
 SPEC = preset("tiny")  # 8 kHz, 25 fps, 32 x 32

@@ -7,17 +7,16 @@ Every notebook, dataset and CLI command builds from an `AVSpec`. Sample rate and
 
 so frame k owns the samples [frame_start(k), frame_start(k + 1)). When sr/fps is an integer this is the
 paper's rule (frame k owns samples k*spf .. (k+1)*spf - 1).
+
+`PRESETS` is the one table of named sizes: each preset's AVSpec and, for the model presets, the model's sizes.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
-from typing import Literal
 
 import numpy as np
-
-PresetName = Literal["tiny", "small", "default", "paper"]
 
 
 def as_fraction(rate: float | int | str | Fraction) -> Fraction:
@@ -94,18 +93,38 @@ class AVSpec:
         return asdict(self)
 
 
-PRESETS: dict[str, AVSpec] = {
-    "tiny": AVSpec(sr=8000, fps=25, size=32, context_frames=2, context_samples=256),
-    "small": AVSpec(sr=16000, fps=25, size=48, context_frames=3, context_samples=512),
-    "default": AVSpec(),
+@dataclass(frozen=True)
+class Preset:
+    """A named size: the AVSpec of its data and, for a model preset, the model's sizes (ModelConfig fields)."""
+
+    spec: AVSpec
+    model: dict = field(default_factory=dict)  # empty: a data-only preset
+
+
+# tiny: unit tests (a step in milliseconds); small: a minute of CPU training shows learning;
+# default: what a CPU user trains for ~30 minutes.
+PRESETS: dict[str, Preset] = {
+    "tiny": Preset(AVSpec(sr=8000, fps=25, size=32, context_frames=2, context_samples=256), dict(
+        video_channels=4, video_blocks=1, fusion_channels=8, fusion_blocks=2, fusion_stride=4, residual_channels=8,
+        skip_channels=16, kernel_size=2, dilation_cycle=5, stacks=1, cond_channels=8, d_model=16, n_heads=2,
+        n_layers=1, d_ff=32, strides=(4, 4), raw_context=32)),
+    "small": Preset(AVSpec(sr=16000, fps=25, size=48, context_frames=3, context_samples=512), dict(
+        video_channels=8, video_blocks=2, fusion_channels=32, fusion_blocks=3, fusion_stride=4, residual_channels=32,
+        skip_channels=64, kernel_size=2, dilation_cycle=9, stacks=1, cond_channels=32, d_model=64, n_heads=4,
+        n_layers=2, d_ff=128, strides=(4, 4), raw_context=64)),
+    "default": Preset(AVSpec(), dict(
+        video_channels=16, video_blocks=2, fusion_channels=64, fusion_blocks=3, fusion_stride=4,
+        residual_channels=64, skip_channels=128, kernel_size=2, dilation_cycle=10, stacks=1, cond_channels=64,
+        d_model=128, n_heads=4, n_layers=3, d_ff=256, strides=(4, 4), raw_context=128)),
     # the paper's data: YouTube audio is 44.1 kHz stereo; the paper downsamples (rate not given).
-    "paper": AVSpec(sr=22050, fps=30, size=64, context_frames=8, context_samples=4096),
+    "paper": Preset(AVSpec(sr=22050, fps=30, size=64, context_frames=8, context_samples=4096)),
 }
+MODEL_PRESETS = tuple(name for name, p in PRESETS.items() if p.model)  # the names `model_config` takes
 
 
 def preset(name: str) -> AVSpec:
-    """The named AVSpec preset; unknown names are refused with the list of known ones."""
+    """The named preset's AVSpec; unknown names are refused with the list of known ones."""
     try:
-        return PRESETS[name]
+        return PRESETS[name].spec
     except KeyError:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None

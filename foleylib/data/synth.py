@@ -14,10 +14,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from foleylib.core.audio import write_wav
 from foleylib.core.config import AVSpec
 from foleylib.core.fsutil import atomic_path, write_json
-from foleylib.data.media import write_video
 
 SceneKind = Literal["clap", "car", "water"]
 KINDS: tuple[str, ...] = ("clap", "car", "water")
@@ -306,6 +304,9 @@ def render_scene(kind: SceneKind, out_dir: str | Path, seconds: float = 10.0, se
     sample, pan, x); car `per_frame` f0 (Hz), loudness, x (px), speed (0..1); water `per_frame` scene and
     loudness, and `segments`. Loudness is the expected sqrt(mean(L^2 + R^2)) of the frame's samples.
     """
+    from foleylib.core.audio import write_wav  # librosa and moviepy: loaded when a scene is written, not for KINDS
+    from foleylib.data.media import write_video
+
     scene = make_scene(kind, seconds, seed, fps, width, height, sr)
     scene = tinted(scene, seed) if tint else scene
     out, name = Path(out_dir), name or kind

@@ -42,6 +42,7 @@ from foleylib.evaluation.fad import embedding_distance, yamnet_embeddings
 from foleylib.evaluation.metrics import bootstrap_mean, condfoleygen_scores
 from foleylib.evaluation.notebook import fmt_cell
 from foleylib.training.checkpoint import load_model
+from foleylib.training.command import run_train, train_parser
 
 MODES = ("loo", "finetune")
 SYSTEMS = ("model", "video_shuffled", "video_zeroed", "motion_bursts", "histogram", "silence")
@@ -86,8 +87,6 @@ class CrossvalConfig:
 
 def check_train_args(train_args: tuple[str, ...], out: Path) -> None:
     """Refuse options `foley train` would refuse, or that crossval sets itself, before any fold runs."""
-    from foleylib.interfaces.cli import build_parser
-
     own = {"--data", "--val-data", "--out", "--init", "--seed", "--device", "--resume", "--nproc"}
     clash = sorted(own & {a.split("=")[0] for a in train_args})
     if clash:
@@ -95,7 +94,7 @@ def check_train_args(train_args: tuple[str, ...], out: Path) -> None:
     stderr = io.StringIO()
     try:
         with contextlib.redirect_stderr(stderr):
-            build_parser().parse_args(["train", *train_args, "--data", "x", "--out", "x"])
+            train_parser().parse_args([*train_args, "--data", "x", "--out", "x"])
     except SystemExit:
         last = [ln for ln in stderr.getvalue().splitlines() if ln.strip()][-1:] or ["invalid"]
         raise InputError(f"foley train refuses these options: {last[0].split('error: ')[-1]}", out) from None
@@ -168,15 +167,13 @@ def prepare_clips(sources: list[Path], out: Path, spec: AVSpec, log: Callable[[s
 def train_fold(cfg: CrossvalConfig, data: list[Path], out: Path, val: list[Path] | None = None,
                init: Path | None = None) -> dict:
     """Train one run with `foley train` (in this process) and return its last metrics record."""
-    from foleylib.interfaces.cli import build_parser
-
     argv = ["train", *cfg.train_args, "--data", *map(str, data), "--out", str(out), "--seed", str(cfg.seed),
             "--device", cfg.device, "--quiet", "--force"]
     argv += ["--val-data", *map(str, val)] if val else []
     argv += ["--init", str(init), "--steps", str(cfg.finetune_steps)] if init else []
-    args = build_parser().parse_args(argv)
+    args = train_parser().parse_args(argv[1:])
     args.argv = argv
-    if args.func(args):
+    if run_train(args):
         raise KeyboardInterrupt  # foley train stopped on Ctrl-C (it reported where)
     return json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
 

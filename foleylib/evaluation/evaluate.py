@@ -33,9 +33,10 @@ BASELINES = ("video_zeroed", "video_shuffled", "silence", "histogram", "shifted_
 SYNC_METRICS = ("onset_f1", "envelope_corr")  # higher is better; compared against the shuffled-video run
 
 
-def point_prediction(output: torch.Tensor) -> torch.Tensor:
-    """A model output as sample values: tanh outputs as they are, mu-law logits [..., 256] as their mean."""
-    if output.shape[-1] != 256:
+def point_prediction(output: torch.Tensor, mulaw: bool) -> torch.Tensor:
+    """A model output as sample values: mu-law logits [..., 256] as their mean (`mulaw`: the model's
+    `cfg.output == "mulaw"`), tanh outputs as they are."""
+    if not mulaw:
         return output
     return torch.softmax(output.double(), dim=-1) @ mulaw_decode(torch.arange(256, device=output.device)).double()
 
@@ -52,7 +53,7 @@ def teacher_forced(model: torch.nn.Module, clips: list[AlignedClip], spec: AVSpe
         batch = {k: v.to(device) for k, v in batch.items()}
         output, target = model(batch), batch["target"]
         mask = score_mask(batch, target.shape[1], device)
-        point = point_prediction(output).float()
+        point = point_prediction(output, model.cfg.output == "mulaw").float()
         for name in names:
             totals[name] += float(compute_loss(name, output if name == model.cfg.loss else point, target, mask)) \
                 * len(target)

@@ -1,8 +1,10 @@
 """Measures of generated audio against the truth: timing (onsets), envelope, stereo, level, likelihood.
 
 Onsets are what tells whether a model uses the video: a model that hears nothing from the frames can still
-reach a good likelihood on unpredictable bursts, but it cannot place them at the right times. `audio_metrics`
-gathers every measure of one generated clip (these and `foleylib.evaluation.spectral`'s) into one flat dict.
+reach a good likelihood on unpredictable bursts, but it cannot place them at the right times. `sync_scores` is the
+one place onset precision/recall/F1 and envelope correlation are computed (every report, the demo and the notebooks
+call it); `audio_metrics` gathers every measure of one generated clip (these and `foleylib.evaluation.spectral`'s)
+into one flat dict.
 
 Audio is float [N, C] (or [N]) in [-1, 1]; times are seconds from the first sample of the generated audio.
 """
@@ -376,6 +378,37 @@ def past_edge(times: np.ndarray, *aligned: np.ndarray) -> tuple[np.ndarray, ...]
     return (np.asarray(times)[keep], *(np.asarray(a)[keep] for a in aligned))
 
 
+def onsets_within(onsets: np.ndarray, n: int, sr: int) -> np.ndarray:
+    """bool [M]: which onset times (s) lie within a signal of n samples at sr Hz, [0, n / sr)."""
+    onsets = np.asarray(onsets, np.float64)
+    return (onsets >= 0) & (onsets < n / sr)
+
+
+def sync_scores(gen: np.ndarray, ref: np.ndarray, sr: int, fps: float, *, onsets: np.ndarray | None = None,
+                tolerance: float | None = None) -> dict[str, float | int | None]:
+    """How well generated audio gen [N, C] keeps time with the truth: the sync figures every report shows.
+
+    onset_precision/recall/f1: onsets detected in gen (`detect_onsets`, those in the first EDGE_S dropped:
+    `past_edge`) matched to the true ones within `tolerance` s (default one video frame, 1 / fps), each used once.
+    The true onsets are `onsets` (s from the start of gen; those outside it are dropped) or, when None, the onsets
+    detected in ref (past the edge too). Precision is None without generated onsets, recall and F1 None without
+    true ones. onsets_detected, onsets_true: the counts. envelope_corr: `envelope_correlation` of gen and ref.
+    """
+    gen, ref = pair(gen, ref)
+    tol = 1 / fps if tolerance is None else tolerance
+    detected = past_edge(detect_onsets(gen, sr))[0]
+    if onsets is None:
+        truth = past_edge(detect_onsets(ref, sr))[0]
+    else:
+        truth = np.asarray(onsets, np.float64)[onsets_within(onsets, len(gen), sr)]
+    scores = onset_scores(detected, truth, tol)
+    return {"onset_precision": scores["precision"] if len(detected) else None,
+            "onset_recall": scores["recall"] if len(truth) else None,
+            "onset_f1": scores["f1"] if len(truth) else None,
+            "onsets_detected": len(detected), "onsets_true": len(truth),
+            "envelope_corr": envelope_correlation(gen, ref, sr, fps)}
+
+
 def audio_metrics(gen: np.ndarray, ref: np.ndarray, sr: int, fps: float, *, onsets: np.ndarray | None = None,
                   pan: np.ndarray | None = None, f0: np.ndarray | None = None, f0_fps: float | None = None,
                   tolerance: float | None = None, onset_metric: str = "strict") -> dict[str, float | None]:
@@ -394,8 +427,8 @@ def audio_metrics(gen: np.ndarray, ref: np.ndarray, sr: int, fps: float, *, onse
     generated. "condfoleygen": exactly as CondFoleyGen's predict_onset.py (`condfoleygen_scores`: 2 s windows,
     truth detected in ref even where `onsets` are given, no edge rule, AP 1 when nothing was generated).
 
-    onset_precision/recall/f1 (precision None without generated onsets, recall and F1 None without true
-    ones), onset_acc and onset_ap (CondFoleyGen), envelope_corr (`envelope_correlation`), logmel_db (dB),
+    onset_precision/recall/f1 and envelope_corr (as `sync_scores` computes them: precision None without
+    generated onsets, recall and F1 None without true ones), onset_acc and onset_ap (CondFoleyGen), logmel_db (dB),
     mrstft (`multires_stft_distance`'s total), pan_error (pan units), f0_cents, dc_offset (gen's mean sample),
     low_band_db and high_band_db (`band_errors`), frame_artifact_db and frame_artifact_ref_db
     (`frame_rate_artifact` of gen and of ref), rms_db and ref_rms_db (dB re full scale).
@@ -408,11 +441,9 @@ def audio_metrics(gen: np.ndarray, ref: np.ndarray, sr: int, fps: float, *, onse
         onsets = np.asarray(onsets, np.float64)
         if pan is not None and len(pan) != len(onsets):
             raise ValueError(f"pan has {len(pan)} values for {len(onsets)} onsets")
-        inside = (onsets >= 0) & (onsets < len(gen) / sr)
-        onsets, pan = onsets[inside], None if pan is None else np.asarray(pan, np.float64)[inside]
-    detected = past_edge(detect_onsets(gen, sr))[0]
-    truth = past_edge(detect_onsets(ref, sr))[0] if onsets is None else onsets
-    scores = onset_scores(detected, truth, tol)
+        keep = onsets_within(onsets, len(gen), sr)
+        onsets, pan = onsets[keep], None if pan is None else np.asarray(pan, np.float64)[keep]
+    sync = sync_scores(gen, ref, sr, fps, onsets=onsets, tolerance=tol)
     if onset_metric == "condfoleygen":
         impact = condfoleygen_scores(gen, ref, sr)
     else:
@@ -423,12 +454,12 @@ def audio_metrics(gen: np.ndarray, ref: np.ndarray, sr: int, fps: float, *, onse
     bands = band_errors(gen, ref, sr)
     f0_times = None if f0 is None else np.arange(len(f0)) / (fps if f0_fps is None else f0_fps)
     return {
-        "onset_precision": scores["precision"] if len(detected) else None,
-        "onset_recall": scores["recall"] if len(truth) else None,
-        "onset_f1": scores["f1"] if len(truth) else None,
+        "onset_precision": sync["onset_precision"],
+        "onset_recall": sync["onset_recall"],
+        "onset_f1": sync["onset_f1"],
         "onset_acc": impact["onset_acc"],
         "onset_ap": impact["onset_ap"],
-        "envelope_corr": envelope_correlation(gen, ref, sr, fps),
+        "envelope_corr": sync["envelope_corr"],
         "logmel_db": logmel_distance_db(gen, ref, sr),
         "mrstft": multires_stft_distance(gen, ref)["total"],
         "pan_error": pan_error(gen, ref, sr, onsets=onsets, pan=pan, before=tol, after=2 * tol),

@@ -19,7 +19,8 @@ from foleylib.core.config import AVSpec
 from foleylib.core.errors import InputError
 from foleylib.data.dataset import window_frame_count
 from foleylib.data.media import Probe, iter_frames, mux_audio, probe, read_audio, write_audio
-from foleylib.generation.generate import FoleyEngine, Method, Sampler, run_frames
+from foleylib.generation.generate import FoleyEngine, Method, run_frames
+from foleylib.generation.sampling import Sampler
 from foleylib.training.checkpoint import load_model
 
 

@@ -12,7 +12,6 @@ of work per sample. `FoleyEngine` makes each frame's audio as that frame arrives
 """
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -23,45 +22,20 @@ from typing import Literal
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from foleylib.core.config import AVSpec
+from foleylib.core.progress import progress_bar
 from foleylib.data.dataset import audio_context, causal_window, video_context, window_frame_count
 from foleylib.data.motion import FrameInput, input_channels
 from foleylib.generation.fastgen import FastTransformerStepper, FastWaveNetStepper
 from foleylib.generation.kernels import blas_threads
-from foleylib.generation.sampling import MULAW_VALUES, sample_classes
+from foleylib.generation.sampling import Sampler
+from foleylib.models.transformer import window_start
 
 Method = Literal["auto", "naive", "cached"]
 
 
 STEPPERS = {"wavenet": FastWaveNetStepper, "transformer": FastTransformerStepper}
-
-
-def pick_sample(output: np.ndarray, temperature: float, rng: np.random.Generator, top_p: float = 1.0) -> np.ndarray:
-    """Sample values from a model output: tanh values [..., C] as they are; mu-law logits [..., C, 256] sampled
-    at `temperature` (0 = argmax) from the smallest set of classes holding `top_p` of the probability
-    (nucleus sampling; 1 = all classes), one uniform draw of `rng` per value, and decoded to [-1, 1]."""
-    if output.shape[-1] != 256:
-        return output
-    if temperature == 0:
-        return MULAW_VALUES[output.argmax(axis=-1)]
-    flat = np.ascontiguousarray(output.reshape(-1, 256), np.float32)
-    return MULAW_VALUES[sample_classes(flat, temperature, top_p, rng.random(len(flat)))].reshape(output.shape[:-1])
-
-
-class Sampler:
-    """pick_sample with fixed settings and its own seeded random stream (numpy PCG64)."""
-
-    def __init__(self, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0):
-        if temperature < 0 or not 0 < top_p <= 1:
-            raise ValueError(f"temperature must be >= 0 and top_p in (0, 1], got {temperature} and {top_p}")
-        self.temperature, self.top_p = temperature, top_p
-        self.rng = np.random.default_rng(seed)
-
-    def __call__(self, output: torch.Tensor | np.ndarray) -> np.ndarray:
-        output = output.numpy() if isinstance(output, torch.Tensor) else output
-        return pick_sample(output, self.temperature, self.rng, self.top_p)
 
 
 @contextmanager
@@ -162,7 +136,7 @@ class FoleyEngine:
                  crossfade: int = 0):
         cfg = model.cfg
         self.model, self.cfg = model.eval(), cfg
-        self.spec = spec.with_(context_frames=cfg.context_frames, context_samples=cfg.context_samples)
+        self.spec = cfg.spec_for(spec)
         self.method = resolve_method(model, method)
         self.sampler = sampler or Sampler()
         self.device = next(model.parameters()).device
@@ -257,13 +231,12 @@ class FoleyEngine:
         """First position of the causal window whose last position predicts sample i (naive causal steps).
 
         WaveNet: the receptive field ending at i. Transformer: the window forward_causal (and the KV cache)
-        uses for i, counting windows of max_context every hop positions from `origin`.
+        uses for i, counting windows from `origin` (models.transformer.window_start).
         """
         m = self.model
         if self.cfg.arch == "wavenet":
             return i - m.receptive_field + 1
-        late = i - self.origin - m.max_context + 1  # positions past the first window
-        return self.origin + m.hop * max(0, math.ceil(late / m.hop))
+        return window_start(i, self.origin, m.max_context, m.hop)
 
     def _step_naive(self, stop: int) -> None:
         """Samples made .. stop - 1, re-running the model on its whole context for each."""
@@ -280,7 +253,7 @@ class FoleyEngine:
                 length = i - start + 1
                 output = self._run(causal_window(self.audio, self.frames, spec, start, length,
                                                  window_frame_count(spec, length)))[-1]
-            self.audio[i] = self.sampler(output)
+            self.audio[i] = self.sampler(output, self.cfg.output == "mulaw")
         self.made = stop
 
     def _fill_segments(self, stop: int) -> None:
@@ -296,7 +269,7 @@ class FoleyEngine:
             k = spec.frame_of_sample(t)
             batch = {"audio": torch.from_numpy(audio_context(self.audio, t, spec.context_samples)),
                      "video": torch.from_numpy(video_context(self.frames, k, spec.context_frames))}
-            segment = self.sampler(self._run(batch))  # [spf, C]
+            segment = self.sampler(self._run(batch), self.cfg.output == "mulaw")  # [spf, C]
             if X and self.tail is not None:
                 w = crossfade_weights(X)
                 segment[:X] = (1 - w) * self.tail + w * segment[:X]
@@ -350,7 +323,7 @@ def run_frames(engine: FoleyEngine, frames: Iterable[np.ndarray], total: int | N
     """Push frames through an engine with a progress bar (samples, real-time factor); `on_frame(piece, elapsed
     wall seconds)` follows each frame. Returns the audio float32 [N, C] and the wall seconds it took."""
     pieces = []
-    with tqdm(total=total, disable=not progress, unit="sample", unit_scale=True, desc="generate") as bar:
+    with progress_bar(total, "generate", enabled=progress, unit="sample", unit_scale=True) as bar:
         t0 = time.perf_counter()
         for frame in frames:
             piece = engine.push(frame)

@@ -1,6 +1,9 @@
-"""Drawing mu-law classes from logits, compiled (numba) so that the naive loop and the fused cached loops draw
-with the very same arithmetic: same seed, same uniforms, same classes."""
+"""Drawing samples from a model's output: the sampling settings and seeded random stream (`Sampler`), and the
+mu-law draw, compiled (numba) so that the naive loop and the fused cached loops draw with the very same
+arithmetic: same seed, same uniforms, same classes."""
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -46,3 +49,44 @@ def sample_classes(logits, temperature, top_p, uniforms):  # pragma: no cover - 
                     break
         classes[row] = pick
     return classes
+
+
+def pick_sample(logits: np.ndarray, temperature: float, rng: np.random.Generator, top_p: float = 1.0) -> np.ndarray:
+    """Sample values from mu-law logits [..., C, 256]: drawn at `temperature` (0 = argmax) from the smallest set
+    of classes holding `top_p` of the probability (nucleus sampling; 1 = all classes), one uniform draw of `rng`
+    per value, and decoded to [-1, 1]."""
+    if temperature == 0:
+        return MULAW_VALUES[logits.argmax(axis=-1)]
+    flat = np.ascontiguousarray(logits.reshape(-1, 256), np.float32)
+    return MULAW_VALUES[sample_classes(flat, temperature, top_p, rng.random(len(flat)))].reshape(logits.shape[:-1])
+
+
+class DrawParameters(NamedTuple):
+    """What a compiled loop needs to draw n steps of C values as pick_sample does."""
+
+    temperature: float
+    top_p: float
+    uniforms: np.ndarray  # float64 [n, C]: one per value; zeros where nothing is drawn
+
+
+class Sampler:
+    """pick_sample with fixed settings and its own seeded random stream (numpy PCG64)."""
+
+    def __init__(self, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0):
+        if temperature < 0 or not 0 < top_p <= 1:
+            raise ValueError(f"temperature must be >= 0 and top_p in (0, 1], got {temperature} and {top_p}")
+        self.temperature, self.top_p = temperature, top_p
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, output: torch.Tensor | np.ndarray, mulaw: bool) -> np.ndarray:
+        """Sample values from a model output: mu-law logits [..., C, 256] drawn by pick_sample, tanh values
+        [..., C] as they are (`mulaw`: the model's `cfg.output == "mulaw"`)."""
+        output = output.numpy() if isinstance(output, torch.Tensor) else output
+        return pick_sample(output, self.temperature, self.rng, self.top_p) if mulaw else output
+
+    def draw_parameters(self, n: int, channels: int, mulaw: bool) -> DrawParameters:
+        """The settings and uniforms for n steps of `channels` values, taken from the stream as n calls on
+        [channels, 256] logits would take them: only where values are drawn (mu-law output, temperature > 0)."""
+        drawn = mulaw and self.temperature > 0
+        uniforms = self.rng.random((n, channels)) if drawn else np.zeros((n, channels))
+        return DrawParameters(float(self.temperature), float(self.top_p), uniforms)

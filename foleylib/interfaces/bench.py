@@ -30,11 +30,11 @@ from foleylib.data.align import ingest_file
 from foleylib.data.batches import warmup_positions
 from foleylib.data.dataset import AlignedClip, SampleDataset, WindowDataset
 from foleylib.data.media import ffmpeg_exe, write_video
-from foleylib.generation.generate import STEPPERS, FoleyEngine, Sampler, generate_takes, single_thread
-from foleylib.models import build_model, model_config
+from foleylib.generation.generate import STEPPERS, FoleyEngine, generate_takes, single_thread
+from foleylib.generation.sampling import Sampler
+from foleylib.models.config import ARCHS, model_config
+from foleylib.models.registry import build_model
 from foleylib.training.trainer import batch_loss
-
-ARCHS = ("wavenet", "transformer", "fusion")
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def generation_rtf(model: torch.nn.Module, spec: AVSpec, method: str, frames: in
 
 def fusion_flops_per_sample(model: torch.nn.Module, spec: AVSpec) -> int:
     """FLOPs of one deep-fusion forward (a frame's samples) per sample, counted by torch."""
-    ctx = spec.with_(context_frames=model.cfg.context_frames, context_samples=model.cfg.context_samples)
+    ctx = model.cfg.spec_for(spec)
     batch = {"audio": torch.zeros(1, ctx.context_samples, ctx.channels),
              "video": torch.zeros(1, ctx.context_frames, ctx.size, ctx.size, 3, dtype=torch.uint8)}
     with FlopCounterMode(display=False) as counter, torch.no_grad():

@@ -10,36 +10,20 @@ import sys
 import time
 from pathlib import Path
 
-from foleylib.core.config import AVSpec
+from foleylib.core.argtypes import non_negative_float, positive_float, positive_int
+from foleylib.core.config import MODEL_PRESETS, AVSpec
 from foleylib.core.errors import InputError
 from foleylib.core.fsutil import ensure_out_dir
+from foleylib.data.synth import KINDS
+from foleylib.models.config import ARCHS, LOSSES, ModelConfig
+from foleylib.training.command import HELP as TRAIN_HELP
+from foleylib.training.command import add_train_arguments, run_train
 
 EXIT_BAD_INPUT, EXIT_INTERNAL = 2, 1
 
 
 def _print_error(err: InputError) -> None:
     print(f"error: {err}", file=sys.stderr)
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be zero or more, got {text}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
 
 
 def _refuse_existing(paths: list[Path], force: bool) -> None:
@@ -108,69 +92,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return EXIT_BAD_INPUT if errors else 0
 
 
-def _without_nproc(argv: list[str]) -> list[str]:
-    """The arguments after `train`, less --nproc and its value."""
-    rest = argv[argv.index("train") + 1:]
-    drop = {i for i, a in enumerate(rest) if a == "--nproc" for i in (i, i + 1)}
-    return [a for i, a in enumerate(rest) if i not in drop and not a.startswith("--nproc=")]
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    import subprocess
-
-    from foleylib.training.distributed import launched, torchrun_command
-
-    if args.nproc > 1 and not launched():
-        return subprocess.run(torchrun_command(args.nproc, _without_nproc(args.argv))).returncode
-    return _train(args)
-
-
-def _train(args: argparse.Namespace) -> int:
-    from foleylib.core.config import preset
-    from foleylib.data.dataset import check_compatible, find_clips
-    from foleylib.models import model_config
-    from foleylib.training.config import TrainConfig
-    from foleylib.training.distributed import main_process
-    from foleylib.training.trainer import TrainingInterrupted, train
-
-    clips = find_clips(args.data)
-    val_clips = find_clips(args.val_data) if args.val_data else None
-    context = preset(args.preset)
-    spec = check_compatible(clips + (val_clips or [])).with_(
-        context_frames=args.context_frames or context.context_frames,
-        context_samples=args.context_samples or context.context_samples)
-    overrides = ({"loss": args.loss, "variant": args.variant, "norm": args.norm, "video_input": args.video_input}
-                 | ({"mode": args.mode} if args.mode else {}))
-    try:
-        cfg = model_config(args.arch, args.preset, spec, **overrides)
-        cfg.check()
-    except ValueError as err:
-        raise InputError(str(err), args.out) from None
-    tc = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, window=args.window,
-                     warmup_steps=min(TrainConfig.warmup_steps, max(1, args.steps // 10)),
-                     val_every=args.val_every, checkpoint_every=args.checkpoint_every, seed=args.seed,
-                     device=args.device, precision=args.precision, compile=args.compile, workers=args.workers,
-                     augment=args.augment, onset_weight=args.onset_weight, freeze=args.freeze or "")
-    out = ensure_out_dir(args.out)
-    if not (args.resume or args.force) and any((out / name).exists() for name in ("model.pt", "checkpoint.pt")):
-        raise InputError("the run folder holds a run already (--resume continues it, --force starts over)", out)
-    try:
-        final = train(clips, cfg, tc, out, progress=not args.quiet, resume=args.resume, val_clips=val_clips,
-                      init=args.init)
-    except TrainingInterrupted as stop:
-        if main_process():
-            print(f"interrupted after step {stop.step}; continue with the same command and --resume "
-                  f"({stop.checkpoint})", file=sys.stderr)
-        return 130
-    if not main_process():
-        return 0
-    held_out = f", validated on {len(val_clips)} unseen" if val_clips else ""
-    print(f"trained {cfg.arch}/{cfg.mode}/{cfg.loss} on {len(clips)} clip(s){held_out}: train loss "
-          f"{final['train_loss']:.4f}, "
-          f"val loss {final['val_loss']:.4f}, {final['wall_s']:.1f} s -> {args.out}")
-    return 0
-
-
 def cmd_generate(args: argparse.Namespace) -> int:
     from foleylib.generation.dub import dub_video
 
@@ -212,8 +133,7 @@ def cmd_table(args: argparse.Namespace) -> int:
 
     scenes = [s.strip() for s in args.scenes.split(",") if s.strip()] if not args.videos else None
     archs = [a.strip() for a in args.archs.split(",") if a.strip()]
-    unknown = sorted(set(archs) - {"fusion", "wavenet", "transformer"}) + sorted(set(scenes or []) -
-                                                                                 {"clap", "car", "water"})
+    unknown = sorted(set(archs) - set(ARCHS)) + sorted(set(scenes or []) - set(KINDS))
     if unknown:
         raise InputError(f"unknown architecture or scene: {', '.join(unknown)}", args.out)
     _refuse_existing([Path(args.out) / "table1.md", Path(args.out) / "table1.csv"], args.force)
@@ -245,13 +165,6 @@ def cmd_crossval(args: argparse.Namespace) -> int:
     return 0
 
 
-def non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be zero or more, got {text}")
-    return value
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     from foleylib.interfaces.demo import run_demo
 
@@ -280,13 +193,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="foley", description="Learn to generate audio for silent video.")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_synth_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="render a synthetic scene with known ground truth")
-    p.add_argument("kind", choices=["clap", "car", "water"])
+    p.add_argument("kind", choices=KINDS)
     p.add_argument("--seconds", type=positive_float, default=10.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fps", type=positive_float, default=25.0)
@@ -297,11 +206,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace existing scene files")
     p.set_defaults(func=cmd_synth)
 
+
+def _add_collect_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("collect", help="copy home-made videos / download online videos into a collection")
     p.add_argument("sources", nargs="+", help="video files, folders or URLs")
     p.add_argument("--out", type=Path, default=Path("data/raw"))
     p.set_defaults(func=cmd_collect)
 
+
+def _add_ingest_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ingest", help="align videos into the training cache (paper Sec. III-B)")
     p.add_argument("videos", nargs="+", type=Path)
     p.add_argument("--out", type=Path, default=Path("data/aligned"))
@@ -310,54 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
     _spec_args(p)
     p.set_defaults(func=cmd_ingest)
 
-    p = sub.add_parser("train", help="train a generator on aligned clips (paper Sec. III-D)")
-    p.add_argument("--arch", required=True, choices=["fusion", "wavenet", "transformer"])
-    p.add_argument("--mode", choices=["paper", "causal"],
-                   help="paper: one prediction per window; causal: every position (default; fusion: paper)")
-    p.add_argument("--variant", choices=["strided", "raw"], default="raw", help="transformer audio context")
-    p.add_argument("--loss", choices=["mse", "mae", "ce", "paper_ce"], default="ce")
-    p.add_argument("--data", nargs="+", type=Path, required=True, help="aligned clip folders or folders of them")
-    p.add_argument("--val-data", nargs="+", type=Path,
-                   help="clips to validate on, never trained on (default: the last 20%% of each --data clip)")
-    p.add_argument("--preset", choices=["tiny", "small", "default"], default="small")
-    p.add_argument("--steps", type=positive_int, default=500)
-    p.add_argument("--batch-size", type=positive_int, default=16)
-    p.add_argument("--lr", type=positive_float, default=2e-3)
-    p.add_argument("--window", type=positive_int, default=2048, help="causal mode: positions per window")
-    p.add_argument("--context-frames", type=positive_int, help="video frames seen (default: the preset's)")
-    p.add_argument("--context-samples", type=positive_int, help="audio context in samples (default: the preset's)")
-    p.add_argument("--val-every", type=positive_int, default=100)
-    p.add_argument("--checkpoint-every", type=positive_int, default=100,
-                   help="write OUT/checkpoint.pt every K steps (and at the end, and on Ctrl-C)")
-    p.add_argument("--resume", action="store_true", help="continue the run in OUT from its checkpoint")
-    p.add_argument("--init", type=Path, metavar="RUN",
-                   help="start from RUN's weights (same --arch/--mode/--preset/--norm): pretrain, then fine-tune")
-    p.add_argument("--freeze", choices=["video", "audio"],
-                   help="keep the video context embedding (or everything else) as initialized, norm statistics too")
-    p.add_argument("--augment", default="", metavar="LIST",
-                   help="training augmentation, comma-separated: crop, flip, jitter, gain (default none); "
-                        "per example, the same for all its frames and audio, never shifting one against the other")
-    p.add_argument("--onset-weight", type=non_negative_float, default=0.0, metavar="W",
-                   help="weigh the loss 1 + W where a sound starts in the target (default 0: off)")
-    p.add_argument("--norm", choices=["batch", "group"], default="batch",
-                   help="video encoder normalization: batch (the paper) or group (per example)")
-    p.add_argument("--video-input", choices=["rgb", "rgb+motion", "motion"], default="rgb",
-                   help="what the video encoder sees: RGB frames (the paper), RGB + motion channels (frame "
-                        "difference, optical flow, impact cue) or motion only")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                   help="bf16: mixed precision (bfloat16 autocast), for GPUs (default fp32)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (pays off on long GPU runs)")
-    p.add_argument("--workers", type=non_negative_int, default=0,
-                   help="DataLoader worker processes (pinned memory on CUDA; default 0)")
-    p.add_argument("--nproc", type=positive_int, default=1,
-                   help="data-parallel processes on this machine (torchrun + DDP; --batch-size is the global batch)")
-    p.add_argument("--force", action="store_true", help="start over in a run folder that holds a run")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--out", type=Path, required=True, help="run folder")
-    p.set_defaults(func=cmd_train)
 
+def _add_train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help=TRAIN_HELP)
+    add_train_arguments(p)
+    p.set_defaults(func=run_train)
+
+
+def _add_generate_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="generate audio for a video and mux it back in (paper Sec. III-D, Fig. 4)")
     p.add_argument("video", type=Path, help="any video file ffmpeg reads")
     p.add_argument("--ckpt", type=Path, required=True, help="run folder (or its model.pt) from foley train")
@@ -383,6 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_generate)
 
+
+def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="score a run on its clip's held-out tail, next to baselines (paper Sec. IV)")
     p.add_argument("--ckpt", type=Path, required=True, help="run folder from foley train")
     p.add_argument("--data", type=Path, help="aligned clip folder (default: the first clip the run trained on)")
@@ -396,12 +271,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_evaluate)
 
+
+def _add_table_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("table", help="Table I as a papermill batch: train and evaluate per (video, architecture)")
     p.add_argument("--scenes", default="car,clap,water", help="synthetic scenes (default car,clap,water)")
     p.add_argument("--videos", nargs="+", type=Path, help="your own videos instead of the synthetic scenes")
-    p.add_argument("--archs", default="fusion,wavenet,transformer", help="architectures (default: all three)")
-    p.add_argument("--preset", choices=["tiny", "small", "default"], default="small")
-    p.add_argument("--loss", choices=["mse", "mae", "ce", "paper_ce"], default="ce")
+    p.add_argument("--archs", default=",".join(ARCHS), help="architectures (default: all three)")
+    p.add_argument("--preset", choices=MODEL_PRESETS, default="small")
+    p.add_argument("--loss", choices=LOSSES, default=ModelConfig.loss)
     p.add_argument("--steps", type=positive_int, default=200, help="training steps per cell (default 200)")
     p.add_argument("--gen-seconds", type=positive_float, default=2.0,
                    help="seconds of each held-out tail generated (default 2)")
@@ -411,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace the tables of an earlier batch in OUT")
     p.set_defaults(func=cmd_table)
 
+
+def _add_crossval_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("crossval", help="leave-one-clip-out evaluation over groups of clips, next to twins and "
                                         "baselines, with bootstrap intervals over clips")
     p.add_argument("videos", nargs="+", type=Path, help="videos (aligned into OUT/data/aligned) or aligned clips")
@@ -420,10 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["loo", "finetune"], default="loo",
                    help="loo: train on the other clips of the group, generate the held-out clip whole (default); "
                         "finetune: then fine-tune on the held-out clip's head and generate its tail")
-    p.add_argument("--arch", choices=["fusion", "wavenet", "transformer"], help="default wavenet")
-    p.add_argument("--preset", choices=["tiny", "small", "default"], help="default small")
+    p.add_argument("--arch", choices=ARCHS, help="default wavenet")
+    p.add_argument("--preset", choices=MODEL_PRESETS, help="default small")
     p.add_argument("--steps", type=positive_int, help="training steps per fold (default 200)")
-    p.add_argument("--loss", choices=["mse", "mae", "ce", "paper_ce"], help="default ce")
+    p.add_argument("--loss", choices=LOSSES, help="default ce")
     p.add_argument("--batch-size", type=positive_int, help="default 8")
     p.add_argument("--train-args", default="", metavar="OPTIONS",
                    help="more foley train options, e.g. --train-args='--video-input rgb+motion --augment flip'")
@@ -438,6 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     _spec_args(p)
     p.set_defaults(func=cmd_crossval)
 
+
+def _add_demo_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the main job on an embedded synthetic scene (no download)")
     p.add_argument("--out", type=Path, default=Path("outputs/demo"))
     p.add_argument("--force", action="store_true", help="replace the outputs of an earlier demo")
@@ -449,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_demo)
 
+
+def _add_bench_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="measure generation, training and ingest speed on this machine (JSON)")
     p.add_argument("--out", type=Path, required=True, help="JSON report to write")
     p.add_argument("--plot", type=Path, help="also plot real-time factor against receptive field (PNG)")
@@ -456,6 +339,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="replace existing output files")
     p.set_defaults(func=cmd_bench)
+
+
+SUBCOMMANDS = (_add_synth_parser, _add_collect_parser, _add_ingest_parser, _add_train_parser, _add_generate_parser,
+               _add_evaluate_parser, _add_table_parser, _add_crossval_parser, _add_demo_parser, _add_bench_parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `foley` parser: one subcommand per `_add_*_parser`, in the order `foley --help` lists them."""
+    parser = argparse.ArgumentParser(prog="foley", description="Learn to generate audio for silent video.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_parser in SUBCOMMANDS:
+        add_parser(sub)
     return parser
 
 

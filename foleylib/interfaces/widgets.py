@@ -21,7 +21,8 @@ from foleylib.data.media import VIDEO_EXTENSIONS, read_audio
 from foleylib.evaluation.notebook import audio_player
 from foleylib.evaluation.plots import plot_waveform
 from foleylib.generation.dub import decode_part, make_engine, plan_part
-from foleylib.generation.generate import FrameAudio, Sampler, run_frames
+from foleylib.generation.generate import FrameAudio, run_frames
+from foleylib.generation.sampling import Sampler
 from foleylib.training.checkpoint import load_model
 
 CURSOR_STYLE = {"color": "tab:red", "linewidth": 1.6, "gid": "frame_cursor", "zorder": 4}  # over the traces

@@ -1,4 +1,5 @@
-"""The three generators of the paper behind one contract: `ModelConfig`, `model_config()`, `build_model()`.
+"""The three generators of the paper behind one contract: `ModelConfig` and `model_config()` (config.py),
+`build_model()` (registry.py).
 
 Every model holds its config in `model.cfg` and maps a collated batch to a prediction, `forward(batch)`:
   paper  (wavenet, transformer; SampleDataset): audio [B, n_aud, C], video [B, n, S, S, V] uint8
@@ -8,22 +9,8 @@ Every model holds its config in `model.cfg` and maps a collated batch to a predi
          -> position j's prediction of target[j]: [B, L, C] or [B, L, C, 256]
 V = 3 (RGB) or more channels with motion: `motion.input_channels(cfg.video_input)`.
 Models do no I/O and pick no device: they run where their parameters are.
+
+Modules: config (the shape and its choices; no torch, so the CLI's parser loads fast), registry (architecture ->
+class, `build_model`), video (the video context embedding), wavenet, transformer, fusion, losses.
+May import: core, data.
 """
-from __future__ import annotations
-
-from torch import nn
-
-from foleylib.models.config import ARCHS, LOSSES, MODES, PRESETS, VARIANTS, VIDEO_INPUTS, ModelConfig, model_config
-from foleylib.models.fusion import DeepFusion
-from foleylib.models.transformer import AVTransformer
-from foleylib.models.wavenet import WaveNet
-
-
-def build_model(cfg: ModelConfig) -> nn.Module:
-    """The model for a config; refuses unknown archs and invalid combinations with a ValueError."""
-    cfg.check()
-    return {"fusion": DeepFusion, "wavenet": WaveNet, "transformer": AVTransformer}[cfg.arch](cfg)
-
-
-__all__ = ["ModelConfig", "model_config", "build_model", "DeepFusion", "WaveNet", "AVTransformer",
-           "ARCHS", "MODES", "VARIANTS", "LOSSES", "PRESETS", "VIDEO_INPUTS"]

@@ -1,18 +1,24 @@
-"""A model's shape: `ModelConfig`, its allowed choices, the size presets and `model_config()`."""
+"""A model's shape: `ModelConfig`, its allowed choices (the architecture registry `ARCHS` among them) and
+`model_config()`, which sizes one from a preset of `foleylib.core.config.PRESETS` and an AVSpec."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Literal
+from typing import Literal, get_args
 
-from foleylib.core.config import AVSpec
+from foleylib.core.config import MODEL_PRESETS, PRESETS, AVSpec
 from foleylib.data.motion import VIDEO_INPUTS
 
-ARCHS = ("fusion", "wavenet", "transformer")
-MODES = ("paper", "causal")
-VARIANTS = ("strided", "raw")
-LOSSES = ("mse", "mae", "ce", "paper_ce")
-NORMS = ("batch", "group")
-PRESETS = ("tiny", "small", "default")
+Arch = Literal["fusion", "wavenet", "transformer"]
+Mode = Literal["paper", "causal"]
+Variant = Literal["strided", "raw"]
+Norm = Literal["batch", "group"]
+Loss = Literal["mse", "mae", "ce", "paper_ce"]  # ce: mu-law 256-way logits; the others: tanh output
+OutputKind = Literal["mulaw", "continuous"]
+ARCHS: tuple[str, ...] = get_args(Arch)  # the architecture registry (build_model maps each to its class)
+MODES: tuple[str, ...] = get_args(Mode)
+VARIANTS: tuple[str, ...] = get_args(Variant)
+NORMS: tuple[str, ...] = get_args(Norm)
+LOSSES: tuple[str, ...] = get_args(Loss)  # the loss registry (foleylib.models.losses maps each to its function)
 # the most a config may ask for (a damaged or hostile model.pt must not build a model that never fits in memory)
 MAX_SIZE, MAX_LAYERS, MAX_DILATION_CYCLE = 1 << 20, 1024, 24
 LAYER_COUNTS = ("video_blocks", "fusion_blocks", "stacks", "n_layers")
@@ -20,21 +26,21 @@ LAYER_COUNTS = ("video_blocks", "fusion_blocks", "stacks", "n_layers")
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The shape of a model. Data-side sizes come from an AVSpec (see `model_config`)."""
+    """The shape of a model. Data-side sizes come from an AVSpec (`spec_fields`; back with `spec_for`)."""
 
-    arch: Literal["fusion", "wavenet", "transformer"]  # which generator of the paper
-    mode: Literal["paper", "causal"] = "causal"  # paper: one prediction per window; causal: every position
-    variant: Literal["strided", "raw"] = "raw"  # transformer audio context (causal mode: raw only)
-    loss: Literal["mse", "mae", "ce", "paper_ce"] = "ce"  # "ce": mu-law 256-way logits; others: tanh output
-    # data-side sizes (from the AVSpec)
+    arch: Arch  # which generator of the paper
+    mode: Mode = "causal"  # paper: one prediction per window; causal: every position
+    variant: Variant = "raw"  # transformer audio context (causal mode: raw only)
+    loss: Loss = "ce"  # "ce": mu-law 256-way logits; others: tanh output
+    # data-side sizes (copied from an AVSpec by `spec_fields`)
     channels: int = 2  # C: audio channels
     size: int = 64  # S: frames are S x S RGB
     context_frames: int = 4  # n: video frames a prediction sees (the current one included)
     context_samples: int = 1024  # n_aud: audio context length (paper mode, fusion)
     samples_per_frame: int = 640  # fusion output length = AVSpec.max_samples_per_frame
     # video context embedding (all architectures)
-    norm: Literal["batch", "group"] = "batch"  # ResNet normalization: "batch" = paper Fig. 3; "group" = per example
-    video_input: Literal["rgb", "rgb+motion", "motion"] = "rgb"  # frames as the paper, + or only motion (motion.py)
+    norm: Norm = "batch"  # ResNet normalization: "batch" = paper Fig. 3; "group" = per example
+    video_input: str = "rgb"  # one of VIDEO_INPUTS: frames as the paper, + or only motion (motion.py)
     video_channels: int = 16  # c_vid: channels of the 3D ResNet
     video_blocks: int = 2  # ResBlock3d after the stem (wavenet/transformer), each halves x and y
     # deep fusion
@@ -61,9 +67,20 @@ class ModelConfig:
         object.__setattr__(self, "strides", tuple(int(s) for s in self.strides))  # JSON gives lists
 
     @property
-    def output(self) -> Literal["mulaw", "continuous"]:
+    def output(self) -> OutputKind:
         """"mulaw": logits over 256 mu-law classes per channel; "continuous": tanh values in [-1, 1]."""
         return "mulaw" if self.loss == "ce" else "continuous"
+
+    @staticmethod
+    def spec_fields(spec: AVSpec) -> dict:
+        """The data-side sizes a ModelConfig takes from an AVSpec (the one way from a spec to a config)."""
+        return dict(channels=spec.channels, size=spec.size, context_frames=spec.context_frames,
+                    context_samples=spec.context_samples, samples_per_frame=spec.max_samples_per_frame)
+
+    def spec_for(self, data: AVSpec) -> AVSpec:
+        """`data`'s rates and sizes with this model's context lengths: the spec its inputs are cut with (the one
+        way from a config back to a spec)."""
+        return data.with_(context_frames=self.context_frames, context_samples=self.context_samples)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -108,34 +125,18 @@ class ModelConfig:
             raise ValueError("the causal transformer needs raw_context >= 2")
 
 
-# Sizes per preset. tiny: unit tests (a step in milliseconds); small: a minute of CPU training shows learning;
-# default: what a CPU user trains for ~30 minutes.
-PRESET_FIELDS: dict[str, dict] = {
-    "tiny": dict(video_channels=4, video_blocks=1, fusion_channels=8, fusion_blocks=2, fusion_stride=4,
-                 residual_channels=8, skip_channels=16, kernel_size=2, dilation_cycle=5, stacks=1, cond_channels=8,
-                 d_model=16, n_heads=2, n_layers=1, d_ff=32, strides=(4, 4), raw_context=32),
-    "small": dict(video_channels=8, video_blocks=2, fusion_channels=32, fusion_blocks=3, fusion_stride=4,
-                  residual_channels=32, skip_channels=64, kernel_size=2, dilation_cycle=9, stacks=1,
-                  cond_channels=32, d_model=64, n_heads=4, n_layers=2, d_ff=128, strides=(4, 4), raw_context=64),
-    "default": dict(video_channels=16, video_blocks=2, fusion_channels=64, fusion_blocks=3, fusion_stride=4,
-                    residual_channels=64, skip_channels=128, kernel_size=2, dilation_cycle=10, stacks=1,
-                    cond_channels=64, d_model=128, n_heads=4, n_layers=3, d_ff=256, strides=(4, 4),
-                    raw_context=128),
-}
-
-
-def model_config(arch: str, preset: Literal["tiny", "small", "default"], spec: AVSpec, **overrides) -> ModelConfig:
-    """A ModelConfig of a named size, with channels/size/context lengths/samples_per_frame from `spec`.
+def model_config(arch: str, preset: str, spec: AVSpec, **overrides) -> ModelConfig:
+    """A ModelConfig of a named size (one of MODEL_PRESETS), with channels/size/context lengths/samples_per_frame
+    from `spec`.
 
     Fusion defaults to mode "paper" (its only mode); `overrides` set any field (unknown names are refused).
     """
-    if preset not in PRESET_FIELDS:
-        raise ValueError(f"unknown model preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    if preset not in MODEL_PRESETS:
+        raise ValueError(f"unknown model preset {preset!r}; choose one of {', '.join(MODEL_PRESETS)}")
     known = {f.name for f in fields(ModelConfig)}
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ValueError(f"unknown ModelConfig fields: {', '.join(unknown)}")
-    cfg = ModelConfig(arch=arch, mode="paper" if arch == "fusion" else "causal", channels=spec.channels,
-                      size=spec.size, context_frames=spec.context_frames, context_samples=spec.context_samples,
-                      samples_per_frame=spec.max_samples_per_frame, **PRESET_FIELDS[preset])
+    cfg = ModelConfig(arch=arch, mode="paper" if arch == "fusion" else "causal", **ModelConfig.spec_fields(spec),
+                      **PRESETS[preset].model)
     return replace(cfg, **overrides)

@@ -17,8 +17,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-LossName = str  # one of LOSSES
-LOSSES = ("mse", "mae", "ce", "paper_ce")
+from foleylib.models.config import LOSSES
+
 MU = 255
 
 
@@ -98,7 +98,7 @@ def paper_ce(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | No
     return masked_mean(per_position, mask)
 
 
-LOSS_FUNCTIONS: dict[str, Callable[..., torch.Tensor]] = {"mse": mse, "mae": mae, "ce": ce, "paper_ce": paper_ce}
+LOSS_FUNCTIONS: dict[str, Callable[..., torch.Tensor]] = dict(zip(LOSSES, (mse, mae, ce, paper_ce)))  # by name
 
 
 def loss_fn(name: str) -> Callable[..., torch.Tensor]:

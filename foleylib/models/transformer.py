@@ -17,12 +17,16 @@ causal mode (raw only): one token per sample of the window, the per-frame video 
   hop = M // 2 positions: window 0 outputs positions 0 .. M-1, window k >= 1 outputs its last hop positions.
   So position j attends to the tokens since its window's start (M - hop .. M of them once j >= M). This is
   exactly what a KV-cache generator does that, when its cache of M is full, drops the oldest hop entries and
-  re-encodes the rest at positions 0 .. M - hop - 1.
+  re-encodes the rest at positions 0 .. M - hop - 1. `window_start` is that rule, the one place it is written.
+
+Incremental form (causal mode): `step_weights()` exports, by name, the weights one token's step reads
+(`TransformerStepWeights`); foleylib.generation.fastgen runs them with a KV cache that slides by `window_start`.
 """
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +36,40 @@ from foleylib.models.video import FrameEmbedding, VideoEncoder, VideoToAudio, fr
 
 if TYPE_CHECKING:
     from foleylib.models.config import ModelConfig
+
+
+def window_start(position: int, origin: int, max_context: int, hop: int) -> int:
+    """First position of the causal window that outputs `position`: windows of max_context positions start every
+    hop positions from origin; the first outputs all its positions, each later one its last hop. Plain integer
+    arithmetic, so that fastgen compiles this very function into its KV-cache loop."""
+    late = position - origin - max_context + 1  # positions past the first window
+    return origin + hop * max(0, -(-late // hop))
+
+
+class TransformerStepWeights(NamedTuple):
+    """The causal transformer as one token's step reads it (AVTransformer.step_weights): the model's tensors,
+    per-layer ones stacked on a first axis of n_layers; foleylib.generation.fastgen makes them float32 arrays."""
+
+    embed_w: torch.Tensor  # [d, C] an audio sample -> its token
+    embed_b: torch.Tensor  # [d]
+    pos: torch.Tensor  # [M, d] learned positions
+    norm1_w: torch.Tensor  # [n_layers, d] LayerNorm before attention
+    norm1_b: torch.Tensor  # [n_layers, d]
+    qkv_w: torch.Tensor  # [n_layers, 3d, d] query, key and value projections
+    qkv_b: torch.Tensor  # [n_layers, 3d]
+    attn_out_w: torch.Tensor  # [n_layers, d, d] attention output projection
+    attn_out_b: torch.Tensor  # [n_layers, d]
+    norm2_w: torch.Tensor  # [n_layers, d] LayerNorm before the feed-forward
+    norm2_b: torch.Tensor  # [n_layers, d]
+    ff1_w: torch.Tensor  # [n_layers, d_ff, d] feed-forward (ReLU between)
+    ff1_b: torch.Tensor  # [n_layers, d_ff]
+    ff2_w: torch.Tensor  # [n_layers, d, d_ff]
+    ff2_b: torch.Tensor  # [n_layers, d]
+    norm_w: torch.Tensor  # [d] the encoder's final LayerNorm
+    norm_b: torch.Tensor  # [d]
+    decoder_w: torch.Tensor  # [C * classes, d]
+    decoder_b: torch.Tensor  # [C * classes]
+    eps: float  # every LayerNorm's epsilon
 
 
 class AVTransformer(nn.Module):
@@ -98,7 +136,7 @@ class AVTransformer(nn.Module):
         x = self.embed_audio(audio_in) + gather_rows(self.frames(video), rows)  # [B, L, d]
         if L <= M:
             return self.decode(self.decoder(self.encode_causal(x)))  # one window
-        extra = -(-(L - M) // hop)  # windows after the first
+        extra = window_start(L - 1, 0, M, hop) // hop  # windows after the first: the index of the last one
         x = F.pad(x, (0, 0, 0, M + extra * hop - L))  # [B, M + extra*hop, d]; the padding is in the future
         windows = x.unfold(1, M, hop).transpose(2, 3)  # [B, 1 + extra, M, d]
         h = self.encode_causal(windows.reshape(B * (1 + extra), M, -1))  # [B * (1 + extra), M, d]
@@ -111,6 +149,25 @@ class AVTransformer(nn.Module):
         n = x.shape[1]
         mask = nn.Transformer.generate_square_subsequent_mask(n, device=x.device, dtype=x.dtype)  # [M', M']
         return self.encoder(x + self.pos[:n], mask=mask, is_causal=True)
+
+    @torch.no_grad()
+    def step_weights(self) -> TransformerStepWeights:
+        """Causal mode: the weights one token's step reads, by name (see TransformerStepWeights)."""
+        layers = list(self.encoder.layers)
+
+        def stacked(get: Callable[[nn.TransformerEncoderLayer], torch.Tensor]) -> torch.Tensor:
+            return torch.stack([get(layer) for layer in layers])
+
+        return TransformerStepWeights(
+            self.embed_audio.weight, self.embed_audio.bias, self.pos,
+            stacked(lambda la: la.norm1.weight), stacked(lambda la: la.norm1.bias),
+            stacked(lambda la: la.self_attn.in_proj_weight), stacked(lambda la: la.self_attn.in_proj_bias),
+            stacked(lambda la: la.self_attn.out_proj.weight), stacked(lambda la: la.self_attn.out_proj.bias),
+            stacked(lambda la: la.norm2.weight), stacked(lambda la: la.norm2.bias),
+            stacked(lambda la: la.linear1.weight), stacked(lambda la: la.linear1.bias),
+            stacked(lambda la: la.linear2.weight), stacked(lambda la: la.linear2.bias),
+            self.encoder.norm.weight, self.encoder.norm.bias, self.decoder.weight, self.decoder.bias,
+            eps=float(layers[0].norm1.eps))
 
     def decode(self, y: torch.Tensor) -> torch.Tensor:
         """Decoder output [..., C * classes] -> [..., C] tanh or [..., C, 256] logits."""

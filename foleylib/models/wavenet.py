@@ -11,12 +11,14 @@ causal mode: audio_in [B, C, L]; the per-frame video embedding e_p (FrameEmbeddi
     with frame_index and enters every residual layer as local conditioning (a Linear to 2 * residual channels
     added before the gate). Output j depends on audio_in[j - receptive_field + 1 .. j] and frames <= frame_index[j].
 
-For fast (queued) generation (foleylib.generation.fastgen): layer i has a `dilated` Conv1d (kernel k, dilation
-`layer.dilation`) that needs the last (k - 1) * dilation + 1 inputs of its layer; `input_conv` the last k samples.
+Incremental form (causal mode, queued generation in foleylib.generation.fastgen): `step_weights()` exports, by
+name, the weights one sample's step reads (`WaveNetStepWeights`), `layer_conditioning(e)` a frame's conditioning of
+every layer. Layer i's dilated conv (kernel k, dilation `dilations[i]`) reads the last (k - 1) * dilation + 1
+inputs of its layer, the input conv the last k samples.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +28,24 @@ from foleylib.models.video import FrameEmbedding, VideoEncoder, VideoToAudio, fr
 
 if TYPE_CHECKING:
     from foleylib.models.config import ModelConfig
+
+
+class WaveNetStepWeights(NamedTuple):
+    """The causal WaveNet as one sample's step reads it (WaveNet.step_weights): the model's tensors, convolution
+    taps laid out oldest lag first; foleylib.generation.fastgen makes them float32 arrays."""
+
+    input_w: torch.Tensor  # [r, k*C] input conv
+    input_b: torch.Tensor  # [r]
+    dilated_w: torch.Tensor  # [L, 2r, k*r] every layer's dilated conv: filter half, then gate half
+    dilated_b: torch.Tensor  # [L, 2r]
+    res_w: torch.Tensor  # [L, r, r] residual 1x1 convs; zeros for the last layer, which has none
+    res_b: torch.Tensor  # [L, r]
+    skip_w: torch.Tensor  # [s, L*r] the skip 1x1 convs side by side: one product sums every layer's skip
+    skip_b: torch.Tensor  # [s] their biases, summed
+    head_w1: torch.Tensor  # [s, s] the dense head: ReLU, head_w1, ReLU, head_w2
+    head_b1: torch.Tensor  # [s]
+    head_w2: torch.Tensor  # [C * classes, s]
+    head_b2: torch.Tensor  # [C * classes]
 
 
 class ResidualLayer(nn.Module):
@@ -112,6 +132,28 @@ class WaveNet(nn.Module):
             x, skip = layer(x, cond, tail)
             skips = skips + skip
         return skips
+
+    @torch.no_grad()
+    def step_weights(self) -> WaveNetStepWeights:
+        """Causal mode: the weights one sample's step reads, by name (see WaveNetStepWeights)."""
+        r, layers = self.cfg.residual_channels, self.layers
+        no_res = self.input_conv.weight.new_zeros(r, r), self.input_conv.bias.new_zeros(r)  # the last layer's
+
+        def taps(conv: nn.Conv1d) -> torch.Tensor:  # [out, in, k] -> [out, k*in], oldest lag first
+            return conv.weight.permute(0, 2, 1).reshape(conv.out_channels, -1)
+
+        _, hidden, _, out = self.head  # ReLU, Linear(s, s), ReLU, Linear(s, C * classes)
+        return WaveNetStepWeights(
+            taps(self.input_conv), self.input_conv.bias,
+            torch.stack([taps(la.dilated) for la in layers]), torch.stack([la.dilated.bias for la in layers]),
+            torch.stack([no_res[0] if la.res is None else la.res.weight[..., 0] for la in layers]),
+            torch.stack([no_res[1] if la.res is None else la.res.bias for la in layers]),
+            torch.cat([la.skip.weight[..., 0] for la in layers], dim=1), sum(la.skip.bias for la in layers),
+            hidden.weight, hidden.bias, out.weight, out.bias)
+
+    def layer_conditioning(self, e: torch.Tensor) -> torch.Tensor:
+        """Causal mode: a frame's embedding e [B, cond] -> what it adds to every layer's dilated conv [B, L, 2r]."""
+        return torch.stack([layer.cond(e) for layer in self.layers], dim=1)
 
     def decode(self, y: torch.Tensor) -> torch.Tensor:
         """Head output [B, L, C * classes] -> [B, L, C] tanh or [B, L, C, 256] logits."""

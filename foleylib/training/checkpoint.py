@@ -13,7 +13,8 @@ from foleylib.core.config import AVSpec
 from foleylib.core.device import pick_device
 from foleylib.core.errors import InputError
 from foleylib.core.fsutil import atomic_path, sha256_file
-from foleylib.models import ModelConfig, build_model
+from foleylib.models.config import ModelConfig
+from foleylib.models.registry import build_model
 from foleylib.training.config import TrainConfig
 
 

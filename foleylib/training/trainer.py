@@ -25,16 +25,17 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
-from tqdm.auto import tqdm
 
 from foleylib.core.device import pick_device
 from foleylib.core.errors import InputError
 from foleylib.core.fsutil import write_json
+from foleylib.core.progress import progress_bar
 from foleylib.data.augment import augment_step, parse_augment
 from foleylib.data.batches import evenly_spaced, position_weights, score_mask, split_datasets
 from foleylib.data.dataset import AlignedClip, check_compatible
-from foleylib.models import ModelConfig, build_model
+from foleylib.models.config import ModelConfig
 from foleylib.models.losses import compute_loss
+from foleylib.models.registry import build_model
 from foleylib.models.video import FrameEmbedding, VideoEncoder, VideoToAudio
 from foleylib.training import distributed
 from foleylib.training.checkpoint import _resumed_metrics, init_from, restore_checkpoint, save_checkpoint, save_model
@@ -223,8 +224,7 @@ def train(clips: list[AlignedClip], cfg: ModelConfig, tc: TrainConfig, out: str 
     """
     out, val_clips = Path(out), val_clips or []
     augmentations = _checked_options(clips, val_clips, tc, out)
-    spec = check_compatible(clips + val_clips).with_(context_frames=cfg.context_frames,
-                                                     context_samples=cfg.context_samples)
+    spec = cfg.spec_for(check_compatible(clips + val_clips))
     ranks, device = distributed.start(pick_device(tc.device))
     if tc.batch_size % ranks.world:
         raise InputError(f"batch size {tc.batch_size} does not split over {ranks.world} processes", out)
@@ -254,8 +254,8 @@ def train(clips: list[AlignedClip], cfg: ModelConfig, tc: TrainConfig, out: str 
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=tc.precision == "bf16")
     t0 = time.perf_counter() - wall_before
     record: dict = {}
-    bar = tqdm(total=tc.steps, initial=done, desc=f"train {cfg.arch}/{cfg.mode}/{cfg.loss}",
-               disable=not (progress and ranks.main), unit="step")
+    bar = progress_bar(tc.steps, f"train {cfg.arch}/{cfg.mode}/{cfg.loss}", enabled=progress and ranks.main,
+                       initial=done, unit="step")
     train_mode(net)
     with stop_on_sigint() as stop_requested:
         for step, batch in enumerate(loader, start=done + 1):
