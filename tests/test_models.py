@@ -265,12 +265,16 @@ def test_wavenet_paper_mode_reads_the_last_receptive_field():
     assert used == list(range(256 - 33, 256))  # the last 33 of the 256 context samples
 
 
-def test_transformer_causal_matches_one_window():
-    """For L <= max_context the windowed forward equals a single causal pass; longer input keeps its prefix."""
+def causal_transformer(examples: int) -> tuple[torch.nn.Module, dict]:
+    """A tiny causal transformer with 32-token windows and a batch of 80-position windows."""
     torch.manual_seed(0)
     cfg = tiny("transformer", "causal", raw_context=32)
-    model = build_model(cfg).eval()
-    batch = batch_of(cfg, TINY, 2, window=80)
+    return build_model(cfg).eval(), batch_of(cfg, TINY, examples, window=80)
+
+
+def test_transformer_causal_matches_one_window():
+    """For L <= max_context the windowed forward equals a single causal pass; longer input keeps its prefix."""
+    model, batch = causal_transformer(2)
     with torch.no_grad():
         full = model(batch)
         prefix = model({k: (v[:, :32] if k in ("audio_in", "frame_index") else v) for k, v in batch.items()})
@@ -286,10 +290,7 @@ def test_window_start_by_hand():
 
 def test_transformer_causal_output_is_that_of_its_window():
     """Position j of a long causal pass equals the last output of one pass over tokens window_start(j) .. j."""
-    torch.manual_seed(0)
-    cfg = tiny("transformer", "causal", raw_context=32)
-    model = build_model(cfg).eval()
-    batch = batch_of(cfg, TINY, 1, window=80)
+    model, batch = causal_transformer(1)
     with torch.no_grad():
         full = model(batch)
         for j in (31, 32, 47, 48, 70, 79):

@@ -230,6 +230,14 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_train)
 
 
+def _run_options(p: argparse.ArgumentParser, force_help: str) -> None:
+    """--seed, --device, --force and --quiet of the commands that run a model."""
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
+    p.add_argument("--force", action="store_true", help=force_help)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def _add_generate_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="generate audio for a video and mux it back in (paper Sec. III-D, Fig. 4)")
     p.add_argument("video", type=Path, help="any video file ffmpeg reads")
@@ -242,7 +250,6 @@ def _add_generate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=["auto", "naive", "cached"], default="auto",
                    help="naive re-runs the model on its whole context per step (the paper); cached keeps "
                         "per-layer state (causal wavenet/transformer); auto: cached where possible")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--temperature", type=non_negative_float, default=1.0,
                    help="mu-law sampling temperature (0 = argmax)")
     p.add_argument("--top-p", type=positive_float, default=1.0, help="mu-law nucleus sampling mass (1 = off)")
@@ -251,9 +258,7 @@ def _add_generate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prime", type=non_negative_float, default=0.0,
                    help="start from the video's own last PRIME seconds of audio instead of silence")
     p.add_argument("--keep-original", action="store_true", help="keep the original audio as a second track")
-    p.add_argument("--force", action="store_true", help="replace existing output files")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _run_options(p, "replace existing output files")
     p.set_defaults(func=cmd_generate)
 
 
@@ -265,10 +270,7 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seconds", type=positive_float, default=4.0, help="seconds of the tail to generate (default 4)")
     p.add_argument("--onset-metric", choices=["strict", "condfoleygen"], default="strict",
                    help="onset accuracy and AP: strict (default) or exactly as CondFoleyGen's predict_onset.py")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
-    p.add_argument("--force", action="store_true", help="replace an existing report")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _run_options(p, "replace an existing report")
     p.set_defaults(func=cmd_evaluate)
 
 

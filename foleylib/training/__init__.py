@@ -1,4 +1,5 @@
-"""Training: the loop (`train`), checkpoints and run folders, and data-parallel launching (`distributed`).
+"""Training: `TrainConfig` (`config`), the loop (`trainer`), run folders and checkpoints (`checkpoint`), the
+`foley train` command's options (`command`) and data-parallel launching (`distributed`).
 
 May import: core, data, models.
 """
