@@ -2,10 +2,13 @@
 import json
 import math
 
+import pytest
 from test_cli import foley
 
 GENERATION_KEYS = {"rtf_naive", "rtf_cached", "speedup", "flops_per_sample", "gflops_achieved", "fraction_of_peak",
-                   "rtf_batched", "batch"}
+                   "step_us_per_sample", "step_gflops", "step_fraction_of_peak", "rtf_batched", "rtf_batched_1thread",
+                   "batch", "batch_workers", "batch_speedup"}
+CACHED_ONLY = {"rtf_cached", "speedup", "step_us_per_sample", "step_gflops", "step_fraction_of_peak"}
 
 
 def _positive(value) -> bool:
@@ -23,14 +26,30 @@ def test_quick_bench_writes_every_measurement(tmp_path):
     assert set(report["generation"]) == {"wavenet", "transformer", "fusion"}
     for arch, g in report["generation"].items():
         assert set(g) == GENERATION_KEYS
-        cached = [] if arch == "fusion" else ["rtf_cached", "speedup"]
-        assert all(_positive(g[k]) for k in GENERATION_KEYS - {"rtf_cached", "speedup"} | set(cached)), (arch, g)
-    assert report["generation"]["fusion"]["rtf_cached"] is None  # a frame per step: nothing to cache
+        cached = set() if arch == "fusion" else CACHED_ONLY
+        assert all(_positive(g[k]) for k in GENERATION_KEYS - CACHED_ONLY | cached), (arch, g)
+        assert g["batch"] == 4 and 1 <= g["batch_workers"] <= 4  # 4 takes at once, at most a thread per take
+        one_stream = g["rtf_naive"] if arch == "fusion" else g["rtf_cached"]
+        assert math.isclose(g["batch_speedup"], g["rtf_batched"] / one_stream)
+        if arch != "fusion":  # the step alone runs at the rate its FLOPs and time say
+            assert math.isclose(g["step_gflops"], g["flops_per_sample"] / g["step_us_per_sample"] / 1e3)
+            assert math.isclose(g["step_fraction_of_peak"], g["step_gflops"] / machine["peak_matmul_gflops_1thread"])
+    assert all(report["generation"]["fusion"][k] is None for k in CACHED_ONLY)  # a frame per step: nothing to cache
     for arch in ("wavenet", "transformer"):
         t = report["training"][arch]
         assert _positive(t["paper"]["predictions_per_s"]) and _positive(t["causal"]["predictions_per_s"])
         assert math.isclose(t["ratio"], t["causal"]["predictions_per_s"] / t["paper"]["predictions_per_s"])
-    assert all(_positive(report["ingest"][k]) for k in ("realtime_factor", "ffmpeg_rtf", "ratio"))
+    ingest = report["ingest"]
+    assert all(_positive(ingest[k]) for k in ("realtime_factor", "fast_resize_rtf", "ffmpeg_rtf", "ratio"))
+    corpus = ingest["corpus"]
+    assert corpus["files"] == 3 and corpus["seconds"] == 3.0 and corpus["jobs"] >= 1  # the quick plan's corpus
+    assert all(_positive(corpus[k]) for k in ("realtime_factor", "fast_resize_rtf", "ratio"))
+    assert math.isclose(corpus["ratio"], ingest["ffmpeg_rtf"] / corpus["fast_resize_rtf"])
+    shared = report["shared_training"]
+    assert _positive(shared["alone_steps_per_s"]) and len(shared["together_steps_per_s"]) == 2
+    assert all(_positive(rate) for rate in shared["together_steps_per_s"])
+    assert shared["ratios"] == pytest.approx([rate / shared["alone_steps_per_s"]
+                                              for rate in shared["together_steps_per_s"]])
     fields = [row["receptive_field"] for row in report["context_scaling"]]
     assert fields == sorted(fields) and len(fields) >= 2
     assert all(_positive(row["rtf_naive"]) and _positive(row["rtf_cached"]) for row in report["context_scaling"])

@@ -237,6 +237,18 @@ def test_takes_run_at_once_and_equal_one_by_one_generation():
     assert torch.get_num_threads() == THREADS  # the pool's single-thread setting is restored
 
 
+@pytest.mark.parametrize("arch", ["wavenet", "transformer"])
+@pytest.mark.parametrize("loss", ["mse", "ce"])
+def test_takes_in_lockstep_on_one_thread_equal_single_generation_bit_for_bit(arch, loss):
+    model = tiny(arch, loss=loss)  # the transformer's 32-token window slides 5 times in these 200 samples
+    takes = generate_takes(model, SPEC, FRAMES, 5, 5, seeds=[0, 1, 2], workers=1, prime=PRIME, temperature=0.9)
+    for seed, take in enumerate(takes):
+        np.testing.assert_array_equal(take, generate(model, SPEC, FRAMES, 5, 5, prime=PRIME, seed=seed,
+                                                     temperature=0.9))
+    with pytest.raises(ValueError, match="takes in lockstep need cached generation"):
+        FoleyEngine(model, SPEC, "naive", [Sampler(seed=0), Sampler(seed=1)])
+
+
 def test_flops_per_step_counts_every_product_by_hand():
     # tiny WaveNet (r 8, s 16, k 2, 5 layers, 2 channels x 256 classes): input 8*2*2, dilated 5*16*16, residual
     # 4*8*8 (the last layer has none), summed skips 16*40, head 16*16 + 512*16 multiply-adds

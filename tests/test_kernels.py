@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from foleylib.generation.kernels import affine_into, exp_into, gated_into, layer_norm_into, softmax_into
+from foleylib.generation.kernels import BLOCK, blocked, exp_into, gated_into, layer_norm_into, matvec_into, softmax_into
 
 
 def test_exp_into_matches_exp_over_the_float32_range():
@@ -25,12 +25,24 @@ def test_gated_into_is_tanh_times_sigmoid():
     assert np.max(np.abs(out - truth)) < 1e-6
 
 
-def test_affine_layer_norm_and_softmax_match_torch():
+def test_matvec_sums_every_take_in_input_order_whatever_the_number_of_takes():
+    rng = np.random.default_rng(2)
+    w, x, b = (rng.standard_normal(s).astype(np.float32) for s in ((BLOCK + 9, 37), (3, 37), BLOCK + 9))
+    wb = blocked(w)
+    assert wb.shape == (2, 37, BLOCK) and np.all(wb[1, :, 9:] == 0)  # rows padded to whole blocks
+    np.testing.assert_array_equal(wb[0, 5], w[:BLOCK, 5])  # a block's weights of one input are contiguous
+    out = np.full((3, BLOCK + 9), np.nan, np.float32)
+    matvec_into(wb, x, b, out)
+    np.testing.assert_allclose(out, x @ w.T + b, rtol=1e-5, atol=1e-5)
+    one = np.empty((1, BLOCK + 9), np.float32)
+    matvec_into(wb, x[1:2], b, one)
+    np.testing.assert_array_equal(one[0], out[1])  # a take's outputs do not depend on the other takes
+
+
+def test_layer_norm_and_softmax_match_torch():
     rng = np.random.default_rng(1)
     w, x, b = (rng.standard_normal(s).astype(np.float32) for s in ((48, 32), 32, 48))
-    out = np.empty(48, np.float32)
-    affine_into(w, x, b, out)
-    np.testing.assert_allclose(out, w @ x + b, rtol=1e-5, atol=1e-5)
+    out = w @ x + b
     gain, shift = rng.standard_normal(48).astype(np.float32), rng.standard_normal(48).astype(np.float32)
     normed = np.empty(48, np.float32)
     layer_norm_into(out, gain, shift, 1e-5, normed)

@@ -4,12 +4,20 @@ with the frames' motion cached in motion.npy (foleylib.data.motion).
 Frames are resampled to `spec.fps` and resized to `spec.size`; audio is resampled to `spec.sr` with
 `spec.channels`. Then the paper's clipping (Sec. III-B): audio is cut to whole frames and frames to the
 audio's length (see `AVSpec.clip_lengths`). A clip whose source bytes and parameters are unchanged is skipped.
+`ingest` aligns many videos, several at once in worker processes when asked (`jobs`).
 """
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+import multiprocessing
+import multiprocessing.synchronize
+import signal
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -17,6 +25,7 @@ import numpy as np
 
 from foleylib import __version__
 from foleylib.core.config import AVSpec
+from foleylib.core.device import available_cores
 from foleylib.core.errors import Batch, InputError
 from foleylib.core.fsutil import atomic_dir, sha256_file, write_json
 from foleylib.core.names import safe_name
@@ -51,28 +60,34 @@ def _read_meta(clip_dir: Path) -> dict | None:
         return None
 
 
-def _is_current(meta: dict | None, sha: str, spec: AVSpec, clip_dir: Path) -> bool:
+def _is_current(meta: dict | None, sha: str, spec: AVSpec, resize: str, clip_dir: Path) -> bool:
     if not meta or meta.get("sha256") != sha:
         return False
     if any(meta.get(k) != v for k, v in spec.to_dict().items() if k in ALIGN_KEYS):
         return False
+    if meta.get("resize", "cv2") != resize:  # clips from before the choice existed were resized with cv2
+        return False
     return (clip_dir / "frames.npy").exists() and (clip_dir / "audio.npy").exists()
 
 
-def _stream_frames(frames: Iterable[np.ndarray], raw: Path) -> int:
-    """Write decoded frames to a raw file one at a time (memory stays one frame); returns how many."""
-    count = 0
-    with raw.open("wb") as f:
+def _stream_frames(frames: Iterable[np.ndarray], raw: Path, motion_raw: Path) -> int:
+    """Write decoded frames and their motion to raw files one frame at a time (memory stays one frame; the motion
+    of a frame is computed while ffmpeg decodes the next); returns how many."""
+    tracker, count = motion.MotionTracker(), 0
+    with raw.open("wb") as frames_out, motion_raw.open("wb") as motion_out:
         for frame in frames:
-            f.write(np.ascontiguousarray(frame, np.uint8).tobytes())
+            frame = np.ascontiguousarray(frame, np.uint8)
+            frames_out.write(frame.tobytes())
+            motion_out.write(tracker.push(frame).tobytes())
             count += 1
     return count
 
 
-def _save_frames(raw: Path, count: int, keep: int, size: int, path: Path, chunk: int = 4096) -> None:
-    """frames.npy from the first `keep` of `count` raw frames, copied in chunks through memory maps."""
-    source = np.memmap(raw, np.uint8, "r", shape=(count, size, size, 3))
-    target = np.lib.format.open_memmap(path, "w+", np.uint8, (keep, size, size, 3))
+def _save_frames(raw: Path, count: int, keep: int, frame_shape: tuple[int, ...], path: Path,
+                 chunk: int = 4096) -> None:
+    """A .npy file of the first `keep` of `count` raw uint8 frames, copied in chunks through memory maps."""
+    source = np.memmap(raw, np.uint8, "r", shape=(count, *frame_shape))
+    target = np.lib.format.open_memmap(path, "w+", np.uint8, (keep, *frame_shape))
     for start in range(0, keep, chunk):
         target[start:start + chunk] = source[start:min(keep, start + chunk)]
     target.flush()
@@ -81,10 +96,10 @@ def _save_frames(raw: Path, count: int, keep: int, size: int, path: Path, chunk:
 
 
 def ingest_file(source: str | Path, out_root: str | Path, spec: AVSpec = AVSpec(), force: bool = False,
-                max_seconds: float = MAX_SECONDS) -> IngestResult:
+                max_seconds: float = MAX_SECONDS, resize: str = "cv2") -> IngestResult:
     """Align one video into out_root/<name>/; raises InputError for a file that cannot be used. Frames stream to
     disk as they are decoded, so memory does not grow with the video's length; longer videos than `max_seconds`
-    are refused up front."""
+    are refused up front. `resize` "ffmpeg" resizes with ffmpeg's scaler instead of cv2 (media.iter_frames)."""
     source, out_root = Path(source), Path(out_root)
     info = media.probe(source)
     if not info.has_video:
@@ -97,11 +112,12 @@ def ingest_file(source: str | Path, out_root: str | Path, spec: AVSpec = AVSpec(
     sha = sha256_file(source)
     clip_dir = _clip_dir_for(source, sha, out_root)
     old = _read_meta(clip_dir)
-    if not force and _is_current(old, sha, spec, clip_dir):
+    if not force and _is_current(old, sha, spec, resize, clip_dir):
         return IngestResult(source, clip_dir, "skipped", old)
 
     with atomic_dir(clip_dir) as tmp:
-        decoded = _stream_frames(media.iter_frames(source, fps=spec.fps, size=spec.size), tmp / "frames.raw")
+        decoded = _stream_frames(media.iter_frames(source, fps=spec.fps, size=spec.size, resize=resize),
+                                 tmp / "frames.raw", tmp / "motion.raw")
         if decoded == 0:
             raise InputError("video has no decodable frames", source)
         audio = media.read_audio(source, sr=spec.sr, channels=spec.channels)
@@ -112,6 +128,7 @@ def ingest_file(source: str | Path, out_root: str | Path, spec: AVSpec = AVSpec(
             "source": str(source.resolve()),
             "sha256": sha,
             **{k: getattr(spec, k) for k in ALIGN_KEYS},
+            "resize": resize,
             "frames": n_frames,
             "samples": n_samples,
             "seconds": n_samples / spec.sr,
@@ -123,8 +140,9 @@ def ingest_file(source: str | Path, out_root: str | Path, spec: AVSpec = AVSpec(
             "foleylib": __version__,
             "motion": motion.CACHE_INFO,
         }
-        _save_frames(tmp / "frames.raw", decoded, n_frames, spec.size, tmp / "frames.npy")
-        motion.write_motion(np.load(tmp / "frames.npy", mmap_mode="r"), tmp / motion.MOTION_FILE)
+        _save_frames(tmp / "frames.raw", decoded, n_frames, (spec.size, spec.size, 3), tmp / "frames.npy")
+        _save_frames(tmp / "motion.raw", decoded, n_frames, (spec.size, spec.size, len(motion.MOTION_CHANNELS)),
+                     tmp / motion.MOTION_FILE)  # motion of frame k depends on frames up to k only: cut alike
         np.save(tmp / "audio.npy", np.ascontiguousarray(audio[:n_samples], np.float32))
         write_json(tmp / "meta.json", meta)
     return IngestResult(source, clip_dir, "ingested", meta)
@@ -145,17 +163,102 @@ def write_manifest(out_root: str | Path) -> dict:
     return manifest
 
 
+@contextmanager
+def _children_ignore_sigint() -> Iterator[None]:
+    """Processes started inside ignore Ctrl-C from their start (they inherit it): a worker starting up or waiting
+    for work would die of it with a traceback; `_ingest_chain` takes it while it works. Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+_stopped: multiprocessing.synchronize.Event | None = None  # in a worker process: set when the batch stops early
+
+
+def _start_worker(stopped: multiprocessing.synchronize.Event) -> None:
+    global _stopped
+    _stopped = stopped
+
+
+def _ingest_chain(align: Callable[[Path], IngestResult], sources: list[Path]) -> list[IngestResult | tuple[str, str]]:
+    """In a worker process: align `sources` one after another, a refused one as its (reason, path). Ctrl-C stops
+    the clip being written (its temporary folder removed) and comes back to the caller as KeyboardInterrupt, as
+    does work handed out before the batch stopped."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        outcomes = []
+        for source in sources:
+            if _stopped.is_set():
+                raise KeyboardInterrupt
+            try:
+                outcomes.append(align(source))
+            except InputError as err:
+                outcomes.append((err.reason, err.path))
+        return outcomes
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _outcome(future: Future, position: int) -> IngestResult:
+    outcome = future.result()[position]
+    if isinstance(outcome, IngestResult):
+        return outcome
+    raise InputError(*outcome)
+
+
+@contextmanager
+def _outcomes(align: Callable[[Path], IngestResult], sources: list[Path],
+              jobs: int) -> Iterator[Iterator[Callable[[], IngestResult]]]:
+    """Each source's outcome in input order, as a call that returns its IngestResult or raises its InputError: run
+    here one at a time (`jobs` 1), or in `jobs` worker processes, where sources that claim the same clip folder
+    name go to one worker in input order (so they are named as one at a time would). On leaving, work not started
+    is skipped and the workers are waited for (a clip being written is finished, or removed on Ctrl-C)."""
+    if jobs == 1:
+        yield (partial(align, source) for source in sources)
+        return
+    chains: dict[str, list[int]] = {}
+    for i, source in enumerate(sources):
+        chains.setdefault(safe_name(source.stem), []).append(i)
+    context = multiprocessing.get_context("spawn")
+    stopped = context.Event()
+    pool = ProcessPoolExecutor(min(jobs, len(chains)), context, _start_worker, (stopped,))
+    try:
+        where: dict[int, tuple[Future, int]] = {}
+        with _children_ignore_sigint():  # the pool starts its workers as work is submitted
+            for chain in chains.values():
+                future = pool.submit(_ingest_chain, align, [sources[i] for i in chain])
+                where |= {i: (future, position) for position, i in enumerate(chain)}
+        yield (partial(_outcome, *where[i]) for i in range(len(sources)))
+    except BaseException:  # Ctrl-C or a failure: the workers start nothing more
+        stopped.set()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def ingest(sources: Iterable[str | Path], out_root: str | Path, spec: AVSpec = AVSpec(), force: bool = False,
            on_error: Callable[[InputError], None] | None = None,
            on_result: Callable[[IngestResult], None] | None = None,
-           max_seconds: float = MAX_SECONDS) -> tuple[list[IngestResult], list[InputError]]:
-    """Align many videos; a bad file is reported through `on_error` and skipped, the rest still ingested."""
+           max_seconds: float = MAX_SECONDS, jobs: int = 1,
+           resize: str = "cv2") -> tuple[list[IngestResult], list[InputError]]:
+    """Align many videos, `jobs` at once (0: one per available core); a bad file is reported through `on_error`
+    and skipped, the rest still ingested. Results and errors are reported in input order, the manifest written
+    once at the end. The clips are the same for any `jobs`."""
+    sources = [Path(source) for source in sources]
+    jobs = min(jobs or available_cores(), max(1, len(sources)))
+    align = partial(ingest_file, out_root=out_root, spec=spec, force=force, max_seconds=max_seconds, resize=resize)
     batch, results = Batch(on_error), []
-    for source in sources:
-        result = batch.run(ingest_file, source, out_root, spec, force=force, max_seconds=max_seconds)
-        if result is not None:
-            results.append(result)
-            if on_result:
-                on_result(result)
+    with _outcomes(align, sources, jobs) as outcomes:
+        for outcome in outcomes:
+            result = batch.run(outcome)
+            if result is not None:
+                results.append(result)
+                if on_result:
+                    on_result(result)
     write_manifest(out_root)
     return results, batch.errors

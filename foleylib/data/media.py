@@ -30,6 +30,10 @@ _CHANNELS_BY_LAYOUT = {"mono": 1, "stereo": 2, "downmix": 2, "binaural": 2, "qua
                        "cube": 8, "hexadecagonal": 16}  # layouts named "5.1", "7.1.4" are counted by their digits
 MAX_SAMPLE_RATE, MAX_CHANNELS = 768_000, 64  # more is a damaged header, not a recording
 SHORT_STREAM_S, SHORT_STREAM_FRACTION = 0.5, 0.01  # how much less than the probed duration a stream may decode to
+RESIZES = {  # iter_frames' ffmpeg filter per resize: "cv2" resizes the full frames after it, "ffmpeg" does it all
+    "cv2": "scale={w}:{h}",
+    "ffmpeg": "format=gbrp,scale={w}:{h}:flags=area",  # area-averages full-resolution RGB, as cv2: within 1 level
+}
 
 
 def ffmpeg_exe() -> str:
@@ -170,13 +174,14 @@ def probe(path: str | Path) -> Probe:
 
 
 def iter_frames(path: str | Path, fps: float | None = None, size: int | None = 64,
-                start: float = 0.0) -> Iterator[np.ndarray]:
+                start: float = 0.0, resize: str = "cv2") -> Iterator[np.ndarray]:
     """Yield the frames of a video one at a time as uint8 RGB [size, size, 3].
 
     `fps` resamples to a constant frame rate by timestamps (variable frame rate input is fine);
-    None keeps the source frames. `size` None keeps the source size, otherwise cv2 squashes each
-    frame to a square (INTER_AREA), as the paper resizes with cv2. `start` seeks to that second first
-    (ffmpeg decodes from the keyframe before it and drops what precedes it).
+    None keeps the source frames. `size` None keeps the source size, otherwise each frame is squashed to a
+    square with area averaging: `resize` "cv2" decodes whole frames and resizes them with cv2 (INTER_AREA, as the
+    paper), "ffmpeg" lets ffmpeg's own scaler do it while decoding (faster, not bit-exact; see RESIZES).
+    `start` seeks to that second first (ffmpeg decodes from the keyframe before it and drops what precedes it).
     """
     info = probe(path)
     if not info.has_video or not info.width:
@@ -184,13 +189,16 @@ def iter_frames(path: str | Path, fps: float | None = None, size: int | None = 6
     if info.width * info.height > MAX_PIXELS:
         raise InputError(f"frames of {info.width}x{info.height} are over the limit of {MAX_PIXELS // 10 ** 6} "
                          "megapixels", path)
-    w, h = info.width, info.height
+    if resize not in RESIZES:
+        raise ValueError(f"unknown resize {resize!r} (one of {', '.join(RESIZES)})")
+    w, h = (size, size) if size is not None and resize == "ffmpeg" else (info.width, info.height)
     seek = ["-ss", f"{start:.6f}"] if start > 0 else []
     cmd = [ffmpeg_exe(), "-v", "error", "-nostdin", *seek, "-i", str(path), "-map", "0:v:0", "-an"]
     rate = as_fraction(fps) if fps is not None else None
     resample = [f"fps={rate.numerator}/{rate.denominator}"] if rate else []
-    # every frame at the probed size, also where the stream changes size midway (H.264 may; a damaged one does)
-    cmd += ["-vf", ",".join([*resample, f"scale={w}:{h}"]), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    # every frame at the probed (or asked) size, also where the stream changes size midway (H.264 may)
+    cmd += ["-vf", ",".join([*resample, RESIZES[resize].format(w=w, h=h)]), "-f", "rawvideo", "-pix_fmt", "rgb24",
+            "-"]
     nbytes, count = w * h * 3, 0
     with tempfile.TemporaryFile() as errors:  # a file, not a pipe: a flood of decoder errors cannot block ffmpeg
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, bufsize=nbytes)

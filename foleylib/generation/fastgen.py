@@ -9,20 +9,27 @@ whatever device the model is on (one stream of sample-by-sample generation is la
 full forward within float32 rounding (tests check < 1e-4). The causal transformer runs the same way with a
 sliding KV cache.
 
+A stepper runs `takes` streams in lockstep (takes of the same frames: one frame embedding, each take its own
+samples and sampler). Every product with the weights in a step is kernels.matvec_into over all takes at once, so a
+step reads each weight from memory once however many takes it makes, and each take's arithmetic is the same as
+when it runs alone. SplitStepper shares the takes out over threads.
+
 Each model owns its incremental form: it exports by name the weights a step reads (WaveNet.step_weights,
 AVTransformer.step_weights) and the transformer its window rule (models.transformer.window_start); the loops
 here take those named arrays, a stream's named state and the sampler's DrawParameters.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple, TypeVar
 
 import numpy as np
 import torch
 from numba import njit
 
-from foleylib.generation.kernels import FAST, affine_into, gated_into, layer_norm_into, softmax_into
-from foleylib.generation.sampling import MULAW_VALUES, DrawParameters, Sampler, sample_classes
+from foleylib.generation.kernels import FAST, blocked, gated_into, layer_norm_into, matvec_into, softmax_into
+from foleylib.generation.sampling import MULAW_VALUES, DrawParameters, Sampler, sample_classes, takes_draw
 from foleylib.models.transformer import AVTransformer, window_start
 from foleylib.models.wavenet import WaveNet
 
@@ -40,34 +47,47 @@ def _arrays(weights: Weights) -> Weights:
     return type(weights)(*(_np(w) if isinstance(w, torch.Tensor) else w for w in weights))
 
 
+def _blocked(weights: Weights, products: tuple[str, ...]) -> Weights:
+    """The step weights with the named product matrices laid out for matvec_into (kernels.blocked)."""
+    return weights._replace(**{name: blocked(getattr(weights, name)) for name in products})
+
+
 class FusedStepper:
-    """A model's incremental form, one stream: start_padded(e) resets it, set_frame(e) sets the frame on screen,
-    run() makes a frame's samples (sampled or teacher-forced) and step() one (tests). Subclasses hold `weights`
-    (the model's step weights as arrays), `state` (whose `out` is the last step's head output), `channels`,
-    `classes` and the compiled `_call`."""
+    """A model's incremental form for `takes` streams in lockstep: start_padded(e) resets them, set_frame(e) sets
+    the frame on screen, run() makes a frame's samples (sampled or teacher-forced) and step() one (one take; tests).
+    Subclasses hold `weights` (the model's step weights as arrays), `kernel_weights` (the same with the products'
+    matrices blocked for matvec_into), `state` (whose `out` is the last step's head output, take after take),
+    `channels`, `classes`, `takes` and the compiled `_call`."""
 
     channels: int
     classes: int
+    takes: int
     state: WaveNetState | TransformerState
 
     def _call(self, previous: np.ndarray, n: int, given: np.ndarray, draw: DrawParameters,
               audio: np.ndarray) -> None:
         raise NotImplementedError
 
-    def run(self, previous: np.ndarray, n: int, sampler: Sampler | None = None,
+    def run(self, previous: np.ndarray, n: int, sampler: Sampler | list[Sampler] | None = None,
             given: np.ndarray | None = None) -> np.ndarray:
-        """n steps from `previous` [C] (the sample before the first step). With `given` [n, C] the inputs are those
-        samples (teacher forcing: the caches fill, nothing is sampled); else each step's output is sampled by
-        `sampler` and fed to the next step. Returns the n sampled values [n, C] (zeros when teacher-forced)."""
-        C = self.channels
-        audio = np.zeros((n, C), np.float32)
+        """n steps from `previous` [C] for one take or [takes, C] (each take's sample before the first step). With
+        `given` [n, C] or [n, takes, C] the inputs are those samples (teacher forcing: the caches fill, nothing is
+        sampled); else each step's output is sampled by `sampler` (a list of one per take) and fed to the next
+        step. Returns the n sampled values [n, C] or [n, takes, C] (zeros when teacher-forced)."""
+        width = self.takes * self.channels  # the compiled loops hold the takes side by side
+        audio = np.zeros((n, width), np.float32)
         if sampler is None:
-            draw = DrawParameters(1.0, 1.0, np.zeros((n, C)))
+            draw = DrawParameters(1.0, 1.0, np.zeros((n, width)))
         else:
-            draw = sampler.draw_parameters(n, C, mulaw=self.classes > 1)
-        inputs = np.zeros((0, C), np.float32) if given is None else np.ascontiguousarray(given, np.float32)
-        self._call(np.ascontiguousarray(previous, np.float32), n, inputs, draw, audio)
-        return audio
+            samplers = [sampler] if isinstance(sampler, Sampler) else sampler
+            if len(samplers) != self.takes:
+                raise ValueError(f"{len(samplers)} samplers for {self.takes} takes")
+            draw = takes_draw(samplers, n, self.channels, mulaw=self.classes > 1)
+        inputs = np.zeros((0, width), np.float32)
+        if given is not None:
+            inputs = np.ascontiguousarray(given, np.float32).reshape(n, width)
+        self._call(np.ascontiguousarray(previous, np.float32).reshape(width), n, inputs, draw, audio)
+        return audio.reshape(n, *np.shape(previous))
 
     def start_padded(self, e: torch.Tensor) -> None:
         """Reset to the state the naive path has before sample 0, its zero padding: zero samples, with the frame
@@ -75,17 +95,50 @@ class FusedStepper:
         raise NotImplementedError
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
-        """x [1, C]: the previous sample -> this position's output [1, C] (tanh) or logits [1, C, 256]."""
+        """One take: x [1, C], the previous sample -> this position's output [1, C] (tanh) or logits [1, C, 256]."""
         self.run(_np(x[0]), 1, given=_np(x))
         y = torch.from_numpy(self.state.out.copy())[None]
         return torch.tanh(y) if self.classes == 1 else y.view(1, self.channels, self.classes)
 
 
+class SplitStepper:
+    """Takes in lockstep split over threads: one stepper per part of the takes (`make(takes)` builds one), the
+    parts run at once, the calling thread running the first (the compiled loops release the GIL). It offers what
+    FoleyEngine uses of a FusedStepper, for rows of [takes, C] and one sampler per take."""
+
+    def __init__(self, make: Callable[[int], FusedStepper], takes: int, parts: int):
+        sizes = [len(part) for part in np.array_split(np.arange(takes), parts)]
+        self.parts = [make(size) for size in sizes]
+        self.bounds = np.cumsum([0, *sizes])
+        self.takes, self.channels, self.classes = takes, self.parts[0].channels, self.parts[0].classes
+
+    def set_frame(self, e: torch.Tensor) -> None:
+        for part in self.parts:
+            part.set_frame(e)
+
+    def start_padded(self, e: torch.Tensor) -> None:
+        self._each(lambda part, first, end: part.start_padded(e))
+
+    def run(self, previous: np.ndarray, n: int, sampler: list[Sampler] | None = None,
+            given: np.ndarray | None = None) -> np.ndarray:
+        """FusedStepper.run for previous [takes, C], given [n, takes, C]; returns [n, takes, C]."""
+        return np.concatenate(self._each(lambda part, first, end: part.run(
+            previous[first:end], n, None if sampler is None else sampler[first:end],
+            None if given is None else given[:, first:end])), axis=1)
+
+    def _each(self, work: Callable[[FusedStepper, int, int], object]) -> list:
+        """work(part, its first take, the take after its last) for every part at once; the results in order."""
+        spans = list(zip(self.parts, self.bounds[:-1], self.bounds[1:]))
+        with ThreadPoolExecutor(len(spans) - 1) as pool:
+            rest = [pool.submit(work, *span) for span in spans[1:]]
+            return [work(*spans[0])] + [future.result() for future in rest]
+
+
 @njit(**FAST)
 def _next_input(x, j, out, given, draw, audio):  # pragma: no cover - compiled
-    """After step j, the next step's input x [C]: given[j] (teacher forcing), else the value drawn from the head's
-    output `out` (tanh, or mu-law logits with `draw`'s settings and uniforms[j]), which is also written to
-    audio[j]."""
+    """After step j, the next step's inputs x [takes * C]: given[j] (teacher forcing), else the values drawn from
+    the head's outputs `out` (tanh, or mu-law logits with `draw`'s settings and uniforms[j]), which are also written
+    to audio[j]."""
     if given.shape[0]:
         x[:] = given[j]
         return
@@ -104,45 +157,60 @@ def _next_input(x, j, out, given, draw, audio):  # pragma: no cover - compiled
 
 
 class WaveNetState(NamedTuple):
-    """One stream of FastWaveNetStepper: each layer's queue of past inputs (a ring), the frame's conditioning and
-    scratch buffers."""
+    """The takes of FastWaveNetStepper: each layer's queue of past inputs (a ring, the takes side by side), the
+    frame's conditioning and scratch buffers (a row per take)."""
 
-    input_hist: np.ndarray  # [k, C] the input conv's last k samples
-    rings: np.ndarray  # [sum of lengths, r] every layer's ring, one after another
+    input_hist: np.ndarray  # [T, k * C] the input conv's last k samples, oldest first
+    rings: np.ndarray  # [sum of lengths, T, r] every layer's ring, one after another
     offsets: np.ndarray  # [L] where each layer's ring starts in rings
     lengths: np.ndarray  # [L] each ring's length: the (k - 1) * dilation + 1 inputs its taps reach
     dilations: np.ndarray  # [L]
     positions: np.ndarray  # [L] where each ring's newest input is
     bias_cond: np.ndarray  # [L, 2r] dilated bias + the frame's conditioning
-    gated: np.ndarray  # [L, r] every layer's gated output, for the summed skips
-    work: np.ndarray  # scratch: z, exp, h, res, taps, skip, hidden
-    out: np.ndarray  # [C * classes] the head's output
+    h: np.ndarray  # [T, r] the residual stream: a layer's input
+    taps: np.ndarray  # [T, k * r] a dilated conv's inputs, oldest lag first
+    z: np.ndarray  # [T, 2r] a dilated conv's output (filter half, then gate half); scratch of the gate
+    exp: np.ndarray  # [T, 2r] scratch of the gate
+    gated: np.ndarray  # [T, L * r] every layer's gated output, for the summed skips
+    res: np.ndarray  # [T, r] a residual conv's output
+    skip: np.ndarray  # [T, s] the summed skips
+    hidden: np.ndarray  # [T, s] the head's hidden layer
+    out: np.ndarray  # [T * C * classes] the head's output
+
+
+WAVENET_PRODUCTS = ("input_w", "dilated_w", "res_w", "skip_w", "head_w1", "head_w2")
 
 
 class FastWaveNetStepper(FusedStepper):
-    """Cached generation for a causal WaveNet, one stream: set_frame(e) once per video frame, then run() a frame's
-    samples (or step() one, for tests). The skip projections are linear, so their sum is one product of the
-    stacked skip weights with all layers' gated outputs, after the last layer."""
+    """Cached generation for a causal WaveNet, `takes` streams: set_frame(e) once per video frame, then run() a
+    frame's samples (or step() one, for tests). The skip projections are linear, so their sum is one product of
+    the stacked skip weights with all layers' gated outputs, after the last layer."""
 
-    def __init__(self, model: WaveNet):
+    def __init__(self, model: WaveNet, takes: int = 1):
         if model.cfg.mode != "causal":
             raise ValueError("FastWaveNetStepper needs a causal-mode WaveNet")
         cfg = model.cfg
-        self.model, self.channels, self.classes = model, cfg.channels, model.classes
+        self.model, self.channels, self.classes, self.takes = model, cfg.channels, model.classes, takes
         self.weights = _arrays(model.step_weights())
-        k, r, s, L = cfg.kernel_size, cfg.residual_channels, cfg.skip_channels, len(model.dilations)
+        self.kernel_weights = _blocked(self.weights, WAVENET_PRODUCTS)
+        k, r, s, L, T = cfg.kernel_size, cfg.residual_channels, cfg.skip_channels, len(model.dilations), takes
         dilations = np.array(model.dilations, np.int64)
         lengths = (k - 1) * dilations + 1  # each layer's ring holds the inputs its taps reach
+
+        def rows(width: int) -> np.ndarray:
+            return np.zeros((T, width), np.float32)
+
         self.state = WaveNetState(
-            input_hist=np.zeros((k, self.channels), np.float32),
-            rings=np.zeros((int(lengths.sum()), r), np.float32),
+            input_hist=rows(k * self.channels), rings=np.zeros((int(lengths.sum()), T, r), np.float32),
             offsets=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64),
             lengths=lengths, dilations=dilations, positions=np.zeros(L, np.int64),
-            bias_cond=self.weights.dilated_b.copy(), gated=np.zeros((L, r), np.float32),
-            work=np.zeros(6 * r + k * r + 2 * s, np.float32), out=np.zeros(self.channels * self.classes, np.float32))
+            bias_cond=self.weights.dilated_b.copy(), h=rows(r), taps=rows(k * r), z=rows(2 * r), exp=rows(2 * r),
+            gated=rows(L * r), res=rows(r), skip=rows(s), hidden=rows(s),
+            out=np.zeros(T * self.channels * self.classes, np.float32))
 
     def flops_per_step(self) -> int:
-        """Floating-point operations of the products in one step (2 per multiply-add; activations not counted)."""
+        """Floating-point operations of the products in one step of one take (2 per multiply-add; activations not
+        counted)."""
         w = self.weights
         macs = (w.input_w.size + w.dilated_w.size + w.res_w[:-1].size + w.skip_w.size + w.head_w1.size
                 + w.head_w2.size)
@@ -158,17 +226,17 @@ class FastWaveNetStepper(FusedStepper):
         layer (biases and conditioning make its activations non-zero). Padded positions all see the same inputs,
         so each layer's queue holds one constant activation: receptive_field zero steps fill every queue with it."""
         self.set_frame(e)
-        zeros = np.zeros((self.model.receptive_field, self.channels), np.float32)
+        zeros = np.zeros((self.model.receptive_field, self.takes, self.channels), np.float32)
         self.run(zeros[0], len(zeros), given=zeros)
 
     def _call(self, previous, n, given, draw, audio) -> None:
-        _run_wavenet(previous, n, given, draw, audio, self.state, self.weights)
+        _run_wavenet(previous, n, given, draw, audio, self.state, self.kernel_weights)
 
 
 @njit(**FAST)
 def _run_wavenet(previous, n, given, draw, audio, state, weights):  # pragma: no cover - compiled
-    """n steps (see FusedStepper.run): step j's input is given[j - 1] (previous for j = 0) when given is
-    not empty, else the sample drawn at step j - 1, which is written to audio[j]."""
+    """n steps (see FusedStepper.run): step j's inputs are given[j - 1] (previous for j = 0) when given is
+    not empty, else the samples drawn at step j - 1, which are written to audio[j]."""
     x = previous.copy()
     for j in range(n):
         _wavenet_step(x, state, weights)
@@ -177,46 +245,57 @@ def _run_wavenet(previous, n, given, draw, audio, state, weights):  # pragma: no
 
 @njit(**FAST)
 def _wavenet_step(x, state, weights):  # pragma: no cover - compiled
-    """One sample through the whole network (see FastWaveNetStepper); writes the head's output to state.out."""
-    w, input_hist, rings, work = weights, state.input_hist, state.rings, state.work
-    k, r, s, L = input_hist.shape[0], w.input_w.shape[0], w.skip_w.shape[0], state.dilations.shape[0]
-    z, e, h, res = work[:2 * r], work[2 * r:4 * r], work[4 * r:5 * r], work[5 * r:6 * r]
-    taps, skip, hidden = work[6 * r:(6 + k) * r], work[(6 + k) * r:(6 + k) * r + s], work[(6 + k) * r + s:]
-    for j in range(k - 1):  # the input conv's window slides by one sample
-        input_hist[j] = input_hist[j + 1]
-    input_hist[k - 1] = x
-    affine_into(w.input_w, input_hist.ravel(), w.input_b, h)
+    """One sample of every take through the whole network (see FastWaveNetStepper): x [T * C] the takes' inputs;
+    writes the head's outputs to state.out."""
+    w, st = weights, state
+    hist, rings, h, taps, gated = st.input_hist, st.rings, st.h, st.taps, st.gated
+    T, r, L = h.shape[0], h.shape[1], st.dilations.shape[0]
+    C, k = x.shape[0] // T, taps.shape[1] // r
+    for t in range(T):  # the input conv's window slides by one sample
+        for j in range(hist.shape[1] - C):
+            hist[t, j] = hist[t, j + C]
+        hist[t, hist.shape[1] - C:] = x[t * C:(t + 1) * C]
+    matvec_into(w.input_w, hist, w.input_b, h)
     for i in range(L):
-        n, d, o = state.lengths[i], state.dilations[i], state.offsets[i]
-        p = (state.positions[i] + 1) % n
-        state.positions[i] = p
+        n, d, o = st.lengths[i], st.dilations[i], st.offsets[i]
+        p = (st.positions[i] + 1) % n
+        st.positions[i] = p
         rings[o + p] = h
         for j in range(k):  # taps at lags (k-1)d, ..., d, 0: oldest first, as the weights are laid out
-            taps[j * r:(j + 1) * r] = rings[o + (p - (k - 1 - j) * d) % n]
-        affine_into(w.dilated_w[i], taps, state.bias_cond[i], z)
-        gated_into(z, e, state.gated[i])
+            taps[:, j * r:(j + 1) * r] = rings[o + (p - (k - 1 - j) * d) % n]
+        matvec_into(w.dilated_w[i], taps, st.bias_cond[i], st.z)
+        layer = gated[:, i * r:(i + 1) * r]
+        for t in range(T):
+            gated_into(st.z[t], st.exp[t], layer[t])
         if i < L - 1:
-            affine_into(w.res_w[i], state.gated[i], w.res_b[i], res)
-            h += res
-    affine_into(w.skip_w, state.gated.ravel(), w.skip_b, skip)
-    np.maximum(skip, np.float32(0.0), skip)
-    affine_into(w.head_w1, skip, w.head_b1, hidden)
-    np.maximum(hidden, np.float32(0.0), hidden)
-    affine_into(w.head_w2, hidden, w.head_b2, state.out)
+            matvec_into(w.res_w[i], layer, w.res_b[i], st.res)
+            h += st.res
+    matvec_into(w.skip_w, gated, w.skip_b, st.skip)
+    np.maximum(st.skip, np.float32(0.0), st.skip)
+    matvec_into(w.head_w1, st.skip, w.head_b1, st.hidden)
+    np.maximum(st.hidden, np.float32(0.0), st.hidden)
+    matvec_into(w.head_w2, st.hidden, w.head_b2, st.out.reshape(T, -1))
 
 
 class TransformerState(NamedTuple):
-    """One stream of FastTransformerStepper: the window's tokens and key/value caches, the frame's embedding and
-    scratch buffers."""
+    """The takes of FastTransformerStepper: each take's window of tokens and key/value caches, the frame's
+    embedding and scratch buffers (a row per take)."""
 
     e: np.ndarray  # [d] the embedding of the frame on screen
-    tokens: np.ndarray  # [M, d] the window's tokens, before the positional embedding
-    keys: np.ndarray  # [n_layers, heads, M, d / heads]
-    values: np.ndarray  # [n_layers, heads, M, d / heads]
+    tokens: np.ndarray  # [T, M, d] the window's tokens, before the positional embedding
+    keys: np.ndarray  # [T, n_layers, heads, M, d / heads]
+    values: np.ndarray  # [T, n_layers, heads, M, d / heads]
     span: np.ndarray  # int64 [2]: the window's first position and the next position, counted from the reset
     hop: int  # the window's slide (AVTransformer.hop)
-    work: np.ndarray  # scratch
-    out: np.ndarray  # [C * classes] the decoder's output
+    h: np.ndarray  # [T, d] the residual stream
+    normed: np.ndarray  # [T, d] its layer norm
+    qkv: np.ndarray  # [T, 3d] query, key and value
+    attended: np.ndarray  # [T, d] every head's attention output
+    tmp: np.ndarray  # [T, d] a projection's output
+    hidden: np.ndarray  # [T, d_ff] the feed-forward's hidden layer
+    scores: np.ndarray  # [M] one head's attention scores, then its probabilities in probs
+    probs: np.ndarray  # [M]
+    out: np.ndarray  # [T * C * classes] the decoder's output
 
 
 class TransposedProjections(NamedTuple):
@@ -229,33 +308,42 @@ class TransposedProjections(NamedTuple):
     ff2_w: np.ndarray
 
 
+TRANSFORMER_PRODUCTS = ("embed_w", "qkv_w", "attn_out_w", "ff1_w", "ff2_w", "decoder_w")
+
+
 class FastTransformerStepper(FusedStepper):
-    """Cached generation for the causal transformer, one stream, fused like FastWaveNetStepper: each new token
+    """Cached generation for the causal transformer, `takes` streams, fused like FastWaveNetStepper: each new token
     runs every layer against cached keys and values in one numba call per run of samples. When the model's
     window_start moves past the cache's first position (the cache holds max_context tokens), the oldest hop are
     dropped and the rest re-encoded as one block (matrix products and a causal mask, which equals encoding them
     token by token): exactly the windows forward_causal trains on."""
 
-    def __init__(self, model: AVTransformer):
+    def __init__(self, model: AVTransformer, takes: int = 1):
         if model.cfg.mode != "causal":
             raise ValueError("FastTransformerStepper needs a causal-mode transformer")
         cfg = model.cfg
-        self.model, self.channels, self.classes = model, cfg.channels, model.classes
+        self.model, self.channels, self.classes, self.takes = model, cfg.channels, model.classes, takes
         self.weights = w = _arrays(model.step_weights())
+        self.kernel_weights = _blocked(w, TRANSFORMER_PRODUCTS)
         self.transposed = TransposedProjections(*(np.ascontiguousarray(a.transpose(0, 2, 1))
                                                   for a in (w.qkv_w, w.attn_out_w, w.ff1_w, w.ff2_w)))
-        d, M, heads = cfg.d_model, model.max_context, cfg.n_heads
-        keys = np.zeros((cfg.n_layers, heads, M, d // heads), np.float32)
+        d, M, heads, T = cfg.d_model, model.max_context, cfg.n_heads, takes
+        keys = np.zeros((T, cfg.n_layers, heads, M, d // heads), np.float32)
+
+        def rows(width: int) -> np.ndarray:
+            return np.zeros((T, width), np.float32)
+
         self.state = TransformerState(
-            e=np.zeros(d, np.float32), tokens=np.zeros((M, d), np.float32), keys=keys, values=np.zeros_like(keys),
-            span=np.zeros(2, np.int64), hop=model.hop, work=np.zeros(7 * d + cfg.d_ff + 2 * M, np.float32),
-            out=np.zeros(self.channels * self.classes, np.float32))
+            e=np.zeros(d, np.float32), tokens=np.zeros((T, M, d), np.float32), keys=keys, values=np.zeros_like(keys),
+            span=np.zeros(2, np.int64), hop=model.hop, h=rows(d), normed=rows(d), qkv=rows(3 * d),
+            attended=rows(d), tmp=rows(d), hidden=rows(cfg.d_ff), scores=np.zeros(M, np.float32),
+            probs=np.zeros(M, np.float32), out=np.zeros(T * self.channels * self.classes, np.float32))
 
     def flops_per_step(self) -> int:
-        """Floating-point operations of the products in one step, averaged over a window cycle (2 per multiply-add;
-        norms and softmax not counted): the new token attends to M - hop/2 cached ones on average, and every hop
-        steps M - hop tokens are re-encoded (each attending to half of them on average)."""
-        w, M, hop = self.weights, self.state.tokens.shape[0], self.state.hop
+        """Floating-point operations of the products in one step of one take, averaged over a window cycle (2 per
+        multiply-add; norms and softmax not counted): the new token attends to M - hop/2 cached ones on average,
+        and every hop steps M - hop tokens are re-encoded (each attending to half of them on average)."""
+        w, M, hop = self.weights, self.state.tokens.shape[1], self.state.hop
         layers, d = w.qkv_w.shape[0], w.qkv_w.shape[2]
         dense = w.qkv_w[0].size + w.attn_out_w[0].size + w.ff1_w[0].size + w.ff2_w[0].size  # per layer and token
 
@@ -278,68 +366,82 @@ class FastTransformerStepper(FusedStepper):
         self.state.span[:] = 0
 
     def _call(self, previous, n, given, draw, audio) -> None:
-        _run_transformer(previous, n, given, draw, audio, self.state, self.weights, self.transposed)
+        _run_transformer(previous, n, given, draw, audio, self.state, self.kernel_weights, self.transposed)
 
 
 @njit(**FAST)
-def _token(x, t, state, weights):  # pragma: no cover - compiled
-    """Token x [d] (before the positional embedding) at window position t through every layer, its keys and values
-    cached at t (attending to positions 0 .. t); the decoder's output goes to state.out."""
-    w, keys, values, work = weights, state.keys, state.values, state.work
-    heads, M, dh = keys.shape[1], keys.shape[2], keys.shape[3]
-    d, ff = x.shape[0], w.ff1_w.shape[1]
-    h, normed, qkv, attended, tmp = work[:d], work[d:2 * d], work[2 * d:5 * d], work[5 * d:6 * d], work[6 * d:7 * d]
-    hidden, scores, probs = work[7 * d:7 * d + ff], work[7 * d + ff:7 * d + ff + M], work[7 * d + ff + M:]
-    h[:] = x + w.pos[t]
+def _attend(qkv, keys, values, t, scores, probs, attended):  # pragma: no cover - compiled
+    """One take's attention at window position t: caches the keys and values of qkv [3d] at t in keys and values
+    [heads, M, dh], and writes every head's softmax-weighted values over positions 0 .. t to attended [d]."""
+    heads, dh = keys.shape[0], keys.shape[2]
+    d = heads * dh
     scale = np.float32(1.0 / np.sqrt(dh))
-    for la in range(keys.shape[0]):
-        layer_norm_into(h, w.norm1_w[la], w.norm1_b[la], w.eps, normed)
-        affine_into(w.qkv_w[la], normed, w.qkv_b[la], qkv)
-        for hd in range(heads):
-            keys[la, hd, t] = qkv[d + hd * dh:d + (hd + 1) * dh]
-            values[la, hd, t] = qkv[2 * d + hd * dh:2 * d + (hd + 1) * dh]
-            np.dot(keys[la, hd, :t + 1], qkv[hd * dh:(hd + 1) * dh], scores[:t + 1])
-            scores[:t + 1] *= scale
-            softmax_into(scores[:t + 1], probs[:t + 1])
-            np.dot(probs[:t + 1], values[la, hd, :t + 1], attended[hd * dh:(hd + 1) * dh])
-        affine_into(w.attn_out_w[la], attended, w.attn_out_b[la], tmp)
-        h += tmp
-        layer_norm_into(h, w.norm2_w[la], w.norm2_b[la], w.eps, normed)
-        affine_into(w.ff1_w[la], normed, w.ff1_b[la], hidden)
-        np.maximum(hidden, np.float32(0.0), hidden)
-        affine_into(w.ff2_w[la], hidden, w.ff2_b[la], tmp)
-        h += tmp
-    layer_norm_into(h, w.norm_w, w.norm_b, w.eps, normed)
-    affine_into(w.decoder_w, normed, w.decoder_b, state.out)
+    for hd in range(heads):
+        keys[hd, t] = qkv[d + hd * dh:d + (hd + 1) * dh]
+        values[hd, t] = qkv[2 * d + hd * dh:2 * d + (hd + 1) * dh]
+        np.dot(keys[hd, :t + 1], qkv[hd * dh:(hd + 1) * dh], scores[:t + 1])
+        scores[:t + 1] *= scale
+        softmax_into(scores[:t + 1], probs[:t + 1])
+        np.dot(probs[:t + 1], values[hd, :t + 1], attended[hd * dh:(hd + 1) * dh])
 
 
 @njit(**FAST)
-def _block(tokens, state, weights, transposed):  # pragma: no cover - compiled
-    """Tokens [T, d] at window positions 0 .. T-1 through every layer at once with a causal mask, filling the key
-    and value caches at 0 .. T-1 (what T calls of _token do, as matrix products)."""
-    w, wt, keys, values = weights, transposed, state.keys, state.values
-    T, d = tokens.shape
+def _token(t, state, weights):  # pragma: no cover - compiled
+    """Every take's token at window position t (state.tokens[:, t], before the positional embedding) through
+    every layer, its keys and values cached at t (attending to positions 0 .. t); the decoder's outputs go to
+    state.out."""
+    w, st = weights, state
+    h, normed, tmp = st.h, st.normed, st.tmp
+    T = h.shape[0]
+    for k in range(T):
+        h[k] = st.tokens[k, t] + w.pos[t]
+    for la in range(st.keys.shape[1]):
+        for k in range(T):
+            layer_norm_into(h[k], w.norm1_w[la], w.norm1_b[la], w.eps, normed[k])
+        matvec_into(w.qkv_w[la], normed, w.qkv_b[la], st.qkv)
+        for k in range(T):
+            _attend(st.qkv[k], st.keys[k, la], st.values[k, la], t, st.scores, st.probs, st.attended[k])
+        matvec_into(w.attn_out_w[la], st.attended, w.attn_out_b[la], tmp)
+        h += tmp
+        for k in range(T):
+            layer_norm_into(h[k], w.norm2_w[la], w.norm2_b[la], w.eps, normed[k])
+        matvec_into(w.ff1_w[la], normed, w.ff1_b[la], st.hidden)
+        np.maximum(st.hidden, np.float32(0.0), st.hidden)
+        matvec_into(w.ff2_w[la], st.hidden, w.ff2_b[la], tmp)
+        h += tmp
+    for k in range(T):
+        layer_norm_into(h[k], w.norm_w, w.norm_b, w.eps, normed[k])
+    matvec_into(w.decoder_w, normed, w.decoder_b, st.out.reshape(T, -1))
+
+
+@njit(**FAST)
+def _block(tokens, keys, values, weights, transposed):  # pragma: no cover - compiled
+    """One take's tokens [W, d] at window positions 0 .. W-1 through every layer at once with a causal mask,
+    filling its key and value caches [n_layers, heads, M, dh] at 0 .. W-1 (what W calls of _token do, as matrix
+    products)."""
+    w, wt = weights, transposed
+    W, d = tokens.shape
     heads, dh = keys.shape[1], keys.shape[3]
-    h = tokens + w.pos[:T]
+    h = tokens + w.pos[:W]
     normed = np.empty_like(h)
     attended = np.empty_like(h)
-    probs = np.zeros((T, T), np.float32)
-    q = np.empty((T, dh), np.float32)
+    probs = np.zeros((W, W), np.float32)
+    q = np.empty((W, dh), np.float32)
     scale = np.float32(1.0 / np.sqrt(dh))
     for la in range(keys.shape[0]):
-        for t in range(T):
+        for t in range(W):
             layer_norm_into(h[t], w.norm1_w[la], w.norm1_b[la], w.eps, normed[t])
         qkv = np.dot(normed, wt.qkv_w[la]) + w.qkv_b[la]
         for hd in range(heads):
             q[:] = qkv[:, hd * dh:(hd + 1) * dh]
-            keys[la, hd, :T] = qkv[:, d + hd * dh:d + (hd + 1) * dh]
-            values[la, hd, :T] = qkv[:, 2 * d + hd * dh:2 * d + (hd + 1) * dh]
-            scores = np.dot(q, keys[la, hd, :T].T) * scale
-            for t in range(T):
+            keys[la, hd, :W] = qkv[:, d + hd * dh:d + (hd + 1) * dh]
+            values[la, hd, :W] = qkv[:, 2 * d + hd * dh:2 * d + (hd + 1) * dh]
+            scores = np.dot(q, keys[la, hd, :W].T) * scale
+            for t in range(W):
                 softmax_into(scores[t, :t + 1], probs[t, :t + 1])
-            attended[:, hd * dh:(hd + 1) * dh] = np.dot(probs, values[la, hd, :T])
+            attended[:, hd * dh:(hd + 1) * dh] = np.dot(probs, values[la, hd, :W])
         h += np.dot(attended, wt.attn_out_w[la]) + w.attn_out_b[la]
-        for t in range(T):
+        for t in range(W):
             layer_norm_into(h[t], w.norm2_w[la], w.norm2_b[la], w.eps, normed[t])
         h += np.dot(np.maximum(np.dot(normed, wt.ff1_w[la]) + w.ff1_b[la], np.float32(0.0)), wt.ff2_w[la]) + w.ff2_b[la]
 
@@ -349,18 +451,22 @@ def _run_transformer(previous, n, given, draw, audio, state, weights, transposed
     """n steps (see FusedStepper.run) of the transformer with its sliding KV cache: the window of each position
     starts where the model's window_start says (origin: the reset); when it moves, the tokens it keeps are
     re-encoded from an empty cache."""
-    tokens, span, M = state.tokens, state.span, state.tokens.shape[0]
+    tokens, span, M = state.tokens, state.span, state.tokens.shape[1]
+    T = tokens.shape[0]
     x = previous.copy()
     for j in range(n):
         position = span[1]
         start = _window_start(position, 0, M, state.hop)
         if start > span[0]:  # the window slid (by hop): re-encode the tokens it keeps
             keep = position - start
-            tokens[:keep] = tokens[start - span[0]:position - span[0]].copy()
-            _block(tokens[:keep], state, weights, transposed)
+            for k in range(T):
+                tokens[k, :keep] = tokens[k, start - span[0]:position - span[0]].copy()
+                _block(tokens[k, :keep], state.keys[k], state.values[k], weights, transposed)
             span[0] = start
         t = position - span[0]
-        tokens[t] = np.dot(weights.embed_w, x) + weights.embed_b + state.e
-        _token(tokens[t], t, state, weights)
+        matvec_into(weights.embed_w, x.reshape(T, -1), weights.embed_b, state.tmp)
+        for k in range(T):
+            tokens[k, t] = state.tmp[k] + state.e
+        _token(t, state, weights)
         span[1] = position + 1
         _next_input(x, j, state.out, given, draw, audio)

@@ -8,26 +8,27 @@ in [-1, 1].
 Two methods give the same audio: "naive" re-runs the network on its whole context for every step (the paper);
 "cached" keeps per-layer state between steps (WaveNet queues, the transformer's KV cache) and costs one column
 of work per sample. `FoleyEngine` makes each frame's audio as that frame arrives (live Foley, `stream`);
-`generate` runs it over the frames of a clip.
+`generate` runs it over the frames of a clip, `generate_takes` several takes of them at once.
 """
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import numpy as np
 import torch
 
 from foleylib.core.config import AVSpec
+from foleylib.core.device import free_cores
 from foleylib.core.progress import progress_bar
 from foleylib.data.dataset import audio_context, causal_window, video_context, window_frame_count
 from foleylib.data.motion import FrameInput, input_channels
-from foleylib.generation.fastgen import FastTransformerStepper, FastWaveNetStepper
+from foleylib.generation.fastgen import FastTransformerStepper, FastWaveNetStepper, FusedStepper, SplitStepper
 from foleylib.generation.kernels import blas_threads
 from foleylib.generation.sampling import Sampler
 from foleylib.models.transformer import window_start
@@ -36,6 +37,12 @@ Method = Literal["auto", "naive", "cached"]
 
 
 STEPPERS = {"wavenet": FastWaveNetStepper, "transformer": FastTransformerStepper}
+
+
+def make_stepper(model: torch.nn.Module, takes: int = 1, workers: int = 1) -> FusedStepper | SplitStepper:
+    """The model's fused stepper for `takes` streams in lockstep, split over up to `workers` threads."""
+    make = partial(STEPPERS[model.cfg.arch], model)
+    return make(takes) if min(workers, takes) <= 1 else SplitStepper(make, takes, min(workers, takes))
 
 
 @contextmanager
@@ -113,7 +120,7 @@ class FrameAudio:
     """The audio of one video frame, as the engine made it."""
 
     frame: int  # global frame index
-    audio: np.ndarray  # float32 [samples of the frame, C]
+    audio: np.ndarray  # float32 [samples of the frame, C], or [samples, takes, C] for an engine of several takes
     latency: float  # wall seconds between the frame's arrival and its audio
 
 
@@ -125,20 +132,30 @@ def crossfade_weights(n: int) -> np.ndarray:
 class FoleyEngine:
     """Makes the audio of each video frame as the frame arrives (push), by the paper's rules.
 
+    sampler: a Sampler, or a list of them to make one take per sampler in lockstep (cached generation only: the
+    takes share the frames and their embeddings, and each of `workers` threads its share of the takes and one read
+    of the weights per step for them; audio rows are then [takes, C]).
     start_frame: global index of the first frame to be pushed (frame/sample arithmetic and zero padding are
     global); past_frames: frames just before it (black where missing); prime: real audio just before its first
-    sample (zeros where missing). crossfade (deep fusion only): segments of spf samples are made every
-    spf - crossfade samples and overlapped with a raised-cosine crossfade over `crossfade` samples.
+    sample (zeros where missing; every take starts from it). crossfade (deep fusion only): segments of spf samples
+    are made every spf - crossfade samples and overlapped with a raised-cosine crossfade over `crossfade` samples.
     """
 
-    def __init__(self, model: torch.nn.Module, spec: AVSpec, method: Method = "auto", sampler: Sampler | None = None,
-                 start_frame: int = 0, past_frames: np.ndarray | None = None, prime: np.ndarray | None = None,
-                 crossfade: int = 0):
+    def __init__(self, model: torch.nn.Module, spec: AVSpec, method: Method = "auto",
+                 sampler: Sampler | list[Sampler] | None = None, start_frame: int = 0,
+                 past_frames: np.ndarray | None = None, prime: np.ndarray | None = None, crossfade: int = 0,
+                 workers: int = 1):
         cfg = model.cfg
         self.model, self.cfg = model.eval(), cfg
         self.spec = cfg.spec_for(spec)
         self.method = resolve_method(model, method)
         self.sampler = sampler or Sampler()
+        takes = len(sampler) if isinstance(sampler, list) else None
+        if takes is not None and self.method != "cached":
+            raise ValueError("takes in lockstep need cached generation")
+        self.row = (cfg.channels,) if takes is None else (takes, cfg.channels)  # one audio sample of every take
+        if takes is not None and prime is not None:
+            prime = np.broadcast_to(np.asarray(prime)[:, None], (len(prime), *self.row))
         self.device = next(model.parameters()).device
         self.span = cfg.samples_per_frame if cfg.arch == "fusion" else 1  # samples made per model call
         if crossfade and cfg.arch != "fusion":
@@ -150,15 +167,14 @@ class FoleyEngine:
         first = self.spec.frame_start(start_frame)
         self.made = first  # samples before this one are final
         history = max(cfg.context_samples, model.receptive_field) + 1  # what the next step reads
-        self.audio = self._tape(prime, first, history + 2 * self.spec.max_samples_per_frame, (cfg.channels,),
-                                np.float32)
+        self.audio = self._tape(prime, first, history + 2 * self.spec.max_samples_per_frame, self.row, np.float32)
         self.frame_input = FrameInput(cfg.video_input)  # RGB frames -> the model's input frames (causal motion)
         keep = window_frame_count(self.spec, history) + 2
         past = None if past_frames is None else self.frame_input.last(past_frames, keep)
         self.frames = self._tape(past, start_frame, keep, (cfg.size, cfg.size, input_channels(cfg.video_input)),
                                  np.uint8)
         self.origin = max(0, first - model.receptive_field)  # where cached state (and the naive windows) begin
-        self.stepper = STEPPERS[cfg.arch](model) if self.method == "cached" else None
+        self.stepper = make_stepper(model, takes or 1, workers) if self.method == "cached" else None
         self.on_screen = None  # the frame whose embedding conditions the stepper
         if self.stepper is not None:
             with torch.no_grad():
@@ -195,7 +211,7 @@ class FoleyEngine:
 
     def _grow_audio(self, stop: int) -> None:
         if stop > len(self.audio):
-            self.audio.extend(np.zeros((stop - len(self.audio), self.cfg.channels), np.float32))
+            self.audio.extend(np.zeros((stop - len(self.audio), *self.row), np.float32))
 
     def _run(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.model({k: v[None].to(self.device) for k, v in batch.items()})[0].float().cpu()
@@ -219,7 +235,7 @@ class FoleyEngine:
             if k != self.on_screen:  # a new frame: its embedding conditions the next samples
                 self.stepper.set_frame(self._frame_embedding(i))
                 self.on_screen = k
-            previous = self.audio[i - 1] if i > 0 else np.zeros(self.cfg.channels, np.float32)
+            previous = self.audio[i - 1] if i > 0 else np.zeros(self.row, np.float32)
             if teacher_forced:
                 self.stepper.run(previous, end - i, given=self.audio[i:end])
             else:
@@ -297,25 +313,44 @@ def generate(model: torch.nn.Module, spec: AVSpec, frames: np.ndarray, start_fra
     frames: the clip's aligned frames [T, S, S, 3]; prime: real audio just before the first generated sample
     (zero padding where it is shorter than the context). Returns float32 [N, C].
     """
+    return _generate(model, spec, frames, start_frame, n_frames, Sampler(temperature, top_p, seed), prime, method,
+                     crossfade, progress)
+
+
+def _generate(model: torch.nn.Module, spec: AVSpec, frames: np.ndarray, start_frame: int, n_frames: int,
+              sampler: Sampler | list[Sampler], prime: np.ndarray | None = None, method: Method = "auto",
+              crossfade: int = 0, progress: bool = False, workers: int = 1) -> np.ndarray:
+    """generate with a Sampler, or with a list of them: takes in lockstep on `workers` threads, [N, takes, C]."""
     if start_frame < 0 or n_frames < 1 or start_frame + n_frames > len(frames):
         raise ValueError(f"frames {start_frame} .. {start_frame + n_frames - 1} are not all in the clip "
                          f"({len(frames)} frames)")
-    engine = FoleyEngine(model, spec, method, Sampler(temperature, top_p, seed), start_frame,
-                         past_frames=frames[:start_frame], prime=prime, crossfade=crossfade)
+    engine = FoleyEngine(model, spec, method, sampler, start_frame, past_frames=frames[:start_frame], prime=prime,
+                         crossfade=crossfade, workers=workers)
     total = spec.frame_start(start_frame + n_frames) - spec.frame_start(start_frame)
     return run_frames(engine, frames[start_frame:start_frame + n_frames], total, progress)[0]
 
 
 def generate_takes(model: torch.nn.Module, spec: AVSpec, frames: np.ndarray, start_frame: int, n_frames: int,
-                   seeds: Iterable[int], workers: int | None = None, **generate_args) -> list[np.ndarray]:
-    """Several takes of the same frames, one per seed, generated at once: one engine per take on a pool of
-    `workers` threads (default: one per CPU core). The fused loops release the GIL, so takes run in parallel;
-    each equals generate(..., seed=seed). `generate_args` go to generate."""
-    seeds = list(seeds)
-    workers = workers or min(len(seeds), os.cpu_count() or 1)
-    with single_thread(), ThreadPoolExecutor(workers) as pool:  # one thread count for all takes, restored after
-        return list(pool.map(lambda seed: generate(model, spec, frames, start_frame, n_frames, seed=seed,
-                                                   **generate_args), seeds))
+                   seeds: Iterable[int], workers: int | None = None, temperature: float = 1.0, top_p: float = 1.0,
+                   **generate_args) -> list[np.ndarray]:
+    """Several takes of the same frames, one per seed, each equal to generate(..., seed=seed); `generate_args` go
+    to generate. They run on `workers` threads (default: one per core that other work leaves free, at most one per
+    take). Cached generation makes them in lockstep in one engine: each frame is embedded once for all, and each
+    thread steps its share of the takes with one read of the weights per step. Other methods run an engine per
+    take; the fused loops and torch release the GIL, so the threads run in parallel."""
+    seeds = [int(seed) for seed in seeds]
+    if not seeds:
+        return []
+    workers = min(workers or free_cores(), len(seeds))
+    with single_thread():  # one thread count for all takes, restored after
+        if resolve_method(model, generate_args.get("method", "auto")) == "cached":
+            samplers = [Sampler(temperature, top_p, seed) for seed in seeds]
+            audio = _generate(model, spec, frames, start_frame, n_frames, samplers, workers=workers, **generate_args)
+            return [np.ascontiguousarray(audio[:, k]) for k in range(len(seeds))]
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(lambda seed: generate(model, spec, frames, start_frame, n_frames,
+                                                       temperature=temperature, top_p=top_p, seed=seed,
+                                                       **generate_args), seeds))
 
 
 def run_frames(engine: FoleyEngine, frames: Iterable[np.ndarray], total: int | None = None, progress: bool = False,

@@ -1,15 +1,19 @@
-"""Numba primitives of the per-sample loops: no allocation, BLAS for products, a vectorizable exp.
+"""Numba primitives of the per-sample loops: no allocation, register-blocked products, a vectorizable exp.
 
-One generated sample costs a few hundred thousand multiply-adds spread over some 30 small matrix-vector
-products and a few hundred exponentials. libm's exp and tanh are scalar calls (numba's pip build has no SVML),
-so `exp_into` computes exp with the Cephes single-precision polynomial in a loop LLVM vectorizes; tanh and the
-sigmoid are built from it. Products go through np.dot with an `out` buffer (BLAS gemv/gemm, nothing allocated).
+One generated sample costs a few hundred thousand multiply-adds spread over some 20 small matrix-vector
+products and a few hundred exponentials. At these sizes BLAS gemv spends its time on call overhead and horizontal
+sums; `matvec_into` instead keeps BLOCK outputs in vector registers while it walks the inputs, over weights laid
+out once (`blocked`) so that every load is contiguous, and serves several takes from one read of the weights.
+libm's exp and tanh are scalar calls (numba's pip build has no SVML), so `exp_into` computes exp with the Cephes
+single-precision polynomial in a loop LLVM vectorizes; tanh and the sigmoid are built from it.
 """
 from __future__ import annotations
 
 import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401 - the BLAS that np.dot calls in compiled code: loaded now to be limited
-from numba import njit
+from numba import carray, njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 from threadpoolctl import ThreadpoolController
 
 _BLAS = ThreadpoolController().select(user_api="blas")
@@ -22,6 +26,10 @@ def blas_threads(n: int):
 
 
 FAST = dict(cache=True, fastmath=True, nogil=True)  # nogil: streams on threads run on all cores
+# Products: fused multiply-adds but no reassociation, so each sum runs in input order whatever the vectorization.
+EXACT = dict(FAST, fastmath={"contract", "nnan", "ninf", "nsz"})
+BLOCK = 64  # outputs a product keeps in registers: 8 AVX2 vectors (16 registers hold them and the operands)
+HALF = BLOCK // 2  # outputs per take when two takes share the registers
 
 
 @njit(**FAST)
@@ -55,11 +63,66 @@ def gated_into(z, scratch, out):  # pragma: no cover - compiled
         out[c] = (1 - 2 / (scratch[c] + 1)) / (1 + scratch[r + c])
 
 
-@njit(**FAST)
-def affine_into(w, x, b, out):  # pragma: no cover - compiled
-    """out = w @ x + b for w [O, I] and x [I]."""
-    np.dot(w, x, out)
-    out += b
+def blocked(w: np.ndarray) -> np.ndarray:
+    """Weights [..., O, I] -> [..., ceil(O / BLOCK), I, BLOCK], what matvec_into reads: each block of BLOCK output
+    rows stored input by input (the BLOCK weights of one input are one contiguous run), zero rows padding the
+    last block."""
+    *lead, outputs, inputs = w.shape
+    padded = np.zeros((*lead, -(-outputs // BLOCK) * BLOCK, inputs), np.float32)
+    padded[..., :outputs, :] = w
+    return np.ascontiguousarray(padded.reshape(*lead, -1, BLOCK, inputs).swapaxes(-1, -2))
+
+
+@intrinsic
+def _stack_floats(typingctx, n):
+    """A pointer to n float32 in the calling function's stack frame (n a compile-time constant): an accumulator
+    the compiler can keep in registers, which it cannot for an array that might alias the operands."""
+    if not isinstance(n, types.IntegerLiteral):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return cgutils.alloca_once(builder, context.get_value_type(types.float32), size=n.literal_value)
+
+    return types.CPointer(types.float32)(n), codegen
+
+
+@njit(**EXACT)
+def matvec_into(wb, x, b, out):  # pragma: no cover - compiled
+    """out[t] = W @ x[t] + b for every take t: x [T, I], out [T, O], b [O], W [O, I] given as blocked(W).
+
+    Each output is b[o] + w[o, 0] x[t, 0] + w[o, 1] x[t, 1] + ..., summed in input order with fused multiply-adds
+    in registers: the same arithmetic whatever T. Takes go in pairs that share every weight load (half a block of
+    outputs each); an odd last take goes alone, a whole block at a time. A block's weights come from memory once
+    per call and from cache for the other takes."""
+    acc = carray(_stack_floats(BLOCK), BLOCK)
+    takes, inputs = x.shape
+    for ob in range(wb.shape[0]):
+        for half in range(0, BLOCK, HALF):
+            first = ob * BLOCK + half
+            rows = min(HALF, b.shape[0] - first)
+            for t in range(0, takes - 1, 2):
+                for j in range(HALF):
+                    acc[j] = b[first + j] if j < rows else np.float32(0.0)
+                    acc[HALF + j] = acc[j]
+                for i in range(inputs):
+                    x0, x1 = x[t, i], x[t + 1, i]
+                    for j in range(HALF):
+                        acc[j] += wb[ob, i, half + j] * x0
+                        acc[HALF + j] += wb[ob, i, half + j] * x1
+                for j in range(rows):
+                    out[t, first + j] = acc[j]
+                    out[t + 1, first + j] = acc[HALF + j]
+        if takes % 2:
+            t, first = takes - 1, ob * BLOCK
+            rows = min(BLOCK, b.shape[0] - first)
+            for j in range(BLOCK):
+                acc[j] = b[first + j] if j < rows else np.float32(0.0)
+            for i in range(inputs):
+                xi = x[t, i]
+                for j in range(BLOCK):
+                    acc[j] += wb[ob, i, j] * xi
+            for j in range(rows):
+                out[t, first + j] = acc[j]
 
 
 @njit(**FAST)

@@ -90,3 +90,13 @@ class Sampler:
         drawn = mulaw and self.temperature > 0
         uniforms = self.rng.random((n, channels)) if drawn else np.zeros((n, channels))
         return DrawParameters(float(self.temperature), float(self.top_p), uniforms)
+
+
+def takes_draw(samplers: list[Sampler], n: int, channels: int, mulaw: bool) -> DrawParameters:
+    """The DrawParameters of n steps of several takes side by side (take after take, `channels` values each): each
+    take's uniforms come from its own sampler as draw_parameters gives them to a single take. The takes share
+    temperature and top_p."""
+    parts = [sampler.draw_parameters(n, channels, mulaw) for sampler in samplers]
+    if len({(p.temperature, p.top_p) for p in parts}) > 1:
+        raise ValueError("takes drawn together share temperature and top_p")
+    return DrawParameters(parts[0].temperature, parts[0].top_p, np.concatenate([p.uniforms for p in parts], axis=1))

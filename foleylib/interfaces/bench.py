@@ -2,16 +2,22 @@
 
 Every figure is the median wall time of several repeats after a warm-up call, turned into a rate. Generation is
 measured at the default model preset, 16 kHz stereo, mu-law sampling included, with untrained weights (speed
-does not depend on them), one stream on one thread as a live user would run it, and `batch` takes at once on a
-thread per core. The machine is shared and noisy: compare ratios from one run, not numbers across runs.
+does not depend on them), one stream on one thread as a live user would run it, the fused step alone (the
+kernels' arithmetic rate), and `batch` takes at once, on a thread per core and on one thread. Ingest is measured
+on one file and on a corpus with a job per core, with the exact and the fast resize; two `foley train` runs started
+together against one alone, each process choosing its threads as the command does. The machine is shared and
+noisy: compare ratios from one run, not numbers across runs.
 `quick` shrinks every measurement (tiny models, short clips) to check that the benchmark runs, not to report.
 """
 from __future__ import annotations
 
+import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,8 +31,8 @@ from torch.utils.data import default_collate
 from torch.utils.flop_counter import FlopCounterMode
 
 from foleylib.core.config import AVSpec
-from foleylib.core.device import pick_device
-from foleylib.data.align import ingest_file
+from foleylib.core.device import available_cores, pick_device
+from foleylib.data.align import ingest, ingest_file
 from foleylib.data.batches import warmup_positions
 from foleylib.data.dataset import AlignedClip, SampleDataset, WindowDataset
 from foleylib.data.media import ffmpeg_exe, write_video
@@ -47,15 +53,21 @@ class Plan:
     cached_frames: int = 50  # video frames generated per cached repeat
     matmul_n: int = 2048  # size of the square matmul that measures peak GFLOP/s
     train_steps: int = 3  # optimizer steps per training repeat
+    takes: int = 4  # takes generated at once (generate_takes)
     causal_windows: int = 4  # causal-mode batch: windows of `window` scored positions
     window: int = 2048
     ingest_seconds: float = 20.0  # length of the 640x360 30 fps clip that ingest reads
+    corpus_files: int = 10  # a corpus of this many such clips, ingested with a job per core
+    corpus_seconds: float = 10.0  # length of each
+    shared_preset: str = "small"  # two `foley train` runs at once against one alone: model preset
+    shared_steps: int = 20  # and optimizer steps of each run (the first two and the last are not timed)
     receptive_fields: tuple[int, ...] = (6, 8, 10)  # WaveNet dilation cycles of the scaling curve (2^c + 1)
 
 
 FULL = Plan()
 QUICK = Plan(preset="tiny", repeats=2, cached_frames=5, matmul_n=512, train_steps=1, causal_windows=2, window=256,
-             ingest_seconds=2.0, receptive_fields=(4, 6))
+             ingest_seconds=2.0, corpus_files=3, corpus_seconds=1.0, shared_preset="tiny", shared_steps=5,
+             receptive_fields=(4, 6))
 
 
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:
@@ -92,7 +104,7 @@ def machine(plan: Plan) -> dict:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     return {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": torch.get_num_threads(),
             "torch": torch.__version__, "device": name,
-            "peak_matmul_gflops": matmul_gflops(plan.matmul_n, plan.repeats),
+            "peak_matmul_gflops": matmul_gflops(plan.matmul_n, plan.repeats, threads=available_cores()),
             "peak_matmul_gflops_1thread": matmul_gflops(plan.matmul_n, plan.repeats, threads=1)}
 
 
@@ -134,27 +146,49 @@ def fusion_flops_per_sample(model: torch.nn.Module, spec: AVSpec) -> int:
     return round(counter.get_total_flops() / model.cfg.samples_per_frame)
 
 
+def step_seconds(model: torch.nn.Module, spec: AVSpec, frames: int, plan: Plan, seed: int) -> float:
+    """Wall seconds per sample of the fused step alone (FusedStepper.run): one take, mu-law draw included, no video
+    embedding."""
+    engine = FoleyEngine(model, spec, "cached", Sampler(seed=seed))  # its caches warmed from the zero padding
+    n = spec.frame_start(frames)
+    previous = np.zeros(spec.channels, np.float32)
+    return median_seconds(lambda: engine.stepper.run(previous, n, engine.sampler), plan.repeats) / n
+
+
+def takes_rtf(model: torch.nn.Module, spec: AVSpec, plan: Plan, seed: int, workers: int) -> float:
+    """Seconds of audio per wall second of plan.takes takes of the same frames at once (generate_takes)."""
+    start = spec.context_frames
+    video, audio = _scene(spec, start + plan.cached_frames, seed)
+    seconds = median_seconds(lambda: generate_takes(model, spec, video, start, plan.cached_frames, range(plan.takes),
+                                                    workers, prime=audio[:spec.frame_start(start)]), plan.repeats)
+    return plan.takes * (spec.frame_start(start + plan.cached_frames) - spec.frame_start(start)) / spec.sr / seconds
+
+
 def generation(arch: str, plan: Plan, spec: AVSpec, peak_1thread: float, seed: int) -> dict:
-    """rtf_naive, rtf_cached, speedup, the arithmetic rate of the cached path, and `batch` takes at once."""
+    """rtf_naive, rtf_cached, speedup, the arithmetic rate of the cached path (end to end, and of the fused step
+    alone), and `batch` takes at once: on a thread per core (rtf_batched; batch_speedup against one stream) and on
+    one thread."""
     model = _model(arch, plan, spec, seed)
     result = {"rtf_naive": generation_rtf(model, spec, "naive", plan.naive_frames, plan, seed)}
     if arch == "fusion":  # a frame per step: there is nothing to cache
         flops = fusion_flops_per_sample(model, spec)
         rate = result["rtf_naive"]
-        result |= {"rtf_cached": None, "speedup": None}
+        result |= {"rtf_cached": None, "speedup": None, "step_us_per_sample": None, "step_gflops": None,
+                   "step_fraction_of_peak": None}
     else:
         flops = STEPPERS[arch](model).flops_per_step()
         rate = result["rtf_cached"] = generation_rtf(model, spec, "cached", plan.cached_frames, plan, seed)
         result["speedup"] = rate / result["rtf_naive"]
+        step = step_seconds(model, spec, plan.cached_frames, plan, seed)
+        result |= {"step_us_per_sample": step * 1e6, "step_gflops": flops / step / 1e9,
+                   "step_fraction_of_peak": flops / step / 1e9 / peak_1thread}
     gflops = flops * rate * spec.sr / 1e9
     result |= {"flops_per_sample": flops, "gflops_achieved": gflops, "fraction_of_peak": gflops / peak_1thread}
-    batch = os.cpu_count() or 1
-    start = spec.context_frames
-    video, audio = _scene(spec, start + plan.cached_frames, seed)
-    seconds = median_seconds(lambda: generate_takes(model, spec, video, start, plan.cached_frames, range(batch),
-                                                    prime=audio[:spec.frame_start(start)]), plan.repeats)
-    n = spec.frame_start(start + plan.cached_frames) - spec.frame_start(start)
-    result |= {"rtf_batched": batch * n / spec.sr / seconds, "batch": batch}
+    workers = min(plan.takes, available_cores())
+    result |= {"batch": plan.takes, "batch_workers": workers,
+               "rtf_batched": takes_rtf(model, spec, plan, seed, workers),
+               "rtf_batched_1thread": takes_rtf(model, spec, plan, seed, 1)}
+    result["batch_speedup"] = result["rtf_batched"] / rate
     return result
 
 
@@ -225,17 +259,67 @@ def _test_clip(path: Path, seconds: float, seed: int) -> Path:
     return write_video(path, frames(), 30, audio, 44100)
 
 
-def ingest(plan: Plan, seed: int) -> dict:
-    """Seconds of 640x360 30 fps video aligned per wall second, and ffmpeg's own decode of it to raw frames."""
+def ingest_corpus(plan: Plan, seed: int, folder: Path) -> dict:
+    """Seconds of video per wall second of `foley ingest --jobs 0` (a job per core) of a corpus of 640x360 30 fps
+    clips, with the exact resize and with --fast-resize."""
+    first = _test_clip(folder / "corpus0.mp4", plan.corpus_seconds, seed)
+    files = [first] + [Path(shutil.copy(first, folder / f"corpus{k}.mp4")) for k in range(1, plan.corpus_files)]
+    seconds = plan.corpus_files * plan.corpus_seconds
+
+    def rate(resize: str) -> float:
+        return seconds / median_seconds(lambda: ingest(files, folder / resize, force=True, jobs=0, resize=resize),
+                                        plan.repeats)
+
+    return {"files": plan.corpus_files, "seconds": seconds, "jobs": available_cores(),
+            "realtime_factor": rate("cv2"), "fast_resize_rtf": rate("ffmpeg")}
+
+
+def ingest_speed(plan: Plan, seed: int) -> dict:
+    """Seconds of 640x360 30 fps video aligned per wall second (one file; a corpus with a job per core), and
+    ffmpeg's own decode of it to raw frames."""
     with tempfile.TemporaryDirectory() as tmp:
         clip = _test_clip(Path(tmp) / "clip.mp4", plan.ingest_seconds, seed)
-        aligned = median_seconds(lambda: ingest_file(clip, Path(tmp) / "aligned", AVSpec(), force=True), plan.repeats)
+
+        def rate(resize: str) -> float:
+            return plan.ingest_seconds / median_seconds(
+                lambda: ingest_file(clip, Path(tmp) / "aligned", AVSpec(), force=True, resize=resize), plan.repeats)
+
         decode = [ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(clip), "-map", "0:v:0", "-f", "rawvideo",
                   "-pix_fmt", "rgb24", "-"]
         ffmpeg = median_seconds(lambda: subprocess.run(decode, stdout=subprocess.DEVNULL, check=True), plan.repeats)
-    result = {"realtime_factor": plan.ingest_seconds / aligned, "ffmpeg_rtf": plan.ingest_seconds / ffmpeg}
+        result = {"realtime_factor": rate("cv2"), "fast_resize_rtf": rate("ffmpeg"),
+                  "ffmpeg_rtf": plan.ingest_seconds / ffmpeg, "corpus": ingest_corpus(plan, seed, Path(tmp))}
     result["ratio"] = result["ffmpeg_rtf"] / result["realtime_factor"]  # how many times ffmpeg's decode is faster
+    result["corpus"]["ratio"] = result["ffmpeg_rtf"] / result["corpus"]["fast_resize_rtf"]
     return result
+
+
+def _train_together(count: int, clip: Path, plan: Plan, out: Path) -> list[float]:
+    """Steps per second of each of `count` `foley train` runs started together on an aligned clip (the first two
+    steps and the last, which validates, not timed)."""
+    runs = [out / f"together{count}-{k}" for k in range(count)]
+    procs = [subprocess.Popen([sys.executable, "-m", "foleylib", "train", "--arch", "wavenet", "--preset",
+                               plan.shared_preset, "--steps", str(plan.shared_steps), "--data", str(clip), "--seed",
+                               str(k), "--quiet", "--out", str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True) for k, run in enumerate(runs)]
+    for proc in procs:
+        if proc.wait() != 0:
+            raise RuntimeError(f"foley train failed: {proc.stderr.read().strip()}")
+    walls = [[json.loads(line)["wall_s"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+             for run in runs]
+    return [(plan.shared_steps - 3) / (wall[-2] - wall[1]) for wall in walls]
+
+
+def shared_training(plan: Plan, seed: int) -> dict:
+    """Two `foley train` runs started together (each process picks its threads as the command does) against one
+    alone: steps per second and the ratios."""
+    with tempfile.TemporaryDirectory() as tmp:
+        video = _test_clip(Path(tmp) / "clip.mp4", max(plan.ingest_seconds, 4.0), seed)
+        clip = ingest_file(video, Path(tmp) / "aligned").clip_dir
+        alone, together = _train_together(1, clip, plan, Path(tmp))[0], _train_together(2, clip, plan, Path(tmp))
+    return {"preset": plan.shared_preset, "steps": plan.shared_steps, "alone_steps_per_s": alone,
+            "together_steps_per_s": together, "ratios": [rate / alone for rate in together],
+            "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}}
 
 
 def run_bench(quick: bool = False, seed: int = 0, log: Callable[[str], None] = lambda _: None) -> dict:
@@ -250,14 +334,18 @@ def run_bench(quick: bool = False, seed: int = 0, log: Callable[[str], None] = l
         with single_thread():
             report["generation"][arch] = g = generation(arch, plan, spec, peak_1thread, seed)
         log(f"generation {arch}: rtf naive {g['rtf_naive']:.4f}, cached {g['rtf_cached'] or 0:.3f}, "
-            f"{g['batch']} takes at once {g['rtf_batched']:.3f}")
+            f"{g['batch']} takes at once {g['rtf_batched']:.3f} ({g['batch_speedup']:.2f}x one stream; on one "
+            f"thread {g['rtf_batched_1thread']:.3f})")
     with single_thread():
         report["context_scaling"] = context_scaling(plan, spec, seed)
     report["training"] = {arch: training(arch, plan, spec, seed) for arch in ("wavenet", "transformer")}
     for arch, t in report["training"].items():
         log(f"training {arch}: causal / paper predictions per second {t['ratio']:.0f}x")
-    report["ingest"] = ingest(plan, seed)
-    log(f"ingest: {report['ingest']['realtime_factor']:.0f}x real time, ffmpeg decode alone "
-        f"{report['ingest']['ffmpeg_rtf']:.0f}x")
+    report["ingest"] = i = ingest_speed(plan, seed)
+    log(f"ingest: {i['realtime_factor']:.0f}x real time ({i['fast_resize_rtf']:.0f}x --fast-resize), ffmpeg decode "
+        f"alone {i['ffmpeg_rtf']:.0f}x; {i['corpus']['files']} files with {i['corpus']['jobs']} jobs "
+        f"{i['corpus']['realtime_factor']:.0f}x ({i['corpus']['fast_resize_rtf']:.0f}x --fast-resize)")
+    report["shared_training"] = t = shared_training(plan, seed)
+    log(f"two trainings at once: {', '.join(f'{r:.2f}' for r in t['ratios'])} of the steps per second of one alone")
     report["wall_s"] = time.perf_counter() - t0
     return report

@@ -10,8 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from foleylib.core.argtypes import non_negative_float, positive_float, positive_int
+from foleylib.core.argtypes import non_negative_float, non_negative_int, positive_float, positive_int
 from foleylib.core.config import MODEL_PRESETS, AVSpec
+from foleylib.core.device import configure_threads
 from foleylib.core.errors import InputError
 from foleylib.core.fsutil import ensure_out_dir
 from foleylib.data.synth import KINDS
@@ -84,7 +85,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
               f"{r.meta['seconds']:.2f} s)")
 
     results, errors = ingest(args.videos, ensure_out_dir(args.out), _spec_from(args), force=args.force,
-                             on_error=_print_error, on_result=report, max_seconds=args.max_seconds or MAX_SECONDS)
+                             on_error=_print_error, on_result=report, max_seconds=args.max_seconds or MAX_SECONDS,
+                             jobs=args.jobs, resize="ffmpeg" if args.fast_resize else "cv2")
     skipped = sum(r.status == "skipped" for r in results)
     print(f"{len(results) - skipped} aligned, {skipped} unchanged, {len(errors)} failed in "
           f"{time.perf_counter() - t0:.1f} s; "
@@ -220,6 +222,11 @@ def _add_ingest_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("data/aligned"))
     p.add_argument("--force", action="store_true", help="re-align even when source and parameters are unchanged")
     p.add_argument("--max-seconds", type=positive_float, help="refuse videos longer than this (default 4 hours)")
+    p.add_argument("--jobs", type=non_negative_int, default=1,
+                   help="videos aligned at once, each in its own process (default 1; 0: one per core)")
+    p.add_argument("--fast-resize", action="store_true",
+                   help="resize frames with ffmpeg's area scaler while decoding instead of cv2's INTER_AREA on "
+                        "whole frames (faster; frames differ by a few levels, see README)")
     _spec_args(p)
     p.set_defaults(func=cmd_ingest)
 
@@ -361,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     args.argv = argv
+    if "torch" not in sys.modules:  # a fresh process, not code that set torch up already and calls main()
+        configure_threads()
     try:
         return args.func(args)
     except InputError as err:
