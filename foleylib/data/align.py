@@ -248,7 +248,8 @@ def ingest(sources: Iterable[str | Path], out_root: str | Path, spec: AVSpec = A
            resize: str = "cv2") -> tuple[list[IngestResult], list[InputError]]:
     """Align many videos, `jobs` at once (0: one per available core); a bad file is reported through `on_error`
     and skipped, the rest still ingested. Results and errors are reported in input order, the manifest written
-    once at the end. The clips are the same for any `jobs`."""
+    once at the end. The clips are the same for any `jobs`. The workers are started afresh ("spawn") and import
+    the main module: a script that asks for jobs calls this under `if __name__ == "__main__":`."""
     sources = [Path(source) for source in sources]
     jobs = min(jobs or available_cores(), max(1, len(sources)))
     align = partial(ingest_file, out_root=out_root, spec=spec, force=force, max_seconds=max_seconds, resize=resize)

@@ -162,17 +162,6 @@ class StackedFrames:
         return self[:] if dtype is None else self[:].astype(dtype)
 
 
-def write_motion(frames: np.ndarray, path: Path, chunk: int = 4096) -> None:
-    """Motion of RGB frames [T, S, S, 3] into a .npy file at `path`, a chunk of frames at a time."""
-    tracker = MotionTracker()
-    target = np.lib.format.open_memmap(path, "w+", np.uint8, (len(frames), *frames.shape[1:3],
-                                                               len(MOTION_CHANNELS)))
-    for start in range(0, len(frames), chunk):
-        target[start:start + chunk] = tracker.extend(frames[start:start + chunk])
-    target.flush()
-    del target
-
-
 def clip_motion(clip: AlignedClip) -> np.ndarray:
     """A clip's motion [T, S, S, M]: its motion.npy (memory-mapped) when ingest made one with these settings,
     else computed from its frames (clips ingested before motion existed); the same values either way."""
