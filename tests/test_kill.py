@@ -106,7 +106,7 @@ def test_killed_training_leaves_loadable_checkpoints_or_none(long_clip, tmp_path
 
 @pytest.mark.slow
 def test_killed_resumes_end_with_the_weights_of_an_unbroken_run(long_clip, tmp_path):
-    args = [*TINY_TRAIN, "--steps", "120", "--data", long_clip]
+    args = [*TINY_TRAIN, "--steps", "1000", "--data", long_clip]
     run = tmp_path / "killed"
     codes = []
     for k, at in enumerate(kill_points(9.0, 4) + 3.0):  # past start-up: most kills land inside training
