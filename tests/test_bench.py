@@ -23,7 +23,7 @@ def test_quick_bench_writes_every_measurement(tmp_path):
     machine = report["machine"]
     assert {"cpu", "threads", "torch", "device"} <= set(machine)
     assert _positive(machine["peak_matmul_gflops"]) and _positive(machine["threads"])
-    assert set(report["generation"]) == {"wavenet", "transformer", "fusion"}
+    assert set(report["generation"]) == {"wavenet", "transformer", "transformer_sliding", "fusion"}
     for arch, g in report["generation"].items():
         assert set(g) == GENERATION_KEYS
         cached = set() if arch == "fusion" else CACHED_ONLY
@@ -35,8 +35,8 @@ def test_quick_bench_writes_every_measurement(tmp_path):
             assert math.isclose(g["step_gflops"], g["flops_per_sample"] / g["step_us_per_sample"] / 1e3)
             assert math.isclose(g["step_fraction_of_peak"], g["step_gflops"] / machine["peak_matmul_gflops_1thread"])
     assert all(report["generation"]["fusion"][k] is None for k in CACHED_ONLY)  # a frame per step: nothing to cache
-    for arch in ("wavenet", "transformer"):
-        t = report["training"][arch]
+    assert set(report["training"]) == {"wavenet", "transformer", "transformer_sliding"}
+    for t in report["training"].values():
         assert _positive(t["paper"]["predictions_per_s"]) and _positive(t["causal"]["predictions_per_s"])
         assert math.isclose(t["ratio"], t["causal"]["predictions_per_s"] / t["paper"]["predictions_per_s"])
     ingest = report["ingest"]

@@ -7,7 +7,7 @@ from foleylib.core.config import MODEL_PRESETS
 from foleylib.data.motion import VIDEO_INPUTS
 from foleylib.data.synth import KINDS
 from foleylib.interfaces.cli import build_parser
-from foleylib.models.config import ARCHS, LOSSES, MODES, NORMS, VARIANTS, ModelConfig
+from foleylib.models.config import ARCHS, LOSSES, MODES, NORMS, POSITIONS, VARIANTS, ModelConfig
 from foleylib.training.config import TrainConfig
 
 
@@ -76,7 +76,7 @@ def test_train_defaults_are_the_config_classes_defaults():
 
 def test_choices_are_the_registries():
     registries = {"arch": ARCHS, "mode": MODES, "variant": VARIANTS, "loss": LOSSES, "preset": MODEL_PRESETS,
-                  "norm": NORMS, "video_input": VIDEO_INPUTS}
+                  "norm": NORMS, "video_input": VIDEO_INPUTS, "positions": POSITIONS}
     train = _options("train")
     assert {dest: tuple(train[dest].choices) for dest in registries} == registries
     for command in ("table", "crossval"):

@@ -35,7 +35,10 @@ def test_generates_whole_frames_in_range(arch, kw):
     assert np.abs(audio).max() <= 1 and np.abs(audio).max() > 0
 
 
-@pytest.mark.parametrize("arch,kw", [("wavenet", {"kernel_size": 3}), ("transformer", {})])
+SLIDING = {"positions": "alibi", "n_layers": 2}  # receptive field 2 * 31 + 1: the second layer reaches further
+
+
+@pytest.mark.parametrize("arch,kw", [("wavenet", {"kernel_size": 3}), ("transformer", {}), ("transformer", SLIDING)])
 def test_cached_equals_naive_continuous_over_two_seconds(arch, kw):
     model = tiny(arch, loss="mse", **kw)  # tiny transformer: 32-token windows, so 2 s cross ~120 window slides
     naive = generate(model, SPEC, FRAMES, 5, 50, prime=PRIME, method="naive")
@@ -45,9 +48,9 @@ def test_cached_equals_naive_continuous_over_two_seconds(arch, kw):
     assert naive.std() > 0.01  # not a trivially constant output
 
 
-@pytest.mark.parametrize("arch", ["wavenet", "transformer"])
-def test_cached_equals_naive_mulaw_same_seed(arch):
-    model = tiny(arch, loss="ce")
+@pytest.mark.parametrize("arch,kw", [("wavenet", {}), ("transformer", {}), ("transformer", SLIDING)])
+def test_cached_equals_naive_mulaw_same_seed(arch, kw):
+    model = tiny(arch, loss="ce", **kw)
     naive = generate(model, SPEC, FRAMES, 5, 8, prime=PRIME, method="naive", seed=4)
     cached = generate(model, SPEC, FRAMES, 5, 8, prime=PRIME, method="cached", seed=4)
     np.testing.assert_array_equal(naive, cached)
@@ -59,15 +62,15 @@ def cold_start(tmp_path_factory):
     """A 0.2 s test-pattern video without audio and untrained tiny causal runs {arch}-{loss}, saved as foley train
     does (tiny preset: 8 kHz, 25 fps, 32 x 32)."""
     root = tmp_path_factory.mktemp("cold")
-    for arch in ("wavenet", "transformer"):
+    for arch, kw in (("wavenet", {}), ("transformer", {}), ("transformer-alibi", {"positions": "alibi"})):
         for loss in ("mse", "ce"):
             torch.manual_seed(0)
-            save_model(build_model(model_config(arch, "tiny", preset("tiny"), loss=loss)), preset("tiny"),
-                       root / f"{arch}-{loss}" / "model.pt")
+            cfg = model_config(arch.split("-")[0], "tiny", preset("tiny"), loss=loss, **kw)
+            save_model(build_model(cfg), preset("tiny"), root / f"{arch}-{loss}" / "model.pt")
     return root, make_video(root / "pattern.mp4", seconds=0.2, size="64x48", sr=None)
 
 
-@pytest.mark.parametrize("arch", ["wavenet", "transformer"])
+@pytest.mark.parametrize("arch", ["wavenet", "transformer", "transformer-alibi"])
 @pytest.mark.parametrize("loss", ["mse", "ce"])
 def test_cli_cached_equals_naive_from_zero_padding(tmp_path, capsys, cold_start, arch, loss):
     """Without --prime the first samples' windows reach into the zero padding before sample 0, whose activations
@@ -89,16 +92,16 @@ def test_cli_cached_equals_naive_from_zero_padding(tmp_path, capsys, cold_start,
         np.testing.assert_array_equal(naive, cached)
 
 
-@pytest.mark.parametrize("arch", ["wavenet", "transformer"])
-def test_cold_stream_and_takes_equal_naive(arch):
-    model = tiny(arch, loss="ce")
+@pytest.mark.parametrize("arch,kw", [("wavenet", {}), ("transformer", {}), ("transformer", SLIDING)])
+def test_cold_stream_and_takes_equal_naive(arch, kw):
+    model = tiny(arch, loss="ce", **kw)
     naive = [generate(model, SPEC, FRAMES, 0, 4, method="naive", seed=seed) for seed in (3, 4)]
     takes = generate_takes(model, SPEC, FRAMES, 0, 4, seeds=[3, 4], workers=2, method="cached")
     pieces = stream(model, SPEC, iter(FRAMES[:4]), method="cached", sampler=Sampler(seed=3))
     np.testing.assert_array_equal(np.concatenate([p.audio for p in pieces]), naive[0])
     for take, expected in zip(takes, naive, strict=True):
         np.testing.assert_array_equal(take, expected)
-    continuous = tiny(arch, loss="mse")
+    continuous = tiny(arch, loss="mse", **kw)
     cached = generate(continuous, SPEC, FRAMES, 0, 4, method="cached")
     assert np.abs(generate(continuous, SPEC, FRAMES, 0, 4, method="naive") - cached).max() < 1e-4
 
@@ -152,8 +155,9 @@ def test_sampling_follows_the_distribution_and_the_temperature():
     np.testing.assert_array_equal(pick_sample(logits[:2], 0, None), [float(mulaw_decode(torch.tensor(0)))] * 2)
 
 
-def test_transformer_stepper_matches_full_forward_across_window_slides():
-    model = tiny("transformer", loss="ce")  # max_context 32, hop 16
+@pytest.mark.parametrize("kw", [{}, SLIDING])
+def test_transformer_stepper_matches_full_forward_across_window_slides(kw):
+    model = tiny("transformer", loss="ce", **kw)  # max_context 32: absolute windows slide by 16, alibi's rings by 1
     audio_in = torch.from_numpy(PRIME[:150])[None]
     video = torch.from_numpy(FRAMES[:3])[None]
     full = model({"audio_in": audio_in, "video": video, "frame_index": torch.full((1, 150), 1)})[0]
@@ -237,10 +241,10 @@ def test_takes_run_at_once_and_equal_one_by_one_generation():
     assert torch.get_num_threads() == THREADS  # the pool's single-thread setting is restored
 
 
-@pytest.mark.parametrize("arch", ["wavenet", "transformer"])
+@pytest.mark.parametrize("arch,kw", [("wavenet", {}), ("transformer", {}), ("transformer", SLIDING)])
 @pytest.mark.parametrize("loss", ["mse", "ce"])
-def test_takes_in_lockstep_on_one_thread_equal_single_generation_bit_for_bit(arch, loss):
-    model = tiny(arch, loss=loss)  # the transformer's 32-token window slides 5 times in these 200 samples
+def test_takes_in_lockstep_on_one_thread_equal_single_generation_bit_for_bit(arch, kw, loss):
+    model = tiny(arch, loss=loss, **kw)  # the transformer's 32-token window slides 5 times in these 200 samples
     takes = generate_takes(model, SPEC, FRAMES, 5, 5, seeds=[0, 1, 2], workers=1, prime=PRIME, temperature=0.9)
     for seed, take in enumerate(takes):
         np.testing.assert_array_equal(take, generate(model, SPEC, FRAMES, 5, 5, prime=PRIME, seed=seed,
@@ -261,3 +265,6 @@ def test_flops_per_step_counts_every_product_by_hand():
     token = 2048 + 2 * 16 * 24
     reencode = 2048 + 2 * 16 * 8.5
     assert transformer.flops_per_step() == 2 * (32 + token + 8192 + reencode)
+    # alibi, 2 layers: each attends to all 32 cached tokens, nothing is re-encoded
+    sliding = FastTransformerStepper(tiny("transformer", loss="ce", **SLIDING))
+    assert sliding.flops_per_step() == 2 * (32 + 2 * (2048 + 2 * 16 * 32) + 8192)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
 from foleylib.core.config import AVSpec, preset
@@ -15,7 +16,7 @@ from foleylib.data.dataset import AlignedClip, FrameDataset, SampleDataset, Wind
 from foleylib.models.config import ModelConfig, model_config
 from foleylib.models.losses import compute_loss
 from foleylib.models.registry import build_model
-from foleylib.models.transformer import window_start
+from foleylib.models.transformer import alibi_slopes, sliding_bias, window_start
 from foleylib.models.video import (
     AudioToVideo,
     FrameEmbedding,
@@ -300,6 +301,47 @@ def test_transformer_causal_output_is_that_of_its_window():
             torch.testing.assert_close(full[:, j], model(part)[:, -1], rtol=0, atol=1e-5)
 
 
+def sliding_transformer(layers: int, context: int = 32) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_model(tiny("transformer", "causal", raw_context=context, n_layers=layers, positions="alibi"))
+
+
+def test_alibi_slopes_and_sliding_bias_by_hand():
+    assert alibi_slopes(2).tolist() == [2 ** -4, 2 ** -8] and alibi_slopes(4).tolist()[-1] == 2 ** -8
+    inf = float("-inf")  # span 3: queries at positions 3 .. 5 of the pair of blocks, keys at 0 .. 5
+    assert sliding_bias(torch.tensor([0.5]), 3)[0].tolist() == [[inf, -1.0, -0.5, 0.0, inf, inf],
+                                                                [inf, inf, -1.0, -0.5, 0.0, inf],
+                                                                [inf, inf, inf, -1.0, -0.5, 0.0]]
+
+
+def test_sliding_transformer_equals_one_pass_with_a_banded_mask():
+    """The blocked attention (queries in blocks of M against two blocks of keys) equals plain attention over the
+    whole sequence with ALiBi's bias and each position seeing the M tokens ending at it; 150 = 4 blocks + 22."""
+    model = sliding_transformer(layers=2).eval()
+    assert not hasattr(model, "pos") and model.receptive_field == 2 * 31 + 1
+    x = torch.randn(2, 150, model.cfg.d_model)
+    distance = torch.arange(150)[:, None] - torch.arange(150)[None]
+    bias = (-model.slopes[:, None, None] * distance).masked_fill((distance < 0) | (distance >= 32), float("-inf"))
+    h = x
+    for layer in model.encoder.layers:
+        attn = layer.self_attn
+        q, k, v = (t.unflatten(-1, (attn.num_heads, -1)).transpose(1, 2)
+                   for t in F.linear(layer.norm1(h), attn.in_proj_weight, attn.in_proj_bias).chunk(3, -1))
+        h = h + attn.out_proj(F.scaled_dot_product_attention(q, k, v, attn_mask=bias).transpose(1, 2).flatten(2))
+        h = h + layer.linear2(F.relu(layer.linear1(layer.norm2(h))))
+    with torch.no_grad():
+        torch.testing.assert_close(model.encode_sliding(x), model.encoder.norm(h), rtol=0, atol=1e-5)
+
+
+def test_sliding_transformer_sees_exactly_its_receptive_field():
+    """Each layer reaches M - 1 = 15 positions further back: 2 layers see t - 30 .. t, wherever t lies."""
+    model = sliding_transformer(layers=2, context=16)
+    batch = batch_of(model.cfg, TINY, 2, window=90)
+    positions = [0, 15, 16, 30, 31, 47, 89]
+    for t, nonzero in zip(positions, jacobian_rows(model, batch, positions), strict=True):
+        assert nonzero.nonzero().flatten().tolist() == list(range(max(0, t - 30), t + 1))
+
+
 # ------------------------------------------------------------------------------------------- config
 
 
@@ -314,6 +356,10 @@ def test_build_model_refuses_bad_combinations():
         build_model(ModelConfig(arch="wavenet", loss="l2"))
     with pytest.raises(ValueError, match="choose one of paper, causal"):
         build_model(ModelConfig(arch="wavenet", mode="online"))
+    with pytest.raises(ValueError, match="alibi positions are for the causal transformer"):
+        build_model(ModelConfig(arch="transformer", mode="paper", positions="alibi"))
+    with pytest.raises(ValueError, match="choose one of absolute, alibi"):
+        build_model(ModelConfig(arch="transformer", positions="rope"))
     with pytest.raises(ValueError, match="divisible"):
         build_model(ModelConfig(arch="transformer", d_model=30, n_heads=4))
     with pytest.raises(ValueError, match="unknown model preset"):
@@ -353,21 +399,22 @@ def test_spec_for_gives_the_data_rates_with_the_models_context():
 
 # --------------------------------------------------------------------------------------------- overfit
 
-OVERFIT = [  # arch, mode, variant, loss, steps, lr
-    ("fusion", "paper", "raw", "mse", 200, 1e-2),
-    ("wavenet", "paper", "raw", "mse", 200, 3e-3),
-    ("wavenet", "causal", "raw", "ce", 200, 1e-2),
-    ("transformer", "paper", "strided", "mse", 200, 3e-3),
-    ("transformer", "paper", "raw", "mae", 200, 3e-3),
-    ("transformer", "causal", "raw", "mse", 200, 3e-3),
+OVERFIT = [  # arch, mode, variant, loss, steps, lr, other fields
+    ("fusion", "paper", "raw", "mse", 200, 1e-2, {}),
+    ("wavenet", "paper", "raw", "mse", 200, 3e-3, {}),
+    ("wavenet", "causal", "raw", "ce", 200, 1e-2, {}),
+    ("transformer", "paper", "strided", "mse", 200, 3e-3, {}),
+    ("transformer", "paper", "raw", "mae", 200, 3e-3, {}),
+    ("transformer", "causal", "raw", "mse", 200, 3e-3, {}),
+    ("transformer", "causal", "raw", "mse", 200, 3e-3, {"positions": "alibi"}),
 ]
 
 
-@pytest.mark.parametrize("arch,mode,variant,loss,steps,lr", OVERFIT)
-def test_overfits_one_batch(arch, mode, variant, loss, steps, lr):
+@pytest.mark.parametrize("arch,mode,variant,loss,steps,lr,kw", OVERFIT)
+def test_overfits_one_batch(arch, mode, variant, loss, steps, lr, kw):
     """Adam on one fixed batch: the loss falls by at least 10x."""
     torch.manual_seed(0)
-    cfg = tiny(arch, mode, variant, loss=loss)
+    cfg = tiny(arch, mode, variant, loss=loss, **kw)
     model = build_model(cfg)
     batch = batch_of(cfg, TINY, 4 if arch == "fusion" else 8, window=64, warmup=16)
     mask = None

@@ -102,12 +102,14 @@ def test_06_transformer(tmp_path):
                                CONTEXT_FRAMES=2, CONTEXT_SAMPLES=256, PRESET="tiny", STEPS=steps, BATCH_SIZE=4,
                                WINDOW=64, VAL_EVERY=5, GEN_SECONDS=0.12, TIMING_SECONDS=0.08)
     spec = AVSpec(sr=8000, size=SIZE, context_frames=2, context_samples=256)
-    expected = {"strided": ("paper", "strided"), "raw": ("paper", "raw"), "causal": ("causal", "raw")}
+    expected = {"strided": ("paper", "strided", "absolute"), "raw": ("paper", "raw", "absolute"),
+                "causal": ("causal", "raw", "absolute"), "sliding": ("causal", "raw", "alibi")}
     assert set(results["runs"]) == set(expected)
-    for name, (mode, variant) in expected.items():
+    for name, (mode, variant, positions) in expected.items():
         run = results["runs"][name]
-        model = build_model(model_config("transformer", "tiny", spec, loss="ce", mode=mode, variant=variant))
-        assert (run["mode"], run["variant"]) == (mode, variant)
+        model = build_model(model_config("transformer", "tiny", spec, loss="ce", mode=mode, variant=variant,
+                                         positions=positions))
+        assert (run["mode"], run["variant"], run["positions"]) == (mode, variant, positions)
         assert run["parameters"] == numel(model), name
         assert math.isfinite(run["train_loss"]) and math.isfinite(run["val_loss"]), name
         assert 0 < run["val_loss"] < 2 * math.log(256), name  # nats per sample: near ln 256 after 10 steps
@@ -116,8 +118,10 @@ def test_06_transformer(tmp_path):
     assert n == 3 and VAL_START <= start <= FRAMES - n
     assert results["generated_samples"] == spec.frame_start(start + n) - spec.frame_start(start) == 3 * 320
     assert results["generated_shape"] == [3 * 320, 2]
-    assert results["cached_equals_naive"] is True
-    assert set(results["rtf"]) == {"naive", "cached"} and all(v > 0 for v in results["rtf"].values())
+    assert results["cached_equals_naive"] == {"causal": True, "sliding": True}
+    timed = {f"{name}_{method}" for name in ("causal", "sliding") for method in ("naive", "cached")}
+    assert set(results["rtf"]) == timed
+    assert all(v > 0 for v in results["rtf"].values())
     assert images(nb) >= 2  # loss curves, generated waveform
     assert has_audio_player(nb)
 

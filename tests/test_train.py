@@ -60,11 +60,22 @@ def test_every_combination_trains_through_the_cli(tmp_path, clip_dir, arch, mode
     assert model.cfg.to_dict() == config["model"] and spec.sr == 8000
 
 
-def test_bad_combination_is_one_line_exit_2(tmp_path, clip_dir, capsys):
-    code = main(["train", "--arch", "fusion", "--mode", "causal", "--data", str(clip_dir), "--steps", "1",
-                 "--out", str(tmp_path / "run")])
+def test_sliding_transformer_trains_through_the_cli_and_loads_as_trained(tmp_path, clip_dir, capsys):
+    run = tmp_path / "run"
+    code = main(["train", "--arch", "transformer", "--positions", "alibi", "--data", str(clip_dir), "--steps", "2",
+                 "--batch-size", "2", "--window", "64", "--preset", "tiny", "--quiet", "--out", str(run)])
+    assert code == 0, capsys.readouterr().err
+    model, _ = load_model(run)
+    assert model.cfg.positions == "alibi" and model.sliding and "pos" not in model.state_dict()
+
+
+@pytest.mark.parametrize("argv,message", [(["--arch", "fusion", "--mode", "causal"], "fusion predicts whole frames"),
+                                          (["--arch", "transformer", "--mode", "paper", "--positions", "alibi"],
+                                           "alibi positions are for the causal transformer")])
+def test_bad_combination_is_one_line_exit_2(tmp_path, clip_dir, capsys, argv, message):
+    code = main(["train", *argv, "--data", str(clip_dir), "--steps", "1", "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and err.startswith("error: fusion predicts whole frames") and len(err.splitlines()) == 1
+    assert code == 2 and err.startswith(f"error: {message}") and len(err.splitlines()) == 1
 
 
 def test_same_seed_same_weights(tmp_path, clip_dir):

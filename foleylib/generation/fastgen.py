@@ -282,11 +282,12 @@ class TransformerState(NamedTuple):
     embedding and scratch buffers (a row per take)."""
 
     e: np.ndarray  # [d] the embedding of the frame on screen
-    tokens: np.ndarray  # [T, M, d] the window's tokens, before the positional embedding
-    keys: np.ndarray  # [T, n_layers, heads, M, d / heads]
-    values: np.ndarray  # [T, n_layers, heads, M, d / heads]
+    tokens: np.ndarray  # [T, M, d] the window's tokens, before the positional embedding (a ring when rolling)
+    keys: np.ndarray  # [T, n_layers, heads, d / heads, M] (transposed: see _attend)
+    values: np.ndarray  # [T, n_layers, heads, d / heads, M]
     span: np.ndarray  # int64 [2]: the window's first position and the next position, counted from the reset
     hop: int  # the window's slide (AVTransformer.hop)
+    rolling: bool  # alibi positions: the caches are rings of the last M positions (position p in slot p % M)
     h: np.ndarray  # [T, d] the residual stream
     normed: np.ndarray  # [T, d] its layer norm
     qkv: np.ndarray  # [T, 3d] query, key and value
@@ -313,10 +314,12 @@ TRANSFORMER_PRODUCTS = ("embed_w", "qkv_w", "attn_out_w", "ff1_w", "ff2_w", "dec
 
 class FastTransformerStepper(FusedStepper):
     """Cached generation for the causal transformer, `takes` streams, fused like FastWaveNetStepper: each new token
-    runs every layer against cached keys and values in one numba call per run of samples. When the model's
-    window_start moves past the cache's first position (the cache holds max_context tokens), the oldest hop are
-    dropped and the rest re-encoded as one block (matrix products and a causal mask, which equals encoding them
-    token by token): exactly the windows forward_causal trains on."""
+    runs every layer against cached keys and values in one numba call per run of samples. Absolute positions: when
+    the model's window_start moves past the cache's first position (the cache holds max_context tokens), the
+    oldest hop are dropped and the rest re-encoded as one block (matrix products and a causal mask, which equals
+    encoding them token by token): exactly the windows forward_causal trains on. alibi: a token's keys and values
+    do not depend on any window, so the caches are rings that overwrite the oldest position, and nothing is
+    re-encoded."""
 
     def __init__(self, model: AVTransformer, takes: int = 1):
         if model.cfg.mode != "causal":
@@ -328,21 +331,22 @@ class FastTransformerStepper(FusedStepper):
         self.transposed = TransposedProjections(*(np.ascontiguousarray(a.transpose(0, 2, 1))
                                                   for a in (w.qkv_w, w.attn_out_w, w.ff1_w, w.ff2_w)))
         d, M, heads, T = cfg.d_model, model.max_context, cfg.n_heads, takes
-        keys = np.zeros((T, cfg.n_layers, heads, M, d // heads), np.float32)
+        keys = np.zeros((T, cfg.n_layers, heads, d // heads, M), np.float32)  # transposed: see _attend
 
         def rows(width: int) -> np.ndarray:
             return np.zeros((T, width), np.float32)
 
         self.state = TransformerState(
             e=np.zeros(d, np.float32), tokens=np.zeros((T, M, d), np.float32), keys=keys, values=np.zeros_like(keys),
-            span=np.zeros(2, np.int64), hop=model.hop, h=rows(d), normed=rows(d), qkv=rows(3 * d),
-            attended=rows(d), tmp=rows(d), hidden=rows(cfg.d_ff), scores=np.zeros(M, np.float32),
+            span=np.zeros(2, np.int64), hop=model.hop, rolling=model.sliding, h=rows(d), normed=rows(d),
+            qkv=rows(3 * d), attended=rows(d), tmp=rows(d), hidden=rows(cfg.d_ff), scores=np.zeros(M, np.float32),
             probs=np.zeros(M, np.float32), out=np.zeros(T * self.channels * self.classes, np.float32))
 
     def flops_per_step(self) -> int:
-        """Floating-point operations of the products in one step of one take, averaged over a window cycle (2 per
-        multiply-add; norms and softmax not counted): the new token attends to M - hop/2 cached ones on average,
-        and every hop steps M - hop tokens are re-encoded (each attending to half of them on average)."""
+        """Floating-point operations of the products in one step of one take, once the cache is full (2 per
+        multiply-add; norms and softmax not counted). alibi: the new token attends to M. Absolute positions,
+        averaged over a window cycle: the new token attends to M - hop/2 cached ones on average, and every hop
+        steps M - hop tokens are re-encoded (each attending to half of them on average)."""
         w, M, hop = self.weights, self.state.tokens.shape[1], self.state.hop
         layers, d = w.qkv_w.shape[0], w.qkv_w.shape[2]
         dense = w.qkv_w[0].size + w.attn_out_w[0].size + w.ff1_w[0].size + w.ff2_w[0].size  # per layer and token
@@ -350,6 +354,8 @@ class FastTransformerStepper(FusedStepper):
         def token(attended: float) -> float:
             return layers * (dense + 2 * attended * d)
 
+        if self.state.rolling:
+            return round(2 * (w.embed_w.size + token(M) + w.decoder_w.size))
         step = w.embed_w.size + token(M - hop / 2) + w.decoder_w.size
         reencode = (M - hop) * token((M - hop + 1) / 2) / hop
         return round(2 * (step + reencode))
@@ -361,7 +367,7 @@ class FastTransformerStepper(FusedStepper):
 
     def start_padded(self, e: torch.Tensor) -> None:
         """See FusedStepper. The naive windows start at sample 0 or later (FoleyEngine.window_start), so no padded
-        token is ever attended: the cache starts empty."""
+        token is ever attended: the caches start empty."""
         self.set_frame(e)
         self.state.span[:] = 0
 
@@ -370,26 +376,41 @@ class FastTransformerStepper(FusedStepper):
 
 
 @njit(**FAST)
-def _attend(qkv, keys, values, t, scores, probs, attended):  # pragma: no cover - compiled
-    """One take's attention at window position t: caches the keys and values of qkv [3d] at t in keys and values
-    [heads, M, dh], and writes every head's softmax-weighted values over positions 0 .. t to attended [d]."""
-    heads, dh = keys.shape[0], keys.shape[2]
+def _attend(qkv, keys, values, t, count, slopes, scores, probs, attended):  # pragma: no cover - compiled
+    """One take's attention at cache slot t: caches the keys and values of qkv [3d] at t in keys and values
+    [heads, dh, M] (transposed, so that both products are contiguous vector loops over the slots), and writes
+    every head's softmax-weighted values over slots 0 .. count - 1 (t among them) to attended [d]. Head h's score of
+    slot s gets -slopes[h] times its distance back from t, around the ring of M slots (alibi; slopes are zero for
+    absolute positions, whose slots are positions 0 .. t of the window)."""
+    heads, dh, M = keys.shape
     d = heads * dh
     scale = np.float32(1.0 / np.sqrt(dh))
     for hd in range(heads):
-        keys[hd, t] = qkv[d + hd * dh:d + (hd + 1) * dh]
-        values[hd, t] = qkv[2 * d + hd * dh:2 * d + (hd + 1) * dh]
-        np.dot(keys[hd, :t + 1], qkv[hd * dh:(hd + 1) * dh], scores[:t + 1])
-        scores[:t + 1] *= scale
-        softmax_into(scores[:t + 1], probs[:t + 1])
-        np.dot(probs[:t + 1], values[hd, :t + 1], attended[hd * dh:(hd + 1) * dh])
+        q, kt, vt = qkv[hd * dh:(hd + 1) * dh], keys[hd], values[hd]
+        kt[:, t] = qkv[d + hd * dh:d + (hd + 1) * dh]
+        vt[:, t] = qkv[2 * d + hd * dh:2 * d + (hd + 1) * dh]
+        slope = slopes[hd]
+        for s in range(t + 1):  # distance t - s back
+            scores[s] = -slope * np.float32(t - s)
+        for s in range(t + 1, count):  # the ring's older half: distance t - s + M
+            scores[s] = -slope * np.float32(t - s + M)
+        for i in range(dh):
+            qi = q[i] * scale
+            for s in range(count):
+                scores[s] += qi * kt[i, s]
+        softmax_into(scores[:count], probs[:count])
+        for i in range(dh):
+            acc = np.float32(0.0)
+            for s in range(count):
+                acc += probs[s] * vt[i, s]
+            attended[hd * dh + i] = acc
 
 
 @njit(**FAST)
-def _token(t, state, weights):  # pragma: no cover - compiled
-    """Every take's token at window position t (state.tokens[:, t], before the positional embedding) through
-    every layer, its keys and values cached at t (attending to positions 0 .. t); the decoder's outputs go to
-    state.out."""
+def _token(t, count, state, weights):  # pragma: no cover - compiled
+    """Every take's token at cache slot t (state.tokens[:, t], before the positional embedding of window position
+    t) through every layer, its keys and values cached at t, attending to slots 0 .. count - 1 (_attend); the
+    decoder's outputs go to state.out."""
     w, st = weights, state
     h, normed, tmp = st.h, st.normed, st.tmp
     T = h.shape[0]
@@ -400,7 +421,8 @@ def _token(t, state, weights):  # pragma: no cover - compiled
             layer_norm_into(h[k], w.norm1_w[la], w.norm1_b[la], w.eps, normed[k])
         matvec_into(w.qkv_w[la], normed, w.qkv_b[la], st.qkv)
         for k in range(T):
-            _attend(st.qkv[k], st.keys[k, la], st.values[k, la], t, st.scores, st.probs, st.attended[k])
+            _attend(st.qkv[k], st.keys[k, la], st.values[k, la], t, count, w.slopes, st.scores, st.probs,
+                    st.attended[k])
         matvec_into(w.attn_out_w[la], st.attended, w.attn_out_b[la], tmp)
         h += tmp
         for k in range(T):
@@ -417,16 +439,16 @@ def _token(t, state, weights):  # pragma: no cover - compiled
 @njit(**FAST)
 def _block(tokens, keys, values, weights, transposed):  # pragma: no cover - compiled
     """One take's tokens [W, d] at window positions 0 .. W-1 through every layer at once with a causal mask,
-    filling its key and value caches [n_layers, heads, M, dh] at 0 .. W-1 (what W calls of _token do, as matrix
+    filling its key and value caches [n_layers, heads, dh, M] at 0 .. W-1 (what W calls of _token do, as matrix
     products)."""
     w, wt = weights, transposed
     W, d = tokens.shape
-    heads, dh = keys.shape[1], keys.shape[3]
+    heads, dh = keys.shape[1], keys.shape[2]
     h = tokens + w.pos[:W]
     normed = np.empty_like(h)
     attended = np.empty_like(h)
     probs = np.zeros((W, W), np.float32)
-    q = np.empty((W, dh), np.float32)
+    q, k, v = np.empty((W, dh), np.float32), np.empty((W, dh), np.float32), np.empty((W, dh), np.float32)
     scale = np.float32(1.0 / np.sqrt(dh))
     for la in range(keys.shape[0]):
         for t in range(W):
@@ -434,12 +456,14 @@ def _block(tokens, keys, values, weights, transposed):  # pragma: no cover - com
         qkv = np.dot(normed, wt.qkv_w[la]) + w.qkv_b[la]
         for hd in range(heads):
             q[:] = qkv[:, hd * dh:(hd + 1) * dh]
-            keys[la, hd, :W] = qkv[:, d + hd * dh:d + (hd + 1) * dh]
-            values[la, hd, :W] = qkv[:, 2 * d + hd * dh:2 * d + (hd + 1) * dh]
-            scores = np.dot(q, keys[la, hd, :W].T) * scale
+            k[:] = qkv[:, d + hd * dh:d + (hd + 1) * dh]
+            keys[la, hd, :, :W] = k.T
+            v[:] = qkv[:, 2 * d + hd * dh:2 * d + (hd + 1) * dh]
+            values[la, hd, :, :W] = v.T
+            scores = np.dot(q, k.T) * scale
             for t in range(W):
                 softmax_into(scores[t, :t + 1], probs[t, :t + 1])
-            attended[:, hd * dh:(hd + 1) * dh] = np.dot(probs, values[la, hd, :W])
+            attended[:, hd * dh:(hd + 1) * dh] = np.dot(probs, v)
         h += np.dot(attended, wt.attn_out_w[la]) + w.attn_out_b[la]
         for t in range(W):
             layer_norm_into(h[t], w.norm2_w[la], w.norm2_b[la], w.eps, normed[t])
@@ -448,25 +472,30 @@ def _block(tokens, keys, values, weights, transposed):  # pragma: no cover - com
 
 @njit(**FAST)
 def _run_transformer(previous, n, given, draw, audio, state, weights, transposed):  # pragma: no cover - compiled
-    """n steps (see FusedStepper.run) of the transformer with its sliding KV cache: the window of each position
-    starts where the model's window_start says (origin: the reset); when it moves, the tokens it keeps are
-    re-encoded from an empty cache."""
+    """n steps (see FusedStepper.run) of the transformer with its KV cache. Rolling (alibi): position p goes to
+    slot p % M and attends to the last M positions. Else the window of each position starts where the model's
+    window_start says (origin: the reset); when it moves, the tokens it keeps are re-encoded from an empty
+    cache."""
     tokens, span, M = state.tokens, state.span, state.tokens.shape[1]
     T = tokens.shape[0]
     x = previous.copy()
     for j in range(n):
         position = span[1]
-        start = _window_start(position, 0, M, state.hop)
-        if start > span[0]:  # the window slid (by hop): re-encode the tokens it keeps
-            keep = position - start
-            for k in range(T):
-                tokens[k, :keep] = tokens[k, start - span[0]:position - span[0]].copy()
-                _block(tokens[k, :keep], state.keys[k], state.values[k], weights, transposed)
-            span[0] = start
-        t = position - span[0]
+        if state.rolling:
+            t, count = position % M, min(position + 1, M)
+        else:
+            start = _window_start(position, 0, M, state.hop)
+            if start > span[0]:  # the window slid (by hop): re-encode the tokens it keeps
+                keep = position - start
+                for k in range(T):
+                    tokens[k, :keep] = tokens[k, start - span[0]:position - span[0]].copy()
+                    _block(tokens[k, :keep], state.keys[k], state.values[k], weights, transposed)
+                span[0] = start
+            t = position - span[0]
+            count = t + 1
         matvec_into(weights.embed_w, x.reshape(T, -1), weights.embed_b, state.tmp)
         for k in range(T):
             tokens[k, t] = state.tmp[k] + state.e
-        _token(t, state, weights)
+        _token(t, count, state, weights)
         span[1] = position + 1
         _next_input(x, j, state.out, given, draw, audio)

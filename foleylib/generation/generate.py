@@ -247,11 +247,14 @@ class FoleyEngine:
         """First position of the causal window whose last position predicts sample i (naive causal steps).
 
         WaveNet: the receptive field ending at i. Transformer: the window forward_causal (and the KV cache)
-        uses for i, counting windows from `origin` (models.transformer.window_start).
+        uses for i, counting windows from `origin` (models.transformer.window_start); with alibi positions the
+        receptive field ending at i, but never before `origin`, where the rolling cache begins empty.
         """
         m = self.model
         if self.cfg.arch == "wavenet":
             return i - m.receptive_field + 1
+        if m.sliding:
+            return max(self.origin, i - m.receptive_field + 1)
         return window_start(i, self.origin, m.max_context, m.hop)
 
     def _step_naive(self, stop: int) -> None:

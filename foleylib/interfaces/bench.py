@@ -65,6 +65,8 @@ class Plan:
 
 
 FULL = Plan()
+# the models measured, by report key: each architecture, and the transformer with alibi positions (it slides)
+MODELS = {**{arch: (arch, {}) for arch in ARCHS}, "transformer_sliding": ("transformer", {"positions": "alibi"})}
 QUICK = Plan(preset="tiny", repeats=2, cached_frames=5, matmul_n=512, train_steps=1, causal_windows=2, window=256,
              ingest_seconds=2.0, corpus_files=3, corpus_seconds=1.0, shared_preset="tiny", shared_steps=5,
              receptive_fields=(4, 6))
@@ -164,11 +166,11 @@ def takes_rtf(model: torch.nn.Module, spec: AVSpec, plan: Plan, seed: int, worke
     return plan.takes * (spec.frame_start(start + plan.cached_frames) - spec.frame_start(start)) / spec.sr / seconds
 
 
-def generation(arch: str, plan: Plan, spec: AVSpec, peak_1thread: float, seed: int) -> dict:
+def generation(arch: str, plan: Plan, spec: AVSpec, peak_1thread: float, seed: int, **overrides) -> dict:
     """rtf_naive, rtf_cached, speedup, the arithmetic rate of the cached path (end to end, and of the fused step
     alone), and `batch` takes at once: on a thread per core (rtf_batched; batch_speedup against one stream) and on
-    one thread."""
-    model = _model(arch, plan, spec, seed)
+    one thread. `overrides`: ModelConfig fields of the model measured."""
+    model = _model(arch, plan, spec, seed, **overrides)
     result = {"rtf_naive": generation_rtf(model, spec, "naive", plan.naive_frames, plan, seed)}
     if arch == "fusion":  # a frame per step: there is nothing to cache
         flops = fusion_flops_per_sample(model, spec)
@@ -219,14 +221,15 @@ def _train_rate(model: torch.nn.Module, dataset, batch_size: int, scored: int, p
     return scored * plan.train_steps / median_seconds(steps, plan.repeats)
 
 
-def training(arch: str, plan: Plan, spec: AVSpec, seed: int) -> dict:
+def training(arch: str, plan: Plan, spec: AVSpec, seed: int, **overrides) -> dict:
     """Predictions per second in paper mode (one sample per example) and causal mode (every position of a
-    window), with batches holding the same number of audio samples."""
+    window, a model with `overrides` of its ModelConfig fields), with batches holding the same number of audio
+    samples."""
     video, audio = _scene(spec, 8 + spec.frame_of_sample(2 * plan.causal_windows * plan.window), seed)
     meta = {"sr": spec.sr, "fps": spec.fps, "size": spec.size, "channels": spec.channels, "frames": len(video)}
     clip = AlignedClip(Path("bench"), video, audio, meta)
     device = pick_device()
-    causal = _model(arch, plan, spec, seed).to(device)
+    causal = _model(arch, plan, spec, seed, **overrides).to(device)
     warmup = warmup_positions(causal, plan.window)
     windows = WindowDataset(clip, spec, window=plan.window, warmup=warmup, stride=plan.window)
     audio_samples = plan.causal_windows * (plan.window + warmup)
@@ -330,17 +333,18 @@ def run_bench(quick: bool = False, seed: int = 0, log: Callable[[str], None] = l
     log(f"machine: {report['machine']['cpu']}, peak {report['machine']['peak_matmul_gflops']:.0f} GFLOP/s")
     peak_1thread = report["machine"]["peak_matmul_gflops_1thread"]
     report["generation"] = {}
-    for arch in ARCHS:
+    for name, (arch, overrides) in MODELS.items():
         with single_thread():
-            report["generation"][arch] = g = generation(arch, plan, spec, peak_1thread, seed)
-        log(f"generation {arch}: rtf naive {g['rtf_naive']:.4f}, cached {g['rtf_cached'] or 0:.3f}, "
+            report["generation"][name] = g = generation(arch, plan, spec, peak_1thread, seed, **overrides)
+        log(f"generation {name}: rtf naive {g['rtf_naive']:.4f}, cached {g['rtf_cached'] or 0:.3f}, "
             f"{g['batch']} takes at once {g['rtf_batched']:.3f} ({g['batch_speedup']:.2f}x one stream; on one "
             f"thread {g['rtf_batched_1thread']:.3f})")
     with single_thread():
         report["context_scaling"] = context_scaling(plan, spec, seed)
-    report["training"] = {arch: training(arch, plan, spec, seed) for arch in ("wavenet", "transformer")}
-    for arch, t in report["training"].items():
-        log(f"training {arch}: causal / paper predictions per second {t['ratio']:.0f}x")
+    report["training"] = {name: training(arch, plan, spec, seed, **overrides)
+                          for name, (arch, overrides) in MODELS.items() if arch != "fusion"}
+    for name, t in report["training"].items():
+        log(f"training {name}: causal / paper predictions per second {t['ratio']:.0f}x")
     report["ingest"] = i = ingest_speed(plan, seed)
     log(f"ingest: {i['realtime_factor']:.0f}x real time ({i['fast_resize_rtf']:.0f}x --fast-resize), ffmpeg decode "
         f"alone {i['ffmpeg_rtf']:.0f}x; {i['corpus']['files']} files with {i['corpus']['jobs']} jobs "

@@ -13,12 +13,14 @@ Mode = Literal["paper", "causal"]
 Variant = Literal["strided", "raw"]
 Norm = Literal["batch", "group"]
 Loss = Literal["mse", "mae", "ce", "paper_ce"]  # ce: mu-law 256-way logits; the others: tanh output
+Positions = Literal["absolute", "alibi"]  # transformer: learned window positions (the paper) or ALiBi's distances
 OutputKind = Literal["mulaw", "continuous"]
 ARCHS: tuple[str, ...] = get_args(Arch)  # the architecture registry (build_model maps each to its class)
 MODES: tuple[str, ...] = get_args(Mode)
 VARIANTS: tuple[str, ...] = get_args(Variant)
 NORMS: tuple[str, ...] = get_args(Norm)
 LOSSES: tuple[str, ...] = get_args(Loss)  # the loss registry (foleylib.models.losses maps each to its function)
+POSITIONS: tuple[str, ...] = get_args(Positions)
 # the most a config may ask for (a damaged or hostile model.pt must not build a model that never fits in memory)
 MAX_SIZE, MAX_LAYERS, MAX_DILATION_CYCLE = 1 << 20, 1024, 24
 LAYER_COUNTS = ("video_blocks", "fusion_blocks", "stacks", "n_layers")
@@ -62,6 +64,7 @@ class ModelConfig:
     dropout: float = 0.0  # dropout inside the encoder layers
     strides: tuple[int, ...] = (4, 4)  # `strided`: one Conv1d (kernel = stride) per entry; tokens = n_aud / prod
     raw_context: int = 128  # `raw`: samples (= tokens) attended; causal mode: the attention window
+    positions: Positions = "absolute"  # causal transformer: "alibi" slides (relative positions, a rolling cache)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strides", tuple(int(s) for s in self.strides))  # JSON gives lists
@@ -98,7 +101,7 @@ class ModelConfig:
     def check(self) -> None:
         """Raise ValueError naming the allowed values when a field or a combination is invalid."""
         for name, allowed in (("arch", ARCHS), ("mode", MODES), ("variant", VARIANTS), ("loss", LOSSES),
-                              ("norm", NORMS), ("video_input", VIDEO_INPUTS)):
+                              ("norm", NORMS), ("video_input", VIDEO_INPUTS), ("positions", POSITIONS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of {', '.join(allowed)}")
         if self.arch == "fusion" and self.mode != "paper":
@@ -121,6 +124,8 @@ class ModelConfig:
             raise ValueError(f"ModelConfig sizes past any model that fits in memory: {', '.join(dict.fromkeys(huge))}")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+        if self.positions == "alibi" and not (self.arch == "transformer" and self.mode == "causal"):
+            raise ValueError("alibi positions are for the causal transformer (--arch transformer --mode causal)")
         if self.arch == "transformer" and self.mode == "causal" and self.raw_context < 2:
             raise ValueError("the causal transformer needs raw_context >= 2")
 

@@ -18,9 +18,15 @@ causal mode (raw only): one token per sample of the window, the per-frame video 
   So position j attends to the tokens since its window's start (M - hop .. M of them once j >= M). This is
   exactly what a KV-cache generator does that, when its cache of M is full, drops the oldest hop entries and
   re-encodes the rest at positions 0 .. M - hop - 1. `window_start` is that rule, the one place it is written.
+  positions "alibi" (Press et al. 2022, ALiBi) instead: no positional embedding; head h adds -slope_h * distance
+  to its attention scores, and every position attends to the M tokens ending at it (a sliding window). Nothing
+  depends on where a window starts, so one pass over a sequence scores every position once (queries in blocks
+  of M against keys of their block and the one before), and a generator's cache simply rolls: no re-encode.
+  Position j sees tokens back to j - n_layers * (M - 1) (the receptive field), each layer reaching M - 1 further.
 
 Incremental form (causal mode): `step_weights()` exports, by name, the weights one token's step reads
-(`TransformerStepWeights`); foleylib.generation.fastgen runs them with a KV cache that slides by `window_start`.
+(`TransformerStepWeights`); foleylib.generation.fastgen runs them with a KV cache that slides by `window_start`
+(absolute positions) or rolls (alibi).
 """
 from __future__ import annotations
 
@@ -46,13 +52,28 @@ def window_start(position: int, origin: int, max_context: int, hop: int) -> int:
     return origin + hop * max(0, -(-late // hop))
 
 
+def alibi_slopes(heads: int) -> torch.Tensor:
+    """ALiBi's per-head slopes [heads]: the geometric sequence 2^(-8 (h + 1) / heads), h = 0 .. heads - 1."""
+    return torch.tensor([2.0 ** (-8.0 * (h + 1) / heads) for h in range(heads)])
+
+
+def sliding_bias(slopes: torch.Tensor, span: int) -> torch.Tensor:
+    """Attention bias [heads, span, 2 span] of a block of `span` queries against the keys of the block before it
+    and its own: query i (position span + i of the pair) sees keys j with distance span + i - j in 0 .. span - 1,
+    with bias -slope * distance; others get -inf."""
+    distance = span + torch.arange(span)[:, None] - torch.arange(2 * span)[None]  # [span, 2 span]
+    bias = -slopes[:, None, None] * distance.clamp(min=0)
+    return bias.masked_fill((distance < 0) | (distance >= span), float("-inf"))
+
+
 class TransformerStepWeights(NamedTuple):
     """The causal transformer as one token's step reads it (AVTransformer.step_weights): the model's tensors,
     per-layer ones stacked on a first axis of n_layers; foleylib.generation.fastgen makes them float32 arrays."""
 
     embed_w: torch.Tensor  # [d, C] an audio sample -> its token
     embed_b: torch.Tensor  # [d]
-    pos: torch.Tensor  # [M, d] learned positions
+    pos: torch.Tensor  # [M, d] learned positions (zeros for alibi)
+    slopes: torch.Tensor  # [heads] alibi's slopes (zeros for absolute positions)
     norm1_w: torch.Tensor  # [n_layers, d] LayerNorm before attention
     norm1_b: torch.Tensor  # [n_layers, d]
     qkv_w: torch.Tensor  # [n_layers, 3d, d] query, key and value projections
@@ -73,7 +94,8 @@ class TransformerStepWeights(NamedTuple):
 
 
 class AVTransformer(nn.Module):
-    """Audio + video transformer. Attributes: max_context (positions attended), receptive_field (samples)."""
+    """Audio + video transformer. Attributes: max_context (positions attended), receptive_field (samples), and in
+    causal mode hop (windows' slide; absolute positions) and sliding (alibi: the window slides with each position)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -91,7 +113,12 @@ class AVTransformer(nn.Module):
         else:
             self.max_context = self.receptive_field = cfg.raw_context
             self.embed_audio = nn.Linear(C, d)  # one token per sample
-        self.pos = nn.Parameter(torch.randn(self.max_context, d) * 0.02)  # learned positional embedding
+        self.sliding = cfg.positions == "alibi"
+        if self.sliding:
+            self.receptive_field = cfg.n_layers * (self.max_context - 1) + 1
+            self.register_buffer("slopes", alibi_slopes(cfg.n_heads), persistent=False)
+        else:
+            self.pos = nn.Parameter(torch.randn(self.max_context, d) * 0.02)  # learned positional embedding
         if cfg.mode == "paper":
             self.video = VideoEncoder.from_config(cfg)
             self.video_proj = VideoToAudio(cfg.video_channels, cfg.context_frames, self.video.out_size ** 2,
@@ -134,6 +161,8 @@ class AVTransformer(nn.Module):
         M, hop = self.max_context, self.hop
         rows = frame_rows(frame_index, self.cfg.context_frames)  # [B, L]
         x = self.embed_audio(audio_in) + gather_rows(self.frames(video), rows)  # [B, L, d]
+        if self.sliding:
+            return self.decode(self.decoder(self.encode_sliding(x)))
         if L <= M:
             return self.decode(self.decoder(self.encode_causal(x)))  # one window
         extra = window_start(L - 1, 0, M, hop) // hop  # windows after the first: the index of the last one
@@ -150,6 +179,32 @@ class AVTransformer(nn.Module):
         mask = nn.Transformer.generate_square_subsequent_mask(n, device=x.device, dtype=x.dtype)  # [M', M']
         return self.encoder(x + self.pos[:n], mask=mask, is_causal=True)
 
+    def encode_sliding(self, x: torch.Tensor) -> torch.Tensor:
+        """alibi: tokens [B, L, d] -> [B, L, d], each position attending to the M tokens ending at it. The layers
+        of self.encoder, run as nn.TransformerEncoderLayer (pre-norm) runs them but with sliding_bias blocks."""
+        for layer in self.encoder.layers:
+            x = x + layer.dropout1(self.sliding_attention(layer.self_attn, layer.norm1(x)))
+            x = x + layer.dropout2(layer.linear2(layer.dropout(layer.activation(layer.linear1(layer.norm2(x))))))
+        return self.encoder.norm(x)
+
+    def sliding_attention(self, attn: nn.MultiheadAttention, x: torch.Tensor) -> torch.Tensor:
+        """attn over x [B, L, d] in blocks of M queries, each against its own keys and the previous block's."""
+        B, L, d = x.shape
+        M, H = self.max_context, attn.num_heads
+        blocks = -(-L // M)
+        q, k, v = F.linear(F.pad(x, (0, 0, 0, blocks * M - L)), attn.in_proj_weight, attn.in_proj_bias).chunk(3, -1)
+
+        def heads(t: torch.Tensor) -> torch.Tensor:  # [B, blocks * M, d] -> [B, H, blocks * M, d / H]
+            return t.unflatten(-1, (H, d // H)).transpose(1, 2)
+
+        q = heads(q).unflatten(2, (blocks, M))  # [B, H, blocks, M, dh]
+        k, v = (heads(F.pad(t, (0, 0, M, 0))).unfold(2, 2 * M, M).transpose(-1, -2) for t in (k, v))  # [B,H,b,2M,dh]
+        bias = sliding_bias(self.slopes, M).to(x.dtype)[:, None].repeat(1, blocks, 1, 1)  # [H, blocks, M, 2M]
+        bias[:, 0, :, :M] = float("-inf")  # before position 0 there is nothing to attend
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
+                                           dropout_p=attn.dropout if self.training else 0.0)  # [B, H, blocks, M, dh]
+        return attn.out_proj(y.flatten(2, 3).transpose(1, 2).flatten(2)[:, :L])
+
     @torch.no_grad()
     def step_weights(self) -> TransformerStepWeights:
         """Causal mode: the weights one token's step reads, by name (see TransformerStepWeights)."""
@@ -159,7 +214,9 @@ class AVTransformer(nn.Module):
             return torch.stack([get(layer) for layer in layers])
 
         return TransformerStepWeights(
-            self.embed_audio.weight, self.embed_audio.bias, self.pos,
+            self.embed_audio.weight, self.embed_audio.bias,
+            torch.zeros(self.max_context, self.cfg.d_model) if self.sliding else self.pos,
+            self.slopes if self.sliding else torch.zeros(self.cfg.n_heads),
             stacked(lambda la: la.norm1.weight), stacked(lambda la: la.norm1.bias),
             stacked(lambda la: la.self_attn.in_proj_weight), stacked(lambda la: la.self_attn.in_proj_bias),
             stacked(lambda la: la.self_attn.out_proj.weight), stacked(lambda la: la.self_attn.out_proj.bias),

@@ -109,7 +109,7 @@ def init_from(net: torch.nn.Module, run: str | Path, spec: AVSpec) -> dict:
         old, new = source.cfg.to_dict(), net.cfg.to_dict()
         differ = [f"{k} {old[k]} (here {new[k]})" for k in new if old.get(k) != new[k]]
         raise InputError(f"cannot start from this run: its model has {', '.join(differ)}; train with the same "
-                         "--arch/--mode/--preset/--loss/--norm and context", path)
+                         "--arch/--mode/--positions/--preset/--loss/--norm and context", path)
     if (source_spec.sr, source_spec.fps) != (spec.sr, spec.fps):
         raise InputError(f"cannot start from this run: it was trained at {source_spec.sr} Hz / {source_spec.fps:g} "
                          f"fps, the data is at {spec.sr} Hz / {spec.fps:g} fps (re-ingest with --sr/--fps)", path)

@@ -11,7 +11,7 @@ from foleylib.core.config import MODEL_PRESETS
 from foleylib.core.errors import InputError
 from foleylib.core.fsutil import ensure_out_dir
 from foleylib.data.motion import VIDEO_INPUTS
-from foleylib.models.config import ARCHS, LOSSES, MODES, NORMS, VARIANTS, ModelConfig
+from foleylib.models.config import ARCHS, LOSSES, MODES, NORMS, POSITIONS, VARIANTS, ModelConfig
 from foleylib.training.config import TrainConfig
 
 HELP = "train a generator on aligned clips (paper Sec. III-D)"
@@ -25,6 +25,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="paper: one prediction per window; causal: every position (default; fusion: paper)")
     p.add_argument("--variant", choices=VARIANTS, default=m.variant, help="transformer audio context")
     p.add_argument("--loss", choices=LOSSES, default=m.loss)
+    p.add_argument("--positions", choices=POSITIONS, default=m.positions,
+                   help="causal transformer: learned absolute positions in windows (the paper) or alibi "
+                        "(relative: the window slides by one, generation never re-encodes)")
     p.add_argument("--data", nargs="+", type=Path, required=True, help="aligned clip folders or folders of them")
     p.add_argument("--val-data", nargs="+", type=Path,
                    help="clips to validate on, never trained on (default: the last 20%% of each --data clip)")
@@ -41,7 +44,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="write OUT/checkpoint.pt every K steps (and at the end, and on Ctrl-C)")
     p.add_argument("--resume", action="store_true", help="continue the run in OUT from its checkpoint")
     p.add_argument("--init", type=Path, metavar="RUN",
-                   help="start from RUN's weights (same --arch/--mode/--preset/--norm): pretrain, then fine-tune")
+                   help="start from RUN's weights (same --arch/--mode/--positions/--preset/--norm): pretrain, then "
+                        "fine-tune")
     p.add_argument("--freeze", choices=["video", "audio"],
                    help="keep the video context embedding (or everything else) as initialized, norm statistics too")
     p.add_argument("--augment", default=t.augment, metavar="LIST",
@@ -105,7 +109,8 @@ def _train(args: argparse.Namespace) -> int:
     spec = check_compatible(clips + (val_clips or [])).with_(
         context_frames=args.context_frames or context.context_frames,
         context_samples=args.context_samples or context.context_samples)
-    overrides = ({"loss": args.loss, "variant": args.variant, "norm": args.norm, "video_input": args.video_input}
+    overrides = ({"loss": args.loss, "variant": args.variant, "norm": args.norm, "video_input": args.video_input,
+                  "positions": args.positions}
                  | ({"mode": args.mode} if args.mode else {}))
     try:
         cfg = model_config(args.arch, args.preset, spec, **overrides)
