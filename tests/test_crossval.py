@@ -1,12 +1,25 @@
 """foley crossval: leave-one-clip-out over groups of clips, with twins, baselines and bootstrap intervals."""
 import json
 
+import numpy as np
 import pytest
 from test_cli import foley
 
 from foleylib.core.errors import InputError
+from foleylib.data.dataset import load_clip
 from foleylib.data.synth import render_scenes
-from foleylib.evaluation.crossval import METRICS, SYSTEMS, TWINS, check_train_args, clip_groups, train_options
+from foleylib.evaluation import crossval
+from foleylib.evaluation.crossval import (
+    METRICS,
+    SYSTEMS,
+    TWINS,
+    CrossvalConfig,
+    check_train_args,
+    clip_groups,
+    mean_over_takes,
+    train_options,
+)
+from foleylib.evaluation.evaluate import score_generated
 from foleylib.interfaces.cli import main
 
 TINY = ["--preset", "tiny", "--steps", "2", "--batch-size", "2", "--resamples", "200"]
@@ -125,3 +138,31 @@ def test_foley_crossval_refuses_bad_input_up_front(claps, tmp_path, capsys):
     assert refused(claps[0], tmp_path / "gone.mp4") == f"error: no such file or folder ({tmp_path / 'gone.mp4'})"
     assert "unrecognized arguments: --wings" in refused(*claps, "--train-args=--wings 2")
     assert not out.exists()  # nothing written
+
+
+def test_mean_over_takes_by_hand():
+    takes = [{"f1": 1.0, "ap": None, "fad": None}, {"f1": 0.0, "ap": 0.5, "fad": None}, {"f1": 0.5, "ap": 1.0,
+                                                                                       "fad": None}]
+    assert mean_over_takes(takes) == {"f1": 0.5, "ap": 0.75, "fad": None}
+
+
+def test_takes_score_the_mean_of_their_takes(claps, tmp_path, monkeypatch):
+    """With --takes 2, a clip's scores are the mean of its takes' scores: here take 0 (seed 0) is silence and take
+    1 the true audio, so every metric lies halfway between the two."""
+    def fake_free_running(model, clip, spec, part, n_frames, seed, prior=None):
+        true = np.asarray(clip.audio[spec.frame_start(part.start):spec.frame_start(part.start + n_frames)])
+        return {name: true if seed == 1 else np.zeros_like(true) for name in SYSTEMS}, 1.0
+
+    monkeypatch.setattr(crossval, "free_running", fake_free_running)
+    cfg = CrossvalConfig(train_args=train_options(preset="tiny", steps=2, batch_size=2), takes=2, resamples=200)
+    report = crossval.run_crossval(claps[:2], tmp_path / "cv", cfg=cfg)
+    assert "scores averaged over 2 takes (seeds 0..1)" in report["header"]
+    for fold in report["folds"]:
+        assert fold["settings"]["takes"] == 2
+        clip = load_clip(tmp_path / "cv" / "data" / "aligned" / fold["clip"])
+        one = {"silence": np.zeros_like(np.asarray(clip.audio)), "true": np.asarray(clip.audio)}
+        by_take = score_generated(one, clip, clip.spec, 0)[0]
+        for metric in ("onset_f1", "logmel_db", "envelope_corr"):
+            values = [by_take[k][metric] for k in one if by_take[k][metric] is not None]
+            assert fold["scores"]["model"][metric] == pytest.approx(np.mean(values)), metric
+        assert by_take["silence"]["onset_f1"] != by_take["true"]["onset_f1"]  # the takes differ

@@ -6,7 +6,9 @@ its group (`foley train` with the user's options, validated on the held-out clip
 clip from its frames, next to itself on shuffled and on zeroed video and to the motion-burst, histogram and
 silence baselines (`evaluate.free_running`). All are scored by `metrics.audio_metrics` and by the Frechet audio
 distance (YAMNet) per clip and pooled over each group. In mode `finetune` the model pretrained on the others is
-fine-tuned on the held-out clip's head (`foley train --init`) and generates its tail instead.
+fine-tuned on the held-out clip's head (`foley train --init`) and generates its tail instead. With `takes` > 1
+every system generates that many takes (seeds seed, seed + 1, ...) and a clip's score is their mean (FAD: the
+takes' embeddings pooled), so one unlucky draw does not decide a clip.
 
 OUT/crossval.json holds the per-clip rows and, per system and metric, the mean over clips with a percentile
 bootstrap interval (`metrics.bootstrap_mean`) and the model's paired differences from its twins; OUT/crossval.md
@@ -75,6 +77,7 @@ class CrossvalConfig:
     seed: int = 0
     device: str = "auto"
     threads: int = 1  # torch threads in training and generation (the protocol runs one job per core)
+    takes: int = 1  # generated takes per system and clip, scores averaged over them
     resamples: int = 2000  # bootstrap resamples
     confidence: float = 0.95  # bootstrap interval
 
@@ -82,7 +85,8 @@ class CrossvalConfig:
         """What a finished fold must have been run with to be reused."""
         return {"mode": self.mode, "train_args": list(self.train_args), "seed": self.seed,
                 "train_clips": sorted(train_clips)} | (
-            {"finetune_steps": self.finetune_steps} if self.mode == "finetune" else {})
+            {"finetune_steps": self.finetune_steps} if self.mode == "finetune" else {}) | (
+            {"takes": self.takes} if self.takes > 1 else {})
 
 
 def check_train_args(train_args: tuple[str, ...], out: Path) -> None:
@@ -190,17 +194,23 @@ def run_fold(cfg: CrossvalConfig, clip: AlignedClip, others: list[AlignedClip], 
     model, spec = load_model(run, cfg.device)
     part = split_by_time(clip, _val_fraction(run))[1] if cfg.mode == "finetune" else range(clip.meta["frames"])
     prior = None if cfg.mode == "finetune" else np.concatenate([np.asarray(c.audio) for c in others])
-    audio, rtf = free_running(model, clip, spec, part, len(part), cfg.seed, prior=prior)
-    audio = {name: audio[name] for name in SYSTEMS}
-    scores, _ = score_generated(audio, clip, spec, part.start)
-    reference = np.asarray(clip.audio[spec.frame_start(part.start):][:len(audio["model"])])
-    embeddings = {name: yamnet_embeddings([a], spec.sr) for name, a in audio.items()}
+    generated = [free_running(model, clip, spec, part, len(part), cfg.seed + take, prior=prior)
+                 for take in range(cfg.takes)]  # (audio by system, the model's real-time factor) per take
+    takes, rtf = [{name: audio[name] for name in SYSTEMS} for audio, _ in generated], generated[0][1]
+    reference = np.asarray(clip.audio[spec.frame_start(part.start):][:len(takes[0]["model"])])
+    take_scores = []
+    for audio in takes:
+        scores, _ = score_generated(audio, clip, spec, part.start)
+        for name in SYSTEMS:
+            published = condfoleygen_scores(audio[name], reference, spec.sr)
+            scores[name] |= {"condfoleygen_acc": published["onset_acc"], "condfoleygen_ap": published["onset_ap"]}
+        take_scores.append(scores)
+    embeddings = {name: yamnet_embeddings([audio[name] for audio in takes], spec.sr) for name in SYSTEMS}
     embeddings["reference"] = yamnet_embeddings([reference], spec.sr)
+    scores = {name: mean_over_takes([s[name] for s in take_scores])
+              | {"fad": _fad(embeddings[name], embeddings["reference"])} for name in SYSTEMS}
     for name in SYSTEMS:
-        published = condfoleygen_scores(audio[name], reference, spec.sr)
-        scores[name] |= {"condfoleygen_acc": published["onset_acc"], "condfoleygen_ap": published["onset_ap"],
-                         "fad": _fad(embeddings[name], embeddings["reference"])}
-        write_audio(fold_dir / "audio" / f"{name}.wav", audio[name], spec.sr)
+        write_audio(fold_dir / "audio" / f"{name}.wav", takes[0][name], spec.sr)
     with atomic_path(fold_dir / "embeddings.npz") as tmp, tmp.open("wb") as f:
         np.savez(f, **embeddings)
     fold = {"clip": clip.name, "group": group, "settings": cfg.fold_settings([c.name for c in others]),
@@ -209,6 +219,13 @@ def run_fold(cfg: CrossvalConfig, clip: AlignedClip, others: list[AlignedClip], 
             "scores": scores, "wall_s": time.perf_counter() - t0}
     write_json(fold_dir / "fold.json", fold)
     return fold
+
+
+def mean_over_takes(scores: list[dict]) -> dict:
+    """Each metric's mean over takes' scores (dicts of the same keys), over the takes where it is defined (None
+    where it is defined in none)."""
+    defined = {key: [s[key] for s in scores if s[key] is not None] for key in scores[0]}
+    return {key: float(np.mean(values)) if values else None for key, values in defined.items()}
 
 
 def _val_fraction(run: Path) -> float:
@@ -337,7 +354,10 @@ def run_crossval(sources: list[Path], out: str | Path, group_by: str = "all", cf
                  if cfg.mode == "loo" else
                  f"clip's tail generated by a model pretrained on the others and fine-tuned {cfg.finetune_steps} "
                  "steps on its head")
-              + f". `foley train {' '.join(cfg.train_args)}`, seed {cfg.seed}. Onset accuracy and AP strict "
+              + f". `foley train {' '.join(cfg.train_args)}`, seed {cfg.seed}"
+              + (f", scores averaged over {cfg.takes} takes (seeds {cfg.seed}..{cfg.seed + cfg.takes - 1})"
+                 if cfg.takes > 1 else "")
+              + ". Onset accuracy and AP strict "
               "(onset_acc, onset_ap) and as CondFoleyGen's predict_onset.py (condfoleygen_acc, condfoleygen_ap: "
               f"2 s clips, AP 1 for silence); {cfg.resamples} bootstrap resamples over clips. Folds: "
               f"{sum(f['wall_s'] for f in folds) / 60:.1f} min in all; this command: "

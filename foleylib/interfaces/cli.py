@@ -154,7 +154,7 @@ def cmd_crossval(args: argparse.Namespace) -> int:
 
     _refuse_existing([Path(args.out) / "crossval.md", Path(args.out) / "crossval.json"], args.force)
     cfg = CrossvalConfig(mode=args.mode, finetune_steps=args.finetune_steps, seed=args.seed, device=args.device,
-                         threads=args.threads, resamples=args.resamples,
+                         threads=args.threads, resamples=args.resamples, takes=args.takes,
                          train_args=train_options(args.train_args, arch=args.arch, preset=args.preset,
                                                   steps=args.steps, loss=args.loss, batch_size=args.batch_size))
     t0 = time.perf_counter()
@@ -318,6 +318,8 @@ def _add_crossval_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--finetune-steps", type=positive_int, default=100, help="finetune mode (default 100)")
     p.add_argument("--resamples", type=positive_int, default=2000, help="bootstrap resamples (default 2000)")
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
+    p.add_argument("--takes", type=positive_int, default=1,
+                   help="takes each system generates per clip (seeds SEED, SEED+1, ...); scores are their mean")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
     p.add_argument("--out", type=Path, default=Path("results/crossval"))
