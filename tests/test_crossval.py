@@ -166,3 +166,21 @@ def test_takes_score_the_mean_of_their_takes(claps, tmp_path, monkeypatch):
             values = [by_take[k][metric] for k in one if by_take[k][metric] is not None]
             assert fold["scores"]["model"][metric] == pytest.approx(np.mean(values)), metric
         assert by_take["silence"]["onset_f1"] != by_take["true"]["onset_f1"]  # the takes differ
+
+
+def test_also_train_clips_train_every_fold_and_are_never_held_out(claps, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(crossval, "free_running", lambda model, clip, spec, part, n_frames, seed, prior=None: (
+        {name: np.zeros((spec.frame_start(part.start + n_frames) - spec.frame_start(part.start), spec.channels),
+                        np.float32) for name in SYSTEMS}, 1.0))
+    out = tmp_path / "cv"
+    assert main(["crossval", *map(str, claps[:2]), "--also-train", str(claps[2]), *TINY, "--out", str(out)]) == 0
+    report = json.loads((out / "crossval.json").read_text())
+    assert [f["clip"] for f in report["folds"]] == ["clap-0", "clap-1"] and report["also_train"] == ["clap-2"]
+    assert [f["settings"]["train_clips"] for f in report["folds"]] == [["clap-1", "clap-2"], ["clap-0", "clap-2"]]
+    assert "1 more clip(s) in every training set" in report["header"]
+    assert json.loads((out / "folds" / "clap-0" / "run" / "config.json").read_text())["data"] == [
+        str(out / "data" / "aligned" / name) for name in ("clap-1", "clap-2")]
+    capsys.readouterr()
+    assert main(["crossval", *map(str, claps[:2]), "--also-train", str(claps[1]), *TINY, "--out",
+                 str(tmp_path / "clash")]) == 2
+    assert "clip 'clap-1' is both held out and in --also-train" in capsys.readouterr().err

@@ -52,7 +52,8 @@ def configure_threads() -> int | None:
     (None: the user's OMP_NUM_THREADS stands).
 
     The count does not follow the machine's load: training results depend on it in their last bits, and the same
-    seed must give the same weights (generation's takes, whose results do not depend on it, use `free_cores`).
+    seed must give the same weights (generation's takes, whose results do not depend on it, use `free_cores`;
+    each generation step runs on one thread: foleylib.generation.generate.single_thread).
     Call it before torch is imported (the `foley` command does; in a notebook, in the first cell): afterwards it
     still sets the thread count, but the waiting policy stays what torch started with."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

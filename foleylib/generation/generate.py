@@ -48,7 +48,8 @@ def make_stepper(model: torch.nn.Module, takes: int = 1, workers: int = 1) -> Fu
 @contextmanager
 def single_thread() -> Iterator[None]:
     """Per-sample steps are latency-bound: one intra-op thread for torch and for BLAS avoids thread hand-off and,
-    when takes run on threads, oversubscribed cores."""
+    when takes run on threads, oversubscribed cores. Inside it, the process-wide count that
+    foleylib.core.device.configure_threads chose for training is set aside, and restored after."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

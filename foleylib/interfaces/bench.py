@@ -268,13 +268,16 @@ def ingest_corpus(plan: Plan, seed: int, folder: Path) -> dict:
     first = _test_clip(folder / "corpus0.mp4", plan.corpus_seconds, seed)
     files = [first] + [Path(shutil.copy(first, folder / f"corpus{k}.mp4")) for k in range(1, plan.corpus_files)]
     seconds = plan.corpus_files * plan.corpus_seconds
-
-    def rate(resize: str) -> float:
-        return seconds / median_seconds(lambda: ingest(files, folder / resize, force=True, jobs=0, resize=resize),
-                                        plan.repeats)
-
     return {"files": plan.corpus_files, "seconds": seconds, "jobs": available_cores(),
-            "realtime_factor": rate("cv2"), "fast_resize_rtf": rate("ffmpeg")}
+            **_resize_rates(seconds, lambda resize: ingest(files, folder / resize, force=True, jobs=0, resize=resize),
+                            plan.repeats)}
+
+
+def _resize_rates(seconds: float, run: Callable[[str], object], repeats: int) -> dict:
+    """Seconds of video per wall second of run(resize) over `seconds` of video, with the exact resize
+    (realtime_factor) and with ffmpeg's scaler (fast_resize_rtf)."""
+    return {key: seconds / median_seconds(lambda: run(resize), repeats)  # noqa: B023 - called within the loop
+            for key, resize in (("realtime_factor", "cv2"), ("fast_resize_rtf", "ffmpeg"))}
 
 
 def ingest_speed(plan: Plan, seed: int) -> dict:
@@ -282,16 +285,12 @@ def ingest_speed(plan: Plan, seed: int) -> dict:
     ffmpeg's own decode of it to raw frames."""
     with tempfile.TemporaryDirectory() as tmp:
         clip = _test_clip(Path(tmp) / "clip.mp4", plan.ingest_seconds, seed)
-
-        def rate(resize: str) -> float:
-            return plan.ingest_seconds / median_seconds(
-                lambda: ingest_file(clip, Path(tmp) / "aligned", AVSpec(), force=True, resize=resize), plan.repeats)
-
+        rates = _resize_rates(plan.ingest_seconds, lambda resize: ingest_file(
+            clip, Path(tmp) / "aligned", AVSpec(), force=True, resize=resize), plan.repeats)
         decode = [ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(clip), "-map", "0:v:0", "-f", "rawvideo",
                   "-pix_fmt", "rgb24", "-"]
         ffmpeg = median_seconds(lambda: subprocess.run(decode, stdout=subprocess.DEVNULL, check=True), plan.repeats)
-        result = {"realtime_factor": rate("cv2"), "fast_resize_rtf": rate("ffmpeg"),
-                  "ffmpeg_rtf": plan.ingest_seconds / ffmpeg, "corpus": ingest_corpus(plan, seed, Path(tmp))}
+        result = {**rates, "ffmpeg_rtf": plan.ingest_seconds / ffmpeg, "corpus": ingest_corpus(plan, seed, Path(tmp))}
     result["ratio"] = result["ffmpeg_rtf"] / result["realtime_factor"]  # how many times ffmpeg's decode is faster
     result["corpus"]["ratio"] = result["ffmpeg_rtf"] / result["corpus"]["fast_resize_rtf"]
     return result

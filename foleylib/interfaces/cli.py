@@ -159,7 +159,7 @@ def cmd_crossval(args: argparse.Namespace) -> int:
                                                   steps=args.steps, loss=args.loss, batch_size=args.batch_size))
     t0 = time.perf_counter()
     report = run_crossval(args.videos, args.out, args.group_by, cfg, spec=_spec_from(args), force=args.force,
-                          log=print)
+                          log=print, also_train=args.also_train)
     model = report["summary"]["means"]["model"]["onset_f1"]
     print(f"{len(report['folds'])} folds in {(time.perf_counter() - t0) / 60:.1f} min; model onset F1 "
           f"{'-' if model is None else format(model['mean'], '.3f')} -> {Path(args.out) / 'crossval.md'}, "
@@ -318,6 +318,9 @@ def _add_crossval_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--finetune-steps", type=positive_int, default=100, help="finetune mode (default 100)")
     p.add_argument("--resamples", type=positive_int, default=2000, help="bootstrap resamples (default 2000)")
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
+    p.add_argument("--also-train", nargs="+", type=Path, default=[], metavar="VIDEO_OR_CLIP",
+                   help="videos or aligned clips in every fold's training data (a pretraining corpus), never held "
+                        "out or scored")
     p.add_argument("--takes", type=positive_int, default=1,
                    help="takes each system generates per clip (seeds SEED, SEED+1, ...); scores are their mean")
     p.add_argument("--seed", type=int, default=0)
