@@ -84,11 +84,12 @@ def test_key_widgets_carry_stable_css_classes(runs, videos):
     s = Studio(videos, runs)
     classes = {name: getattr(s, name)._dom_classes for name in (
         "generate_button", "progress", "original_audio", "generated_audio", "waveform", "frame_slider",
-        "frame_image", "message", "ui")}
+        "frame_image", "message", "takes", "take", "ui")}
     assert classes == {"generate_button": ("foley-generate",), "progress": ("foley-progress",),
                        "original_audio": ("foley-original-audio",), "generated_audio": ("foley-generated-audio",),
                        "waveform": ("foley-waveform",), "frame_slider": ("foley-frame-slider",),
-                       "frame_image": ("foley-frame",), "message": ("foley-message",), "ui": ("foley-studio",)}
+                       "frame_image": ("foley-frame",), "message": ("foley-message",), "takes": ("foley-takes",),
+                       "take": ("foley-take",), "ui": ("foley-studio",)}
 
 
 def test_helpers_make_wav_and_png_bytes():
@@ -147,3 +148,21 @@ def test_bad_inputs_show_one_line(runs, videos, video, run, start, method, reaso
     assert s.result is None and s.results.layout.display == "none" and not s.generate_button.disabled
     assert reason in s.message.value and "error: " in s.message.value
     assert "\n" not in s.message.value and "Traceback" not in s.message.value
+
+
+def test_takes_are_made_at_once_and_each_is_the_take_of_its_seed(runs, videos):
+    s = Studio(videos, runs, video=str(videos / "clap.mp4"), run=str(runs / "wavenet"), start=1.2, seconds=0.2,
+               seed=5, takes=3)
+    assert s.generate()["takes"] == 3 and s.message.value == ""
+    assert s.all_takes.shape == (3, 0.2 * SPEC.sr, 2) and s.take.layout.display == "flex"
+    assert [label for label, _ in s.take.options] == ["take 1 (seed 5)", "take 2 (seed 6)", "take 3 (seed 7)"]
+    first = bytes(s.generated_audio.value)
+    s.take.value = 2
+    assert np.array_equal(s.audio, s.all_takes[2]) and bytes(s.generated_audio.value) != first
+    alone = Studio(videos, runs, video=str(videos / "clap.mp4"), run=str(runs / "wavenet"), start=1.2, seconds=0.2,
+                   seed=7)
+    alone.generate()
+    assert np.array_equal(alone.audio, s.all_takes[2]) and alone.take.layout.display == "none"
+    naive = Studio(videos, runs, video=str(videos / "clap.mp4"), run=str(runs / "wavenet"), seconds=0.2,
+                   method="naive", takes=2)
+    assert naive.generate() is None and "takes in lockstep need cached generation" in naive.message.value

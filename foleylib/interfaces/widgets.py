@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.image import imsave
 
+from foleylib.core.device import free_cores
 from foleylib.core.errors import InputError
 from foleylib.data.media import VIDEO_EXTENSIONS, read_audio
 from foleylib.evaluation.notebook import audio_player
@@ -117,6 +118,9 @@ def png_bytes(image: np.ndarray | Figure, dpi: int = 80) -> bytes:
     return buf.getvalue()
 
 
+MAX_TAKES = 8  # takes the studio makes at once
+
+
 def _labelled(text: str, widget: w.Widget) -> w.VBox:
     return w.VBox([w.HTML(f"<b>{text}</b>"), widget])
 
@@ -127,17 +131,19 @@ class Studio:
     The video list holds the videos and aligned clips found under `videos`, the run list the trained runs found
     under `runs` (described by their config); a `video` or `run` path given here joins its list.
     Widgets and their CSS classes: video (foley-video), run (foley-run), start, seconds, temperature, method, seed,
-    generate_button (foley-generate), progress (foley-progress, samples done of the part), status (foley-status,
-    seconds and real-time factor), message (foley-message, one-line errors), original_audio (foley-original-audio),
-    generated_audio (foley-generated-audio), waveform (foley-waveform, generated vs original with frame markers
-    and a red cursor at the shown frame), frame_slider (foley-frame-slider, global frame index), frame_image
-    (foley-frame); `ui` holds them all (foley-studio). After generating, `result` is a summary and `audio`,
-    `original` (None without an audio track) and `frames` hold the part.
+    takes (foley-takes: takes made at once, seeds seed, seed + 1, ...; cached generation), generate_button
+    (foley-generate), progress (foley-progress, samples done of the part), status (foley-status, seconds and
+    real-time factor), message (foley-message, one-line errors), original_audio (foley-original-audio), take
+    (foley-take: which take the player and the waveform show), generated_audio (foley-generated-audio), waveform
+    (foley-waveform, generated vs original with frame markers and a red cursor at the shown frame), frame_slider
+    (foley-frame-slider, global frame index), frame_image (foley-frame); `ui` holds them all (foley-studio). After
+    generating, `result` is a summary, `all_takes` [takes, N, C] the takes and `audio` the one shown, `original`
+    (None without an audio track) and `frames` the part.
     """
 
     def __init__(self, videos: str | Path = "../data", runs: str | Path = "../outputs", video: str = "", run: str = "",
                  start: float = 0.0, seconds: float = 2.0, temperature: float = 1.0, method: str = "auto",
-                 seed: int = 0, display_size: int = 160, device: str = "auto"):
+                 seed: int = 0, takes: int = 1, display_size: int = 160, device: str = "auto"):
         self.videos_dir, self.runs_dir, self.display_size, self.device = Path(videos), Path(runs), display_size, device
         self.video = w.Dropdown(description="video", layout=w.Layout(width="50%"))
         self.run = w.Dropdown(description="run", layout=w.Layout(width="50%"))
@@ -147,6 +153,8 @@ class Studio:
                                          style={"description_width": "initial"})
         self.method = w.Dropdown(options=["auto", "naive", "cached"], value=method, description="method")
         self.seed = w.IntText(seed, description="seed")
+        self.takes = w.BoundedIntText(takes, min=1, max=MAX_TAKES, description="takes")
+        self.take = w.ToggleButtons(options=[("take 1", 0)], value=0, style={"button_width": "auto"})
         self.generate_button = w.Button(description="Generate", button_style="primary", icon="play")
         self.progress = w.IntProgress(0, min=0, max=1, description="progress")
         self.status, self.message = w.HTML(""), w.HTML("")
@@ -158,23 +166,25 @@ class Studio:
         self.frame_image, self.frame_label = w.Image(format="png"), w.HTML("")
         self.results = w.VBox([
             w.HBox([w.VBox([self.original_label, self.original_audio]),
-                    _labelled("generated", self.generated_audio)]),
+                    _labelled("generated", w.VBox([self.take, self.generated_audio]))]),
             self.waveform, self.frame_slider, w.HBox([self.frame_image, self.frame_label])],
             layout=w.Layout(display="none"))
         self.ui = w.VBox([w.HBox([self.video, self.run]),
-                          w.HBox([self.start, self.seconds, self.seed]),
+                          w.HBox([self.start, self.seconds, self.seed, self.takes]),
                           w.HBox([self.temperature, self.method, self.generate_button]),
                           w.HBox([self.progress, self.status]), self.message, self.results])
         for widget, name in ((self.video, "video"), (self.run, "run"), (self.generate_button, "generate"),
                              (self.progress, "progress"), (self.status, "status"), (self.message, "message"),
                              (self.original_audio, "original-audio"), (self.generated_audio, "generated-audio"),
-                             (self.waveform, "waveform"), (self.frame_slider, "frame-slider"),
+                             (self.waveform, "waveform"), (self.frame_slider, "frame-slider"), (self.takes, "takes"),
+                             (self.take, "take"),
                              (self.frame_image, "frame"), (self.ui, "studio")):
             widget.add_class(f"foley-{name}")
         self.generate_button.on_click(self.generate)
         self.frame_slider.observe(self.show_frame, "value")
+        self.take.observe(self.show_take, "value")
         self.result: dict | None = None
-        self.audio = self.original = self.frames = None
+        self.audio = self.all_takes = self.original = self.frames = None
         self.first, self.fps, self.figure, self.cursors = 0, 25.0, None, []
         self.scan(str(video), str(run))
 
@@ -222,8 +232,10 @@ class Studio:
 
         with decode_part(video, spec, first, model) as (past_frames, decoded), \
                 decode_part(video, spec, first, model, size=self.display_size) as (_, display):
-            engine = make_engine(model, spec, run, self.method.value,
-                                 Sampler(self.temperature.value, 1.0, self.seed.value), first, past_frames)
+            takes = self.takes.value
+            samplers = [Sampler(self.temperature.value, 1.0, self.seed.value + k) for k in range(takes)]
+            engine = make_engine(model, spec, run, self.method.value, samplers[0] if takes == 1 else samplers, first,
+                                 past_frames, workers=min(takes, free_cores()))
             try:
                 audio, wall = run_frames(engine, itertools.islice(decoded, count), on_frame=on_frame)
             except ValueError:
@@ -233,7 +245,9 @@ class Studio:
         width, height = round(self.display_size * aspect), self.display_size
         self.frame_image.width, self.frame_image.height = str(width), str(height)
         self.frame_image.layout.width, self.frame_image.layout.height = f"{width}px", f"{height}px"  # CSS wins
-        self.audio, self.frames, self.first, self.fps = audio, np.stack(shown), first, float(spec.fps_exact)
+        self.all_takes = audio.reshape(len(audio), takes, -1).transpose(1, 0, 2)  # from [N, (takes,) C]
+        self.frames, self.first, self.fps = np.stack(shown), first, float(spec.fps_exact)
+        self.audio = self.all_takes[0]
         self.original = None
         if info.has_audio:
             lo = spec.frame_start(first)
@@ -241,22 +255,25 @@ class Studio:
             self.original = np.pad(own, ((0, len(self.audio) - len(own)), (0, 0)))
         seconds = len(self.audio) / spec.sr
         self.result = {"video": str(video), "run": run, "start_s": first / self.fps, "seconds": seconds,
-                       "frames": len(self.frames), "method": engine.method, "wall_s": wall, "rtf": seconds / wall,
+                       "frames": len(self.frames), "takes": takes, "method": engine.method, "wall_s": wall,
+                       "rtf": takes * seconds / wall,
                        "sr": spec.sr, "fps": self.fps, "has_original": self.original is not None}
-        self.status.value = f"{seconds:.2f} s generated ({engine.method}), real-time factor {seconds / wall:.3f}"
-        self._show_part(spec.sr)
+        self.status.value = f"{seconds:.2f} s generated ({engine.method}" + (f", {takes} takes" if takes > 1 else "") \
+            + f"), real-time factor {self.result['rtf']:.3f}"
+        self._show_part()
         return self.result
 
-    def _show_part(self, sr: int) -> None:
+    def _show_part(self) -> None:
         """Fill the players, draw the waveform with a cursor and reset the frame slider to the part's frames."""
-        self.generated_audio.value = wav_bytes(self.audio, sr)
-        self.original_audio.value = wav_bytes(self.original, sr) if self.original is not None else b""
+        self.original_audio.value = wav_bytes(self.original, self.result["sr"]) if self.original is not None else b""
         self.original_label.value = "<b>original</b>" if self.original is not None else \
             "<b>original</b> (the video has no audio track)"
-        self.figure = plot_waveform(self.audio, sr, self.fps, reference=self.original, labels=("generated", "original"),
-                                    title=f"generated vs original from {self.first / self.fps:.2f} s "
-                                          f"(time from the start of the part)")
-        self.cursors = [ax.axvline(0.0, **CURSOR_STYLE) for ax in self.figure.axes]
+        self.take.unobserve(self.show_take, "value")
+        self.take.options = [(f"take {k + 1} (seed {self.seed.value + k})", k) for k in range(len(self.all_takes))]
+        self.take.value = 0
+        self.take.observe(self.show_take, "value")
+        self.take.layout.display = "flex" if len(self.all_takes) > 1 else "none"
+        self._draw_take()
         slider = self.frame_slider
         slider.unobserve(self.show_frame, "value")  # one redraw below, not one per bound moved
         slider.min, slider.max = 0, self.first + len(self.frames) - 1  # min first: min <= max at every step
@@ -264,6 +281,22 @@ class Studio:
         slider.observe(self.show_frame, "value")
         self.show_frame()
         self.results.layout.display = "flex"
+
+    def show_take(self, _change: dict | None = None) -> None:
+        """The take buttons: play and draw the chosen take."""
+        self._draw_take()
+        self.show_frame()
+
+    def _draw_take(self) -> None:
+        """The chosen take in the generated player and the waveform (cursors at the part's start)."""
+        sr = self.result["sr"]
+        self.audio = self.all_takes[self.take.value]
+        self.generated_audio.value = wav_bytes(self.audio, sr)
+        name = "generated" if len(self.all_takes) == 1 else f"take {self.take.value + 1}"
+        self.figure = plot_waveform(self.audio, sr, self.fps, reference=self.original, labels=(name, "original"),
+                                    title=f"{name} vs original from {self.first / self.fps:.2f} s "
+                                          f"(time from the start of the part)")
+        self.cursors = [ax.axvline(0.0, **CURSOR_STYLE) for ax in self.figure.axes]
 
     @property
     def marker_s(self) -> float:
