@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from numba import njit
 
-from foleylib.generation.kernels import FAST, blocked, gated_into, layer_norm_into, matvec_into, softmax_into
+from foleylib.generation.kernels import BLOCK, FAST, blocked, gated_into, layer_norm_into, matvec_into, softmax_into
 from foleylib.generation.sampling import MULAW_VALUES, DrawParameters, Sampler, sample_classes, takes_draw
 from foleylib.models.transformer import AVTransformer, window_start
 from foleylib.models.wavenet import WaveNet
@@ -283,8 +283,10 @@ class TransformerState(NamedTuple):
 
     e: np.ndarray  # [d] the embedding of the frame on screen
     tokens: np.ndarray  # [T, M, d] the window's tokens, before the positional embedding (a ring when rolling)
-    keys: np.ndarray  # [T, n_layers, heads, d / heads, M] (transposed: see _attend)
-    values: np.ndarray  # [T, n_layers, heads, d / heads, M]
+    keys: np.ndarray  # [T, n_layers, heads, ceil(M / BLOCK), d / heads, BLOCK]: laid out as matvec_into's weights
+    values: np.ndarray  # [T, n_layers, heads, d / heads, M] (transposed: see _attend)
+    bias_ring: np.ndarray  # [heads, 2M]: slice (M - t) % M .. + M holds each slot's alibi bias at slot t (or 0)
+    query: np.ndarray  # [1, d / heads] one head's scaled query
     span: np.ndarray  # int64 [2]: the window's first position and the next position, counted from the reset
     hop: int  # the window's slide (AVTransformer.hop)
     rolling: bool  # alibi positions: the caches are rings of the last M positions (position p in slot p % M)
@@ -294,7 +296,7 @@ class TransformerState(NamedTuple):
     attended: np.ndarray  # [T, d] every head's attention output
     tmp: np.ndarray  # [T, d] a projection's output
     hidden: np.ndarray  # [T, d_ff] the feed-forward's hidden layer
-    scores: np.ndarray  # [M] one head's attention scores, then its probabilities in probs
+    scores: np.ndarray  # [M] one head's attention scores
     probs: np.ndarray  # [M]
     out: np.ndarray  # [T * C * classes] the decoder's output
 
@@ -331,13 +333,16 @@ class FastTransformerStepper(FusedStepper):
         self.transposed = TransposedProjections(*(np.ascontiguousarray(a.transpose(0, 2, 1))
                                                   for a in (w.qkv_w, w.attn_out_w, w.ff1_w, w.ff2_w)))
         d, M, heads, T = cfg.d_model, model.max_context, cfg.n_heads, takes
-        keys = np.zeros((T, cfg.n_layers, heads, d // heads, M), np.float32)  # transposed: see _attend
+        dh, distance = d // heads, (M - np.arange(2 * M)) % M  # a slot's distance back from slot t: see _attend
 
         def rows(width: int) -> np.ndarray:
             return np.zeros((T, width), np.float32)
 
         self.state = TransformerState(
-            e=np.zeros(d, np.float32), tokens=np.zeros((T, M, d), np.float32), keys=keys, values=np.zeros_like(keys),
+            e=np.zeros(d, np.float32), tokens=np.zeros((T, M, d), np.float32),
+            keys=np.zeros((T, cfg.n_layers, heads, -(-M // BLOCK), dh, BLOCK), np.float32),
+            values=np.zeros((T, cfg.n_layers, heads, dh, M), np.float32),
+            bias_ring=-(w.slopes[:, None] * distance[None].astype(np.float32)), query=np.zeros((1, dh), np.float32),
             span=np.zeros(2, np.int64), hop=model.hop, rolling=model.sliding, h=rows(d), normed=rows(d),
             qkv=rows(3 * d), attended=rows(d), tmp=rows(d), hidden=rows(cfg.d_ff), scores=np.zeros(M, np.float32),
             probs=np.zeros(M, np.float32), out=np.zeros(T * self.channels * self.classes, np.float32))
@@ -376,29 +381,25 @@ class FastTransformerStepper(FusedStepper):
 
 
 @njit(**FAST)
-def _attend(qkv, keys, values, t, count, slopes, scores, probs, attended):  # pragma: no cover - compiled
-    """One take's attention at cache slot t: caches the keys and values of qkv [3d] at t in keys and values
-    [heads, dh, M] (transposed, so that both products are contiguous vector loops over the slots), and writes
-    every head's softmax-weighted values over slots 0 .. count - 1 (t among them) to attended [d]. Head h's score of
-    slot s gets -slopes[h] times its distance back from t, around the ring of M slots (alibi; slopes are zero for
-    absolute positions, whose slots are positions 0 .. t of the window)."""
-    heads, dh, M = keys.shape
+def _attend(qkv, keys, values, t, count, bias_ring, query, scores, probs, attended):  # pragma: no cover - compiled
+    """One take's attention at cache slot t: caches the keys and values of qkv [3d] at t in keys [heads,
+    ceil(M / BLOCK), dh, BLOCK] (blocked: a query's scores are one matvec_into, the keys its weights) and values
+    [heads, dh, M] (transposed: a contiguous vector loop over the slots), and writes every head's softmax-weighted
+    values over slots 0 .. count - 1 (t among them) to attended [d]. Head h's scores start from its alibi bias:
+    bias_ring[h, (M - t) % M + s] = -slope_h times slot s's distance back from t around the ring of M slots (all
+    zero for absolute positions, whose slots are positions 0 .. t of the window)."""
+    heads, dh, M = values.shape
     d = heads * dh
     scale = np.float32(1.0 / np.sqrt(dh))
+    block, lane, first = t // BLOCK, t % BLOCK, (M - t) % M
     for hd in range(heads):
-        q, kt, vt = qkv[hd * dh:(hd + 1) * dh], keys[hd], values[hd]
-        kt[:, t] = qkv[d + hd * dh:d + (hd + 1) * dh]
-        vt[:, t] = qkv[2 * d + hd * dh:2 * d + (hd + 1) * dh]
-        slope = slopes[hd]
-        for s in range(t + 1):  # distance t - s back
-            scores[s] = -slope * np.float32(t - s)
-        for s in range(t + 1, count):  # the ring's older half: distance t - s + M
-            scores[s] = -slope * np.float32(t - s + M)
         for i in range(dh):
-            qi = q[i] * scale
-            for s in range(count):
-                scores[s] += qi * kt[i, s]
+            keys[hd, block, i, lane] = qkv[d + hd * dh + i]
+            values[hd, i, t] = qkv[2 * d + hd * dh + i]
+            query[0, i] = qkv[hd * dh + i] * scale
+        matvec_into(keys[hd], query, bias_ring[hd, first:first + M], scores.reshape(1, M))
         softmax_into(scores[:count], probs[:count])
+        vt = values[hd]
         for i in range(dh):
             acc = np.float32(0.0)
             for s in range(count):
@@ -421,8 +422,8 @@ def _token(t, count, state, weights):  # pragma: no cover - compiled
             layer_norm_into(h[k], w.norm1_w[la], w.norm1_b[la], w.eps, normed[k])
         matvec_into(w.qkv_w[la], normed, w.qkv_b[la], st.qkv)
         for k in range(T):
-            _attend(st.qkv[k], st.keys[k, la], st.values[k, la], t, count, w.slopes, st.scores, st.probs,
-                    st.attended[k])
+            _attend(st.qkv[k], st.keys[k, la], st.values[k, la], t, count, st.bias_ring, st.query, st.scores,
+                    st.probs, st.attended[k])
         matvec_into(w.attn_out_w[la], st.attended, w.attn_out_b[la], tmp)
         h += tmp
         for k in range(T):
@@ -439,11 +440,11 @@ def _token(t, count, state, weights):  # pragma: no cover - compiled
 @njit(**FAST)
 def _block(tokens, keys, values, weights, transposed):  # pragma: no cover - compiled
     """One take's tokens [W, d] at window positions 0 .. W-1 through every layer at once with a causal mask,
-    filling its key and value caches [n_layers, heads, dh, M] at 0 .. W-1 (what W calls of _token do, as matrix
-    products)."""
+    filling its key and value caches (TransformerState's layouts, less the take axis) at 0 .. W-1 (what W calls
+    of _token do, as matrix products)."""
     w, wt = weights, transposed
     W, d = tokens.shape
-    heads, dh = keys.shape[1], keys.shape[2]
+    heads, dh = values.shape[1], values.shape[2]
     h = tokens + w.pos[:W]
     normed = np.empty_like(h)
     attended = np.empty_like(h)
@@ -457,7 +458,8 @@ def _block(tokens, keys, values, weights, transposed):  # pragma: no cover - com
         for hd in range(heads):
             q[:] = qkv[:, hd * dh:(hd + 1) * dh]
             k[:] = qkv[:, d + hd * dh:d + (hd + 1) * dh]
-            keys[la, hd, :, :W] = k.T
+            for t in range(W):
+                keys[la, hd, t // BLOCK, :, t % BLOCK] = k[t]
             v[:] = qkv[:, 2 * d + hd * dh:2 * d + (hd + 1) * dh]
             values[la, hd, :, :W] = v.T
             scores = np.dot(q, k.T) * scale
