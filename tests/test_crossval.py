@@ -89,6 +89,9 @@ def test_foley_crossval_on_three_clips(claps, tmp_path):
         assert set(fold["scores"]) == set(SYSTEMS) and all(set(METRICS) <= set(s) for s in fold["scores"].values())
         assert fold["scores"]["silence"]["rms_db"] == -80.0 and fold["val_loss"] > 0
         assert fold["scores"]["model"]["fad"] > 0  # untrained: nothing like the claps
+        for twin in ("model", *TWINS):  # teacher-forced NLL near a uniform guess's ln 256 = 5.55 after 2 steps
+            assert 4 < fold["scores"][twin]["nll"] < 7 and 4 < fold["scores"][twin]["onset_nll"] < 7
+        assert all(fold["scores"][s]["nll"] is None for s in SYSTEMS if s not in ("model", *TWINS))
         assert sorted(p.name for p in (out / "folds" / fold["clip"] / "audio").iterdir()) == sorted(
             f"{s}.wav" for s in SYSTEMS)
     summary = report["summary"]

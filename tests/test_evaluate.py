@@ -25,6 +25,7 @@ from foleylib.evaluation.evaluate import (
 from foleylib.evaluation.metrics import sync_scores
 from foleylib.models.config import model_config
 from foleylib.models.losses import mulaw_decode, mulaw_encode
+from foleylib.models.registry import build_model
 from foleylib.training.checkpoint import load_model
 from foleylib.training.config import TrainConfig
 from foleylib.training.trainer import train
@@ -177,3 +178,20 @@ def test_event_nll_by_hand():
     assert r["nll_first_10ms"] == 5.0
     assert r["nll_event_windows"] == pytest.approx((15 * 1.0 + 95 * 3.0 + 10 * 5.0) / 120)  # 80 .. 200 ms
     assert r["nll_nats"] == pytest.approx((295 * 1.0 + 95 * 3.0 + 10 * 5.0) / 400)
+
+
+def test_twin_nll_scores_the_true_audio_under_each_video(run, clap):
+    from foleylib.evaluation.ablation import twin_nll
+    from foleylib.evaluation.metrics import per_sample_nll
+
+    _, _, clip = clap
+    model, spec = load_model(run)
+    tail = range(60, 100)  # the last 1.6 s of the 4 s scene: a clap in it
+    twins = twin_nll(model, clip, spec, tail)
+    assert twins["model"]["nll"] == pytest.approx(np.nanmean(per_sample_nll(model, clip, spec, tail)))
+    assert twins["video_zeroed"]["nll"] == pytest.approx(
+        np.nanmean(per_sample_nll(model, clip, spec, tail, zero_video=True)))
+    assert twins["video_shuffled"]["nll"] != twins["model"]["nll"]  # other frames, other likelihood
+    assert all(4 < t["onset_nll"] < 7 for t in twins.values())  # 3 steps: near ln 256 = 5.55
+    continuous = build_model(model_config("wavenet", "tiny", clip.spec, loss="mse"))
+    assert all(v is None for t in twin_nll(continuous, clip, spec, tail).values() for v in t.values())

@@ -2,14 +2,21 @@
 
 Teacher-forced likelihood hardly sees the difference between a model with and without video (a burst is
 unpredictable sample by sample either way), so `event_nll` shows where the NLL is spent (around the sounds or
-elsewhere) and the generated audio is scored by `metrics.sync_scores`; `reports_table` sets `evaluate.evaluate_run`
-reports of one clip side by side.
+elsewhere) and the generated audio is scored by `metrics.sync_scores`; `twin_nll` compares the model's NLL with
+the true video and with the twins of `evaluate.free_running` (foley crossval reports it per clip);
+`reports_table` sets `evaluate.evaluate_run` reports of one clip side by side.
 """
 from __future__ import annotations
 
-import numpy as np
+import math
+from dataclasses import replace
 
-from foleylib.evaluation.metrics import window_mask
+import numpy as np
+import torch
+
+from foleylib.core.config import AVSpec
+from foleylib.data.dataset import AlignedClip
+from foleylib.evaluation.metrics import detect_onsets, per_sample_nll, window_mask
 from foleylib.evaluation.notebook import fmt_cell
 
 
@@ -22,6 +29,32 @@ def event_nll(nll: np.ndarray, sr: int, onset_times: np.ndarray, offset: float =
     attacks = window_mask(len(nll), sr, onset_times, 0.0, 0.01, offset=offset) & scored
     return {"nll_nats": float(np.nanmean(nll)), "nll_event_windows": float(nll[events].mean()),
             "nll_first_10ms": float(nll[attacks].mean())}
+
+
+def twin_nll(model: torch.nn.Module, clip: AlignedClip, spec: AVSpec, tail: range) -> dict[str, dict]:
+    """The model's teacher-forced mu-law NLL (nats per sample and channel) of the tail's true audio with the clip's
+    video (`model`) and with free_running's twins (`video_shuffled`: frames rolled by half the clip, motion
+    recomputed from them; `video_zeroed`): `nll` over the tail, `onset_nll` over event_nll's windows around the
+    onsets detected in the true audio (None where there is none). It needs no draw, so it is far steadier than
+    the onset F1 of sampled audio: a model that uses the picture is less surprised where the true sounds start
+    with the true video than with the twins. All None for models without this likelihood (paper mode, tanh)."""
+    twins = ("model", "video_shuffled", "video_zeroed")
+    if model.cfg.mode != "causal" or model.cfg.output != "mulaw":
+        return {name: {"nll": None, "onset_nll": None} for name in twins}
+    reference = np.asarray(clip.audio[spec.frame_start(tail.start):spec.frame_start(tail.stop)])
+    onsets = detect_onsets(reference, spec.sr)
+    frames = np.asarray(clip.frames)
+    shuffled = replace(clip, frames=np.roll(frames, len(frames) // 2, axis=0), meta={**clip.meta, "motion": None})
+    nll = {"model": per_sample_nll(model, clip, spec, tail),
+           "video_shuffled": per_sample_nll(model, shuffled, spec, tail),
+           "video_zeroed": per_sample_nll(model, clip, spec, tail, zero_video=True)}
+
+    def defined(x: float) -> float | None:
+        return None if math.isnan(x) else x
+
+    spent = {name: event_nll(v, spec.sr, onsets) for name, v in nll.items()}
+    return {name: {"nll": defined(e["nll_nats"]), "onset_nll": defined(e["nll_event_windows"]) if len(onsets) else None}
+            for name, e in spent.items()}
 
 
 def reports_table(reports: dict[str, dict], baselines: tuple[str, ...] = ("motion_bursts", "histogram", "silence")

@@ -39,6 +39,7 @@ from foleylib.core.names import safe_name
 from foleylib.data.align import ingest_file
 from foleylib.data.dataset import AlignedClip, check_compatible, load_clip, split_by_time
 from foleylib.data.media import write_audio
+from foleylib.evaluation.ablation import twin_nll
 from foleylib.evaluation.evaluate import free_running, score_generated, uses_video
 from foleylib.evaluation.fad import embedding_distance, yamnet_embeddings
 from foleylib.evaluation.metrics import bootstrap_mean, condfoleygen_scores
@@ -51,7 +52,7 @@ SYSTEMS = ("model", "video_shuffled", "video_zeroed", "motion_bursts", "histogra
 TWINS = ("video_shuffled", "video_zeroed")
 METRICS = {"onset_f1": "higher", "onset_ap": "higher", "onset_acc": "higher", "condfoleygen_ap": "higher",
            "condfoleygen_acc": "higher", "envelope_corr": "higher", "logmel_db": "lower", "mrstft": "lower",
-           "fad": "lower"}  # the tables' columns: which way is better
+           "fad": "lower", "nll": "lower", "onset_nll": "lower"}  # the tables' columns: which way is better
 DEFAULT_TRAIN = {"arch": "wavenet", "preset": "small", "steps": 200, "loss": "ce", "batch_size": 8}
 
 
@@ -207,8 +208,10 @@ def run_fold(cfg: CrossvalConfig, clip: AlignedClip, others: list[AlignedClip], 
         take_scores.append(scores)
     embeddings = {name: yamnet_embeddings([audio[name] for audio in takes], spec.sr) for name in SYSTEMS}
     embeddings["reference"] = yamnet_embeddings([reference], spec.sr)
+    likelihood = twin_nll(model, clip, spec, part)  # teacher-forced: the same for every take
     scores = {name: mean_over_takes([s[name] for s in take_scores])
-              | {"fad": _fad(embeddings[name], embeddings["reference"])} for name in SYSTEMS}
+              | {"fad": _fad(embeddings[name], embeddings["reference"])}
+              | likelihood.get(name, {"nll": None, "onset_nll": None}) for name in SYSTEMS}
     for name in SYSTEMS:
         write_audio(fold_dir / "audio" / f"{name}.wav", takes[0][name], spec.sr)
     with atomic_path(fold_dir / "embeddings.npz") as tmp, tmp.open("wb") as f:
