@@ -199,7 +199,7 @@ class AVTransformer(nn.Module):
 
         q = heads(q).unflatten(2, (blocks, M))  # [B, H, blocks, M, dh]
         k, v = (heads(F.pad(t, (0, 0, M, 0))).unfold(2, 2 * M, M).transpose(-1, -2) for t in (k, v))  # [B,H,b,2M,dh]
-        bias = sliding_bias(self.slopes, M).to(x.dtype)[:, None].repeat(1, blocks, 1, 1)  # [H, blocks, M, 2M]
+        bias = sliding_bias(self.slopes, M).to(q.dtype)[:, None].repeat(1, blocks, 1, 1)  # [H, blocks, M, 2M]
         bias[:, 0, :, :M] = float("-inf")  # before position 0 there is nothing to attend
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
                                            dropout_p=attn.dropout if self.training else 0.0)  # [B, H, blocks, M, dh]
