@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from foleylib.core.config import AVSpec, preset
@@ -19,6 +20,7 @@ from foleylib.models.registry import build_model
 from foleylib.models.transformer import alibi_slopes, sliding_bias, window_start
 from foleylib.models.video import (
     AudioToVideo,
+    Conv3d,
     FrameEmbedding,
     ResBlock1d,
     ResBlock3d,
@@ -93,6 +95,23 @@ def test_projections_shapes():
     assert VideoToAudio(4, 3, 36, n_aud=1, c_aud=16)(v).shape == (2, 16, 1)
     a = torch.randn(2, 8, 250)  # [B, c_aud, n_aud]
     assert AudioToVideo(8, 250, 4, 3, 36)(a).shape == (2, 4, 3, 6, 6)
+
+
+def test_conv3d_inference_runs_through_onednn_with_the_same_result():
+    torch.manual_seed(0)
+    conv, plain = Conv3d(3, 16, 3, stride=(1, 2, 2), padding=1, bias=False), nn.Conv3d(3, 16, 3, stride=(1, 2, 2),
+                                                                                      padding=1, bias=False)
+    plain.load_state_dict(conv.state_dict())
+    x = torch.randn(1, 3, 4, 32, 32)  # one frame window: PyTorch's own choice is slow_conv3d
+
+    def ops(grad: bool) -> set[str]:
+        with torch.set_grad_enabled(grad), torch.profiler.profile() as prof:
+            out = conv(x)
+        torch.testing.assert_close(out, plain(x), rtol=0, atol=1e-5)
+        return {event.key for event in prof.key_averages()}
+
+    assert "aten::mkldnn_convolution" in ops(grad=False)
+    assert "aten::mkldnn_convolution" not in ops(grad=True)  # training keeps PyTorch's choice
 
 
 def test_video_time_axis_is_folded_not_averaged():
