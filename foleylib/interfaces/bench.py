@@ -139,11 +139,12 @@ def generation_rtf(model: torch.nn.Module, spec: AVSpec, method: str, frames: in
 
 
 def fusion_flops_per_sample(model: torch.nn.Module, spec: AVSpec) -> int:
-    """FLOPs of one deep-fusion forward (a frame's samples) per sample, counted by torch."""
+    """FLOPs of one deep-fusion forward (a frame's samples) per sample, counted by torch (with gradients on, so
+    that the 3D convolutions take the path the counter knows: models.video.Conv3d calls oneDNN in inference)."""
     ctx = model.cfg.spec_for(spec)
     batch = {"audio": torch.zeros(1, ctx.context_samples, ctx.channels),
              "video": torch.zeros(1, ctx.context_frames, ctx.size, ctx.size, 3, dtype=torch.uint8)}
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
+    with FlopCounterMode(display=False) as counter:
         model(batch)
     return round(counter.get_total_flops() / model.cfg.samples_per_frame)
 
