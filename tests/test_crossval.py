@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from test_cli import foley
 
 from foleylib.core.errors import InputError
@@ -158,7 +159,9 @@ def test_takes_score_the_mean_of_their_takes(claps, tmp_path, monkeypatch):
 
     monkeypatch.setattr(crossval, "free_running", fake_free_running)
     cfg = CrossvalConfig(train_args=train_options(preset="tiny", steps=2, batch_size=2), takes=2, resamples=200)
+    threads = torch.get_num_threads()
     report = crossval.run_crossval(claps[:2], tmp_path / "cv", cfg=cfg)
+    assert torch.get_num_threads() == threads  # the folds' one thread is not left behind
     assert "scores averaged over 2 takes (seeds 0..1)" in report["header"]
     for fold in report["folds"]:
         assert fold["settings"]["takes"] == 2

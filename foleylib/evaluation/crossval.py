@@ -30,7 +30,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from foleylib.core.config import AVSpec
 from foleylib.core.errors import InputError
@@ -44,6 +43,7 @@ from foleylib.evaluation.evaluate import free_running, score_generated, uses_vid
 from foleylib.evaluation.fad import embedding_distance, yamnet_embeddings
 from foleylib.evaluation.metrics import bootstrap_mean, condfoleygen_scores
 from foleylib.evaluation.notebook import fmt_cell
+from foleylib.generation.generate import torch_threads
 from foleylib.training.checkpoint import load_model
 from foleylib.training.command import run_train, train_parser
 
@@ -344,21 +344,22 @@ def run_crossval(sources: list[Path], out: str | Path, group_by: str = "all", cf
     stale = [n for n in clips if finished_fold(out / "folds" / n, plan[n]) is False]
     if stale and not force:
         raise InputError(f"fold {stale[0]} was run with other settings (--force redoes such folds)", out / "folds")
-    torch.set_num_threads(cfg.threads)
     t0 = time.perf_counter()
     folds = []
-    for name, clip in clips.items():
-        fold = finished_fold(out / "folds" / name, plan[name])
-        if fold:
-            log(f"{name}: reused the finished fold")
-        else:
-            others = [clips[n] if n in clips else extra[n] for n in trained_on[name]]
-            fold = run_fold(cfg, clip, others, groups[name], out / "folds" / name)
-            model, shuffled = fold["scores"]["model"], fold["scores"]["video_shuffled"]
-            log(f"{name} ({groups[name]}): trained on {len(others)} clips in {fold['train_s']:.0f} s, "
-                f"{fold['seconds']:.1f} s generated at {fold['rtf']:.2f}x real time; onset F1 model "
-                f"{fmt_cell(model['onset_f1'])}, shuffled {fmt_cell(shuffled['onset_f1'])} ({fold['wall_s']:.0f} s)")
-        folds.append(fold)
+    with torch_threads(cfg.threads):
+        for name, clip in clips.items():
+            fold = finished_fold(out / "folds" / name, plan[name])
+            if fold:
+                log(f"{name}: reused the finished fold")
+            else:
+                others = [clips[n] if n in clips else extra[n] for n in trained_on[name]]
+                fold = run_fold(cfg, clip, others, groups[name], out / "folds" / name)
+                model, shuffled = fold["scores"]["model"], fold["scores"]["video_shuffled"]
+                log(f"{name} ({groups[name]}): trained on {len(others)} clips in {fold['train_s']:.0f} s, "
+                    f"{fold['seconds']:.1f} s generated at {fold['rtf']:.2f}x real time; onset F1 model "
+                    f"{fmt_cell(model['onset_f1'])}, shuffled {fmt_cell(shuffled['onset_f1'])} "
+                    f"({fold['wall_s']:.0f} s)")
+            folds.append(fold)
     header = (f"{len(folds)} clips in {len(members)} group(s) (`--group-by {group_by}`), mode `{cfg.mode}`: each "
               + ("clip generated whole by a model trained on the other clips of its group"
                  if cfg.mode == "loo" else

@@ -46,17 +46,23 @@ def make_stepper(model: torch.nn.Module, takes: int = 1, workers: int = 1) -> Fu
 
 
 @contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch's intra-op thread count set to n inside, the count before restored after."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
+@contextmanager
 def single_thread() -> Iterator[None]:
     """Per-sample steps are latency-bound: one intra-op thread for torch and for BLAS avoids thread hand-off and,
     when takes run on threads, oversubscribed cores. Inside it, the process-wide count that
     foleylib.core.device.configure_threads chose for training is set aside, and restored after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with blas_threads(1):
-            yield
-    finally:
-        torch.set_num_threads(threads)
+    with torch_threads(1), blas_threads(1):
+        yield
 
 
 def supports_cached(model: torch.nn.Module) -> bool:

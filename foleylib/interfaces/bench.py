@@ -36,7 +36,7 @@ from foleylib.data.align import ingest, ingest_file
 from foleylib.data.batches import warmup_positions
 from foleylib.data.dataset import AlignedClip, SampleDataset, WindowDataset
 from foleylib.data.media import ffmpeg_exe, write_video
-from foleylib.generation.generate import STEPPERS, FoleyEngine, generate_takes, single_thread
+from foleylib.generation.generate import STEPPERS, FoleyEngine, generate_takes, single_thread, torch_threads
 from foleylib.generation.sampling import Sampler
 from foleylib.models.config import ARCHS, model_config
 from foleylib.models.registry import build_model
@@ -93,12 +93,8 @@ def cpu_name() -> str:
 def matmul_gflops(n: int, repeats: int, threads: int | None = None) -> float:
     """GFLOP/s of an n x n fp32 matmul with torch (all intra-op threads, or `threads`)."""
     a, b = torch.randn(n, n), torch.randn(n, n)
-    saved = torch.get_num_threads()
-    torch.set_num_threads(threads or saved)
-    try:
+    with torch_threads(threads or torch.get_num_threads()):
         return 2 * n ** 3 / median_seconds(lambda: a @ b, repeats) / 1e9
-    finally:
-        torch.set_num_threads(saved)
 
 
 def machine(plan: Plan) -> dict:
