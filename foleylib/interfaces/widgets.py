@@ -258,9 +258,9 @@ class Studio:
                        "frames": len(self.frames), "takes": takes, "method": engine.method, "wall_s": wall,
                        "rtf": takes * seconds / wall,
                        "sr": spec.sr, "fps": self.fps, "has_original": self.original is not None}
+        self._show_part()  # players and waveform first: "generated" in the status means they are there
         self.status.value = f"{seconds:.2f} s generated ({engine.method}" + (f", {takes} takes" if takes > 1 else "") \
             + f"), real-time factor {self.result['rtf']:.3f}"
-        self._show_part()
         return self.result
 
     def _show_part(self) -> None:
