@@ -16,6 +16,7 @@ import torch
 
 from foleylib.core.config import AVSpec
 from foleylib.data.dataset import AlignedClip
+from foleylib.evaluation.evaluate import shuffled_video
 from foleylib.evaluation.metrics import detect_onsets, per_sample_nll, window_mask
 from foleylib.evaluation.notebook import fmt_cell
 
@@ -33,8 +34,8 @@ def event_nll(nll: np.ndarray, sr: int, onset_times: np.ndarray, offset: float =
 
 def twin_nll(model: torch.nn.Module, clip: AlignedClip, spec: AVSpec, tail: range) -> dict[str, dict]:
     """The model's teacher-forced mu-law NLL (nats per sample and channel) of the tail's true audio with the clip's
-    video (`model`) and with free_running's twins (`video_shuffled`: frames rolled by half the clip, motion
-    recomputed from them; `video_zeroed`): `nll` over the tail, `onset_nll` over event_nll's windows around the
+    video (`model`) and with free_running's twins (`video_shuffled`: shuffled_video's frames, motion recomputed
+    from them; `video_zeroed`): `nll` over the tail, `onset_nll` over event_nll's windows around the
     onsets detected in the true audio (None where there is none). It needs no draw, so it is far steadier than
     the onset F1 of sampled audio: a model that uses the picture is less surprised where the true sounds start
     with the true video than with the twins. All None for models without this likelihood (paper mode, tanh)."""
@@ -44,7 +45,7 @@ def twin_nll(model: torch.nn.Module, clip: AlignedClip, spec: AVSpec, tail: rang
     reference = np.asarray(clip.audio[spec.frame_start(tail.start):spec.frame_start(tail.stop)])
     onsets = detect_onsets(reference, spec.sr)
     frames = np.asarray(clip.frames)
-    shuffled = replace(clip, frames=np.roll(frames, len(frames) // 2, axis=0), meta={**clip.meta, "motion": None})
+    shuffled = replace(clip, frames=shuffled_video(frames), meta={**clip.meta, "motion": None})
     nll = {"model": per_sample_nll(model, clip, spec, tail),
            "video_shuffled": per_sample_nll(model, shuffled, spec, tail),
            "video_zeroed": per_sample_nll(model, clip, spec, tail, zero_video=True)}

@@ -129,11 +129,17 @@ def scene_truth(clip: AlignedClip, t0: float, seconds: float) -> dict:
     return {}
 
 
+def shuffled_video(frames: np.ndarray) -> np.ndarray:
+    """The shuffled-video twin's frames: the clip's frames rolled by half its length, so every moment shows an
+    unrelated one of the same clip (the picture's statistics unchanged, its timing broken)."""
+    return np.roll(frames, len(frames) // 2, axis=0)
+
+
 def free_running(model: torch.nn.Module, clip: AlignedClip, spec: AVSpec, tail: range, n_frames: int,
                  seed: int, progress: bool = False,
                  prior: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], float]:
     """Generated audio of the tail's first n_frames by the model, by the model on zeroed and on shuffled video
-    (the clip's frames rolled by half its length), and by the baselines that need no model; and the model's
+    (shuffled_video), and by the baselines that need no model; and the model's
     real-time factor. The histogram baseline draws from the mu-law histogram of `prior` [N, C], audio the model
     trained on (default: the clip's audio before the tail), and the motion bursts take its 99.9th percentile
     level."""
@@ -142,7 +148,7 @@ def free_running(model: torch.nn.Module, clip: AlignedClip, spec: AVSpec, tail: 
     frames = np.asarray(clip.frames)
     prime = clip.audio[:first]
     videos = {"model": frames, "video_zeroed": np.zeros_like(frames),
-              "video_shuffled": np.roll(frames, len(frames) // 2, axis=0)}
+              "video_shuffled": shuffled_video(frames)}
     audio, rtf = {}, 0.0
     for name, video in videos.items():
         t = time.perf_counter()
