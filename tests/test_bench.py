@@ -7,7 +7,9 @@ from test_cli import foley
 
 GENERATION_KEYS = {"rtf_naive", "rtf_cached", "speedup", "flops_per_sample", "gflops_achieved", "fraction_of_peak",
                    "step_us_per_sample", "step_gflops", "step_fraction_of_peak", "rtf_batched", "rtf_batched_1thread",
-                   "batch", "batch_workers", "batch_speedup"}
+                   "batch", "batch_workers", "batch_speedup", "int8"}
+INT8_KEYS = {"rtf_cached", "step_us_per_sample", "step_gflops", "step_fraction_of_peak", "rtf_batched",
+             "speedup_over_fp32"}
 CACHED_ONLY = {"rtf_cached", "speedup", "step_us_per_sample", "step_gflops", "step_fraction_of_peak"}
 
 
@@ -27,14 +29,19 @@ def test_quick_bench_writes_every_measurement(tmp_path):
     for arch, g in report["generation"].items():
         assert set(g) == GENERATION_KEYS
         cached = set() if arch == "fusion" else CACHED_ONLY
-        assert all(_positive(g[k]) for k in GENERATION_KEYS - CACHED_ONLY | cached), (arch, g)
+        assert all(_positive(g[k]) for k in GENERATION_KEYS - CACHED_ONLY - {"int8"} | cached), (arch, g)
         assert g["batch"] == 4 and 1 <= g["batch_workers"] <= 4  # 4 takes at once, at most a thread per take
         one_stream = g["rtf_naive"] if arch == "fusion" else g["rtf_cached"]
         assert math.isclose(g["batch_speedup"], g["rtf_batched"] / one_stream)
         if arch != "fusion":  # the step alone runs at the rate its FLOPs and time say
             assert math.isclose(g["step_gflops"], g["flops_per_sample"] / g["step_us_per_sample"] / 1e3)
             assert math.isclose(g["step_fraction_of_peak"], g["step_gflops"] / machine["peak_matmul_gflops_1thread"])
-    assert all(report["generation"]["fusion"][k] is None for k in CACHED_ONLY)  # a frame per step: nothing to cache
+            int8 = g["int8"]  # the same rates with int8 weights, the products' FLOPs counted as before
+            assert set(int8) == INT8_KEYS and all(_positive(v) for v in int8.values())
+            assert math.isclose(int8["step_gflops"], g["flops_per_sample"] / int8["step_us_per_sample"] / 1e3)
+            assert math.isclose(int8["speedup_over_fp32"], int8["rtf_cached"] / g["rtf_cached"])
+    fusion = report["generation"]["fusion"]
+    assert all(fusion[k] is None for k in CACHED_ONLY | {"int8"})  # a frame per step: nothing to cache
     assert set(report["training"]) == {"wavenet", "transformer", "transformer_sliding"}
     for t in report["training"].values():
         assert _positive(t["paper"]["predictions_per_s"]) and _positive(t["causal"]["predictions_per_s"])

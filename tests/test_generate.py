@@ -8,6 +8,7 @@ from foleylib.core.config import AVSpec, preset
 from foleylib.data.media import read_audio
 from foleylib.generation.fastgen import FastTransformerStepper, FastWaveNetStepper
 from foleylib.generation.generate import FoleyEngine, Tape, crossfade_weights, generate, generate_takes, stream
+from foleylib.generation.kernels import blocked
 from foleylib.generation.sampling import Sampler, pick_sample
 from foleylib.interfaces.cli import main
 from foleylib.models.config import model_config
@@ -92,6 +93,21 @@ def test_cli_cached_equals_naive_from_zero_padding(tmp_path, capsys, cold_start,
         np.testing.assert_array_equal(naive, cached)
 
 
+def test_cli_generates_with_int8_weights_and_refuses_them_without_the_cache(tmp_path, capsys, cold_start):
+    root, video = cold_start
+    args = ["generate", str(video), "--ckpt", str(root / "wavenet-mse"), "--seconds", "0.04", "--force", "--quiet"]
+    for precision in ("fp32", "int8"):
+        assert main([*args, "--out", str(tmp_path / f"{precision}.mp4"), "--wav", str(tmp_path / f"{precision}.wav"),
+                     "--precision", precision]) == 0
+    wavs = [read_audio(tmp_path / f"{precision}.wav", sr=8000) for precision in ("fp32", "int8")]
+    assert 1e-4 < np.abs(wavs[0] - wavs[1]).max() < 0.02
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "naive.mp4"), "--method", "naive", "--precision", "int8"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "int8 weights need cached generation" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "naive.mp4").exists()
+
+
 @pytest.mark.parametrize("arch,kw", [("wavenet", {}), ("transformer", {}), ("transformer", SLIDING)])
 def test_cold_stream_and_takes_equal_naive(arch, kw):
     model = tiny(arch, loss="ce", **kw)
@@ -130,6 +146,48 @@ def test_stepper_matches_full_forward_position_by_position():
     stepper.set_frame(model.frames(video)[:, 0])
     steps = torch.stack([stepper.step(audio_in[:, t])[0] for t in range(150)])
     assert (steps - full).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("arch,kw", [("wavenet", {"kernel_size": 3}), ("transformer", {}), ("transformer", SLIDING)])
+def test_int8_steps_compute_what_float32_steps_of_the_dequantized_weights_compute(arch, kw):
+    """int8 products: b + scale x (q . x); a float32 stepper given the weights scale x q (its blocked products and,
+    for re-encodes, its transposed ones) must agree within float32 rounding, through 150 steps (the tiny
+    transformer's window slides 8 times) and the re-encodes between them."""
+    model = tiny(arch, loss="ce", **kw)
+    stepper_type = FastWaveNetStepper if arch == "wavenet" else FastTransformerStepper
+    int8, reference = stepper_type(model, precision="int8"), stepper_type(model)
+    products = int8.scales._fields
+    assert all(getattr(int8.kernel_weights, name).dtype == np.int8 for name in products)
+    reference.kernel_weights = reference.kernel_weights._replace(
+        **{name: blocked(getattr(int8.weights, name)) for name in products})
+    if arch == "transformer":
+        reference.transposed = int8.transposed
+    e = model.frames(torch.from_numpy(FRAMES[:3])[None])[:, 0]
+    audio_in = torch.from_numpy(PRIME[:150])
+    outputs = {}
+    for name, stepper in (("int8", int8), ("reference", reference)):
+        stepper.start_padded(e)
+        outputs[name] = torch.stack([stepper.step(audio_in[t:t + 1])[0] for t in range(150)])
+    assert (outputs["int8"] - outputs["reference"]).abs().max() < 1e-4
+    exact = FastWaveNetStepper(model) if arch == "wavenet" else FastTransformerStepper(model)
+    exact.start_padded(e)
+    fp32 = torch.stack([exact.step(audio_in[t:t + 1])[0] for t in range(150)])
+    assert (outputs["int8"] - fp32).abs().max() > 1e-4  # the weights were quantized
+
+
+@pytest.mark.parametrize("arch,kw", [("wavenet", {}), ("transformer", {}), ("transformer", SLIDING)])
+def test_int8_generation_stays_within_its_stated_tolerance_of_fp32(arch, kw):
+    """The stated tolerance of int8 weights: continuous output (fed back for 1 s) within 0.02 of fp32's."""
+    model = tiny(arch, loss="mse", **kw)
+    fp32 = generate(model, SPEC, FRAMES, 5, 25, prime=PRIME)
+    int8 = generate(model, SPEC, FRAMES, 5, 25, prime=PRIME, precision="int8")
+    assert 1e-5 < np.abs(fp32 - int8).max() < 0.02 and fp32.std() > 0.05
+    takes = generate_takes(model, SPEC, FRAMES, 5, 5, seeds=[0, 1], workers=1, prime=PRIME, precision="int8")
+    np.testing.assert_array_equal(takes[0], int8[:200])  # takes in lockstep: the same arithmetic
+    with pytest.raises(ValueError, match="int8 weights need cached generation"):
+        FoleyEngine(model, SPEC, "naive", precision="int8")
+    with pytest.raises(ValueError, match="unknown precision 'bf16'"):
+        FoleyEngine(model, SPEC, precision="bf16")
 
 
 def test_cached_refuses_other_models():

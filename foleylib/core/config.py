@@ -120,6 +120,8 @@ PRESETS: dict[str, Preset] = {
     "paper": Preset(AVSpec(sr=22050, fps=30, size=64, context_frames=8, context_samples=4096)),
 }
 MODEL_PRESETS = tuple(name for name, p in PRESETS.items() if p.model)  # the names `model_config` takes
+# cached generation's product weights: float32 (exact), or int8 with per-row scales (generation.kernels)
+GENERATION_PRECISIONS = ("fp32", "int8")
 
 
 def preset(name: str) -> AVSpec:

@@ -20,6 +20,7 @@ here take those named arrays, a stream's named state and the sampler's DrawParam
 """
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple, TypeVar
@@ -28,7 +29,19 @@ import numpy as np
 import torch
 from numba import njit
 
-from foleylib.generation.kernels import BLOCK, FAST, blocked, gated_into, layer_norm_into, matvec_into, softmax_into
+from foleylib.core.config import GENERATION_PRECISIONS
+from foleylib.generation.kernels import (
+    BLOCK,
+    FAST,
+    UNSCALED,
+    blocked,
+    gated_into,
+    layer_norm_into,
+    matvec_into,
+    quantize_rows,
+    softmax_into,
+    unscaled,
+)
 from foleylib.generation.sampling import MULAW_VALUES, DrawParameters, Sampler, sample_classes, takes_draw
 from foleylib.models.transformer import AVTransformer, window_start
 from foleylib.models.wavenet import WaveNet
@@ -47,16 +60,30 @@ def _arrays(weights: Weights) -> Weights:
     return type(weights)(*(_np(w) if isinstance(w, torch.Tensor) else w for w in weights))
 
 
-def _blocked(weights: Weights, products: tuple[str, ...]) -> Weights:
-    """The step weights with the named product matrices laid out for matvec_into (kernels.blocked)."""
-    return weights._replace(**{name: blocked(getattr(weights, name)) for name in products})
+def _products(weights: Weights, scales_type: type, precision: str) -> tuple[Weights, Weights, tuple]:
+    """The step weights as the compiled loops take them at `precision` (GENERATION_PRECISIONS), for the products
+    named by scales_type's fields: (the weights the products compute with: float32 as given, or each row's scale
+    times its int8 values; the same with those matrices laid out for matvec_into; their scales by name, empty for
+    float32)."""
+    if precision not in GENERATION_PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(GENERATION_PRECISIONS)}")
+    names = scales_type._fields
+    if precision == "fp32":
+        rows = {name: (getattr(weights, name), unscaled(getattr(weights, name))) for name in names}
+        computed = weights
+    else:
+        rows = {name: quantize_rows(getattr(weights, name)) for name in names}
+        computed = weights._replace(**{name: scales[..., None] * q for name, (q, scales) in rows.items()})
+    kernel = weights._replace(**{name: blocked(q) for name, (q, _) in rows.items()})
+    return computed, kernel, scales_type(**{name: scales for name, (_, scales) in rows.items()})
 
 
 class FusedStepper:
     """A model's incremental form for `takes` streams in lockstep: start_padded(e) resets them, set_frame(e) sets
     the frame on screen, run() makes a frame's samples (sampled or teacher-forced) and step() one (one take; tests).
-    Subclasses hold `weights` (the model's step weights as arrays), `kernel_weights` (the same with the products'
-    matrices blocked for matvec_into), `state` (whose `out` is the last step's head output, take after take),
+    Subclasses hold `weights` (the model's step weights as arrays, the products' as they compute at the stepper's
+    precision), `kernel_weights` (the same with the products' matrices blocked for matvec_into), `scales` (their
+    per-row scales: _products), `state` (whose `out` is the last step's head output, take after take),
     `channels`, `classes`, `takes` and the compiled `_call`."""
 
     channels: int
@@ -178,7 +205,7 @@ class WaveNetState(NamedTuple):
     out: np.ndarray  # [T * C * classes] the head's output
 
 
-WAVENET_PRODUCTS = ("input_w", "dilated_w", "res_w", "skip_w", "head_w1", "head_w2")
+WaveNetScales = namedtuple("WaveNetScales", ("input_w", "dilated_w", "res_w", "skip_w", "head_w1", "head_w2"))
 
 
 class FastWaveNetStepper(FusedStepper):
@@ -186,13 +213,13 @@ class FastWaveNetStepper(FusedStepper):
     frame's samples (or step() one, for tests). The skip projections are linear, so their sum is one product of
     the stacked skip weights with all layers' gated outputs, after the last layer."""
 
-    def __init__(self, model: WaveNet, takes: int = 1):
+    def __init__(self, model: WaveNet, takes: int = 1, precision: str = "fp32"):
         if model.cfg.mode != "causal":
             raise ValueError("FastWaveNetStepper needs a causal-mode WaveNet")
         cfg = model.cfg
         self.model, self.channels, self.classes, self.takes = model, cfg.channels, model.classes, takes
-        self.weights = _arrays(model.step_weights())
-        self.kernel_weights = _blocked(self.weights, WAVENET_PRODUCTS)
+        self.weights, self.kernel_weights, self.scales = _products(_arrays(model.step_weights()), WaveNetScales,
+                                                                   precision)
         k, r, s, L, T = cfg.kernel_size, cfg.residual_channels, cfg.skip_channels, len(model.dilations), takes
         dilations = np.array(model.dilations, np.int64)
         lengths = (k - 1) * dilations + 1  # each layer's ring holds the inputs its taps reach
@@ -230,24 +257,24 @@ class FastWaveNetStepper(FusedStepper):
         self.run(zeros[0], len(zeros), given=zeros)
 
     def _call(self, previous, n, given, draw, audio) -> None:
-        _run_wavenet(previous, n, given, draw, audio, self.state, self.kernel_weights)
+        _run_wavenet(previous, n, given, draw, audio, self.state, self.kernel_weights, self.scales)
 
 
 @njit(**FAST)
-def _run_wavenet(previous, n, given, draw, audio, state, weights):  # pragma: no cover - compiled
+def _run_wavenet(previous, n, given, draw, audio, state, weights, scales):  # pragma: no cover - compiled
     """n steps (see FusedStepper.run): step j's inputs are given[j - 1] (previous for j = 0) when given is
     not empty, else the samples drawn at step j - 1, which are written to audio[j]."""
     x = previous.copy()
     for j in range(n):
-        _wavenet_step(x, state, weights)
+        _wavenet_step(x, state, weights, scales)
         _next_input(x, j, state.out, given, draw, audio)
 
 
 @njit(**FAST)
-def _wavenet_step(x, state, weights):  # pragma: no cover - compiled
+def _wavenet_step(x, state, weights, scales):  # pragma: no cover - compiled
     """One sample of every take through the whole network (see FastWaveNetStepper): x [T * C] the takes' inputs;
     writes the head's outputs to state.out."""
-    w, st = weights, state
+    w, s, st = weights, scales, state
     hist, rings, h, taps, gated = st.input_hist, st.rings, st.h, st.taps, st.gated
     T, r, L = h.shape[0], h.shape[1], st.dilations.shape[0]
     C, k = x.shape[0] // T, taps.shape[1] // r
@@ -255,7 +282,7 @@ def _wavenet_step(x, state, weights):  # pragma: no cover - compiled
         for j in range(hist.shape[1] - C):
             hist[t, j] = hist[t, j + C]
         hist[t, hist.shape[1] - C:] = x[t * C:(t + 1) * C]
-    matvec_into(w.input_w, hist, w.input_b, h)
+    matvec_into(w.input_w, s.input_w, hist, w.input_b, h)
     for i in range(L):
         n, d, o = st.lengths[i], st.dilations[i], st.offsets[i]
         p = (st.positions[i] + 1) % n
@@ -263,18 +290,18 @@ def _wavenet_step(x, state, weights):  # pragma: no cover - compiled
         rings[o + p] = h
         for j in range(k):  # taps at lags (k-1)d, ..., d, 0: oldest first, as the weights are laid out
             taps[:, j * r:(j + 1) * r] = rings[o + (p - (k - 1 - j) * d) % n]
-        matvec_into(w.dilated_w[i], taps, st.bias_cond[i], st.z)
+        matvec_into(w.dilated_w[i], s.dilated_w[i], taps, st.bias_cond[i], st.z)
         layer = gated[:, i * r:(i + 1) * r]
         for t in range(T):
             gated_into(st.z[t], st.exp[t], layer[t])
         if i < L - 1:
-            matvec_into(w.res_w[i], layer, w.res_b[i], st.res)
+            matvec_into(w.res_w[i], s.res_w[i], layer, w.res_b[i], st.res)
             h += st.res
-    matvec_into(w.skip_w, gated, w.skip_b, st.skip)
+    matvec_into(w.skip_w, s.skip_w, gated, w.skip_b, st.skip)
     np.maximum(st.skip, np.float32(0.0), st.skip)
-    matvec_into(w.head_w1, st.skip, w.head_b1, st.hidden)
+    matvec_into(w.head_w1, s.head_w1, st.skip, w.head_b1, st.hidden)
     np.maximum(st.hidden, np.float32(0.0), st.hidden)
-    matvec_into(w.head_w2, st.hidden, w.head_b2, st.out.reshape(T, -1))
+    matvec_into(w.head_w2, s.head_w2, st.hidden, w.head_b2, st.out.reshape(T, -1))
 
 
 class TransformerState(NamedTuple):
@@ -311,7 +338,8 @@ class TransposedProjections(NamedTuple):
     ff2_w: np.ndarray
 
 
-TRANSFORMER_PRODUCTS = ("embed_w", "qkv_w", "attn_out_w", "ff1_w", "ff2_w", "decoder_w")
+TransformerScales = namedtuple("TransformerScales", ("embed_w", "qkv_w", "attn_out_w", "ff1_w", "ff2_w",
+                                                     "decoder_w"))
 
 
 class FastTransformerStepper(FusedStepper):
@@ -323,13 +351,14 @@ class FastTransformerStepper(FusedStepper):
     do not depend on any window, so the caches are rings that overwrite the oldest position, and nothing is
     re-encoded."""
 
-    def __init__(self, model: AVTransformer, takes: int = 1):
+    def __init__(self, model: AVTransformer, takes: int = 1, precision: str = "fp32"):
         if model.cfg.mode != "causal":
             raise ValueError("FastTransformerStepper needs a causal-mode transformer")
         cfg = model.cfg
         self.model, self.channels, self.classes, self.takes = model, cfg.channels, model.classes, takes
-        self.weights = w = _arrays(model.step_weights())
-        self.kernel_weights = _blocked(w, TRANSFORMER_PRODUCTS)
+        self.weights, self.kernel_weights, self.scales = _products(_arrays(model.step_weights()), TransformerScales,
+                                                                   precision)
+        w = self.weights
         self.transposed = TransposedProjections(*(np.ascontiguousarray(a.transpose(0, 2, 1))
                                                   for a in (w.qkv_w, w.attn_out_w, w.ff1_w, w.ff2_w)))
         d, M, heads, T = cfg.d_model, model.max_context, cfg.n_heads, takes
@@ -377,7 +406,8 @@ class FastTransformerStepper(FusedStepper):
         self.state.span[:] = 0
 
     def _call(self, previous, n, given, draw, audio) -> None:
-        _run_transformer(previous, n, given, draw, audio, self.state, self.kernel_weights, self.transposed)
+        _run_transformer(previous, n, given, draw, audio, self.state, self.kernel_weights, self.scales,
+                         self.transposed)
 
 
 @njit(**FAST)
@@ -397,7 +427,7 @@ def _attend(qkv, keys, values, t, count, bias_ring, query, scores, probs, attend
             keys[hd, block, i, lane] = qkv[d + hd * dh + i]
             values[hd, i, t] = qkv[2 * d + hd * dh + i]
             query[0, i] = qkv[hd * dh + i] * scale
-        matvec_into(keys[hd], query, bias_ring[hd, first:first + M], scores.reshape(1, M))
+        matvec_into(keys[hd], UNSCALED, query, bias_ring[hd, first:first + M], scores.reshape(1, M))
         softmax_into(scores[:count], probs[:count])
         vt = values[hd]
         for i in range(dh):
@@ -408,11 +438,11 @@ def _attend(qkv, keys, values, t, count, bias_ring, query, scores, probs, attend
 
 
 @njit(**FAST)
-def _token(t, count, state, weights):  # pragma: no cover - compiled
+def _token(t, count, state, weights, scales):  # pragma: no cover - compiled
     """Every take's token at cache slot t (state.tokens[:, t], before the positional embedding of window position
     t) through every layer, its keys and values cached at t, attending to slots 0 .. count - 1 (_attend); the
     decoder's outputs go to state.out."""
-    w, st = weights, state
+    w, s, st = weights, scales, state
     h, normed, tmp = st.h, st.normed, st.tmp
     T = h.shape[0]
     for k in range(T):
@@ -420,21 +450,21 @@ def _token(t, count, state, weights):  # pragma: no cover - compiled
     for la in range(st.keys.shape[1]):
         for k in range(T):
             layer_norm_into(h[k], w.norm1_w[la], w.norm1_b[la], w.eps, normed[k])
-        matvec_into(w.qkv_w[la], normed, w.qkv_b[la], st.qkv)
+        matvec_into(w.qkv_w[la], s.qkv_w[la], normed, w.qkv_b[la], st.qkv)
         for k in range(T):
             _attend(st.qkv[k], st.keys[k, la], st.values[k, la], t, count, st.bias_ring, st.query, st.scores,
                     st.probs, st.attended[k])
-        matvec_into(w.attn_out_w[la], st.attended, w.attn_out_b[la], tmp)
+        matvec_into(w.attn_out_w[la], s.attn_out_w[la], st.attended, w.attn_out_b[la], tmp)
         h += tmp
         for k in range(T):
             layer_norm_into(h[k], w.norm2_w[la], w.norm2_b[la], w.eps, normed[k])
-        matvec_into(w.ff1_w[la], normed, w.ff1_b[la], st.hidden)
+        matvec_into(w.ff1_w[la], s.ff1_w[la], normed, w.ff1_b[la], st.hidden)
         np.maximum(st.hidden, np.float32(0.0), st.hidden)
-        matvec_into(w.ff2_w[la], st.hidden, w.ff2_b[la], tmp)
+        matvec_into(w.ff2_w[la], s.ff2_w[la], st.hidden, w.ff2_b[la], tmp)
         h += tmp
     for k in range(T):
         layer_norm_into(h[k], w.norm_w, w.norm_b, w.eps, normed[k])
-    matvec_into(w.decoder_w, normed, w.decoder_b, st.out.reshape(T, -1))
+    matvec_into(w.decoder_w, s.decoder_w, normed, w.decoder_b, st.out.reshape(T, -1))
 
 
 @njit(**FAST)
@@ -473,7 +503,7 @@ def _block(tokens, keys, values, weights, transposed):  # pragma: no cover - com
 
 
 @njit(**FAST)
-def _run_transformer(previous, n, given, draw, audio, state, weights, transposed):  # pragma: no cover - compiled
+def _run_transformer(previous, n, given, draw, audio, state, weights, scales, transposed):  # pragma: no cover
     """n steps (see FusedStepper.run) of the transformer with its KV cache. Rolling (alibi): position p goes to
     slot p % M and attends to the last M positions. Else the window of each position starts where the model's
     window_start says (origin: the reset); when it moves, the tokens it keeps are re-encoded from an empty
@@ -495,9 +525,9 @@ def _run_transformer(previous, n, given, draw, audio, state, weights, transposed
                 span[0] = start
             t = position - span[0]
             count = t + 1
-        matvec_into(weights.embed_w, x.reshape(T, -1), weights.embed_b, state.tmp)
+        matvec_into(weights.embed_w, scales.embed_w, x.reshape(T, -1), weights.embed_b, state.tmp)
         for k in range(T):
             tokens[k, t] = state.tmp[k] + state.e
-        _token(t, count, state, weights)
+        _token(t, count, state, weights, scales)
         span[1] = position + 1
         _next_input(x, j, state.out, given, draw, audio)

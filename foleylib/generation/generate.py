@@ -39,9 +39,11 @@ Method = Literal["auto", "naive", "cached"]
 STEPPERS = {"wavenet": FastWaveNetStepper, "transformer": FastTransformerStepper}
 
 
-def make_stepper(model: torch.nn.Module, takes: int = 1, workers: int = 1) -> FusedStepper | SplitStepper:
-    """The model's fused stepper for `takes` streams in lockstep, split over up to `workers` threads."""
-    make = partial(STEPPERS[model.cfg.arch], model)
+def make_stepper(model: torch.nn.Module, takes: int = 1, workers: int = 1,
+                 precision: str = "fp32") -> FusedStepper | SplitStepper:
+    """The model's fused stepper for `takes` streams in lockstep, split over up to `workers` threads, its products'
+    weights at `precision` (core.config.GENERATION_PRECISIONS)."""
+    make = partial(STEPPERS[model.cfg.arch], model, precision=precision)
     return make(takes) if min(workers, takes) <= 1 else SplitStepper(make, takes, min(workers, takes))
 
 
@@ -146,12 +148,14 @@ class FoleyEngine:
     global); past_frames: frames just before it (black where missing); prime: real audio just before its first
     sample (zeros where missing; every take starts from it). crossfade (deep fusion only): segments of spf samples
     are made every spf - crossfade samples and overlapped with a raised-cosine crossfade over `crossfade` samples.
+    precision (cached generation): the products' weights, "fp32" (equal to the naive path within float32
+    rounding) or "int8" (per-row scales: faster, outputs within about 1% of fp32's; kernels.quantize_rows).
     """
 
     def __init__(self, model: torch.nn.Module, spec: AVSpec, method: Method = "auto",
                  sampler: Sampler | list[Sampler] | None = None, start_frame: int = 0,
                  past_frames: np.ndarray | None = None, prime: np.ndarray | None = None, crossfade: int = 0,
-                 workers: int = 1):
+                 workers: int = 1, precision: str = "fp32"):
         cfg = model.cfg
         self.model, self.cfg = model.eval(), cfg
         self.spec = cfg.spec_for(spec)
@@ -160,6 +164,8 @@ class FoleyEngine:
         takes = len(sampler) if isinstance(sampler, list) else None
         if takes is not None and self.method != "cached":
             raise ValueError("takes in lockstep need cached generation")
+        if precision != "fp32" and self.method != "cached":
+            raise ValueError(f"{precision} weights need cached generation")
         self.row = (cfg.channels,) if takes is None else (takes, cfg.channels)  # one audio sample of every take
         if takes is not None and prime is not None:
             prime = np.broadcast_to(np.asarray(prime)[:, None], (len(prime), *self.row))
@@ -181,7 +187,7 @@ class FoleyEngine:
         self.frames = self._tape(past, start_frame, keep, (cfg.size, cfg.size, input_channels(cfg.video_input)),
                                  np.uint8)
         self.origin = max(0, first - model.receptive_field)  # where cached state (and the naive windows) begin
-        self.stepper = make_stepper(model, takes or 1, workers) if self.method == "cached" else None
+        self.stepper = make_stepper(model, takes or 1, workers, precision) if self.method == "cached" else None
         self.on_screen = None  # the frame whose embedding conditions the stepper
         if self.stepper is not None:
             with torch.no_grad():
@@ -309,7 +315,7 @@ class FoleyEngine:
 def stream(model: torch.nn.Module, spec: AVSpec, frames: Iterable[np.ndarray], **engine_args) -> Iterator[FrameAudio]:
     """Live Foley: yield each frame's audio as soon as it is made, taking frames one at a time from an iterator
     (a camera, a decoder). `engine_args` go to FoleyEngine (method, sampler, start_frame, past_frames, prime,
-    crossfade)."""
+    crossfade, precision)."""
     engine = FoleyEngine(model, spec, **engine_args)
     for frame in frames:
         yield engine.push(frame)
@@ -317,25 +323,26 @@ def stream(model: torch.nn.Module, spec: AVSpec, frames: Iterable[np.ndarray], *
 
 def generate(model: torch.nn.Module, spec: AVSpec, frames: np.ndarray, start_frame: int, n_frames: int,
              prime: np.ndarray | None = None, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
-             method: Method = "auto", crossfade: int = 0, progress: bool = False) -> np.ndarray:
+             method: Method = "auto", crossfade: int = 0, progress: bool = False,
+             precision: str = "fp32") -> np.ndarray:
     """Generate the audio of frames start_frame .. start_frame + n_frames - 1 of a clip.
 
     frames: the clip's aligned frames [T, S, S, 3]; prime: real audio just before the first generated sample
-    (zero padding where it is shorter than the context). Returns float32 [N, C].
+    (zero padding where it is shorter than the context); precision: see FoleyEngine. Returns float32 [N, C].
     """
     return _generate(model, spec, frames, start_frame, n_frames, Sampler(temperature, top_p, seed), prime, method,
-                     crossfade, progress)
+                     crossfade, progress, precision=precision)
 
 
 def _generate(model: torch.nn.Module, spec: AVSpec, frames: np.ndarray, start_frame: int, n_frames: int,
               sampler: Sampler | list[Sampler], prime: np.ndarray | None = None, method: Method = "auto",
-              crossfade: int = 0, progress: bool = False, workers: int = 1) -> np.ndarray:
+              crossfade: int = 0, progress: bool = False, workers: int = 1, precision: str = "fp32") -> np.ndarray:
     """generate with a Sampler, or with a list of them: takes in lockstep on `workers` threads, [N, takes, C]."""
     if start_frame < 0 or n_frames < 1 or start_frame + n_frames > len(frames):
         raise ValueError(f"frames {start_frame} .. {start_frame + n_frames - 1} are not all in the clip "
                          f"({len(frames)} frames)")
     engine = FoleyEngine(model, spec, method, sampler, start_frame, past_frames=frames[:start_frame], prime=prime,
-                         crossfade=crossfade, workers=workers)
+                         crossfade=crossfade, workers=workers, precision=precision)
     total = spec.frame_start(start_frame + n_frames) - spec.frame_start(start_frame)
     return run_frames(engine, frames[start_frame:start_frame + n_frames], total, progress)[0]
 

@@ -119,14 +119,15 @@ def _scene(spec: AVSpec, frames: int, seed: int) -> tuple[np.ndarray, np.ndarray
     return video, audio
 
 
-def generation_rtf(model: torch.nn.Module, spec: AVSpec, method: str, frames: int, plan: Plan, seed: int) -> float:
+def generation_rtf(model: torch.nn.Module, spec: AVSpec, method: str, frames: int, plan: Plan, seed: int,
+                   precision: str = "fp32") -> float:
     """Seconds of audio per wall second of one stream, `frames` frames after a primed start (full contexts)."""
     start = spec.context_frames + 2 * spec.frame_of_sample(model.receptive_field) + 2
     video, audio = _scene(spec, start + frames, seed)
 
     def run() -> None:
         engine = FoleyEngine(model, spec, method, Sampler(seed=seed), start, past_frames=video[:start],
-                             prime=audio[:spec.frame_start(start)])
+                             prime=audio[:spec.frame_start(start)], precision=precision)
         for frame in video[start:]:
             engine.push(frame)
 
@@ -145,47 +146,64 @@ def fusion_flops_per_sample(model: torch.nn.Module, spec: AVSpec) -> int:
     return round(counter.get_total_flops() / model.cfg.samples_per_frame)
 
 
-def step_seconds(model: torch.nn.Module, spec: AVSpec, frames: int, plan: Plan, seed: int) -> float:
+def step_seconds(model: torch.nn.Module, spec: AVSpec, frames: int, plan: Plan, seed: int,
+                 precision: str = "fp32") -> float:
     """Wall seconds per sample of the fused step alone (FusedStepper.run): one take, mu-law draw included, no video
     embedding."""
-    engine = FoleyEngine(model, spec, "cached", Sampler(seed=seed))  # its caches warmed from the zero padding
+    engine = FoleyEngine(model, spec, "cached", Sampler(seed=seed), precision=precision)  # caches warmed on padding
     n = spec.frame_start(frames)
     previous = np.zeros(spec.channels, np.float32)
     return median_seconds(lambda: engine.stepper.run(previous, n, engine.sampler), plan.repeats) / n
 
 
-def takes_rtf(model: torch.nn.Module, spec: AVSpec, plan: Plan, seed: int, workers: int) -> float:
+def takes_rtf(model: torch.nn.Module, spec: AVSpec, plan: Plan, seed: int, workers: int,
+              precision: str = "fp32") -> float:
     """Seconds of audio per wall second of plan.takes takes of the same frames at once (generate_takes)."""
     start = spec.context_frames
     video, audio = _scene(spec, start + plan.cached_frames, seed)
     seconds = median_seconds(lambda: generate_takes(model, spec, video, start, plan.cached_frames, range(plan.takes),
-                                                    workers, prime=audio[:spec.frame_start(start)]), plan.repeats)
+                                                    workers, prime=audio[:spec.frame_start(start)],
+                                                    precision=precision), plan.repeats)
     return plan.takes * (spec.frame_start(start + plan.cached_frames) - spec.frame_start(start)) / spec.sr / seconds
+
+
+def cached_rates(model: torch.nn.Module, spec: AVSpec, plan: Plan, seed: int, peak_1thread: float,
+                 precision: str) -> dict:
+    """Cached generation with the products' weights at `precision`: one stream's rtf_cached, the fused step alone
+    (step_us_per_sample; step_gflops counting the products' multiply-adds as float32 ones; its share of the
+    1-thread peak) and plan.takes takes at once on a thread per core (rtf_batched)."""
+    flops = STEPPERS[model.cfg.arch](model).flops_per_step()
+    step = step_seconds(model, spec, plan.cached_frames, plan, seed, precision)
+    return {"rtf_cached": generation_rtf(model, spec, "cached", plan.cached_frames, plan, seed, precision),
+            "step_us_per_sample": step * 1e6, "step_gflops": flops / step / 1e9,
+            "step_fraction_of_peak": flops / step / 1e9 / peak_1thread,
+            "rtf_batched": takes_rtf(model, spec, plan, seed, min(plan.takes, available_cores()), precision)}
 
 
 def generation(arch: str, plan: Plan, spec: AVSpec, peak_1thread: float, seed: int, **overrides) -> dict:
     """rtf_naive, rtf_cached, speedup, the arithmetic rate of the cached path (end to end, and of the fused step
     alone), and `batch` takes at once: on a thread per core (rtf_batched; batch_speedup against one stream) and on
-    one thread. `overrides`: ModelConfig fields of the model measured."""
+    one thread; under "int8" the cached rates with int8 weights (cached_rates). `overrides`: ModelConfig fields of
+    the model measured."""
     model = _model(arch, plan, spec, seed, **overrides)
     result = {"rtf_naive": generation_rtf(model, spec, "naive", plan.naive_frames, plan, seed)}
     if arch == "fusion":  # a frame per step: there is nothing to cache
         flops = fusion_flops_per_sample(model, spec)
         rate = result["rtf_naive"]
         result |= {"rtf_cached": None, "speedup": None, "step_us_per_sample": None, "step_gflops": None,
-                   "step_fraction_of_peak": None}
+                   "step_fraction_of_peak": None, "rtf_batched": takes_rtf(model, spec, plan, seed,
+                                                                            min(plan.takes, available_cores())),
+                   "int8": None}
     else:
         flops = STEPPERS[arch](model).flops_per_step()
-        rate = result["rtf_cached"] = generation_rtf(model, spec, "cached", plan.cached_frames, plan, seed)
+        result |= cached_rates(model, spec, plan, seed, peak_1thread, "fp32")
+        rate = result["rtf_cached"]
         result["speedup"] = rate / result["rtf_naive"]
-        step = step_seconds(model, spec, plan.cached_frames, plan, seed)
-        result |= {"step_us_per_sample": step * 1e6, "step_gflops": flops / step / 1e9,
-                   "step_fraction_of_peak": flops / step / 1e9 / peak_1thread}
+        result["int8"] = cached_rates(model, spec, plan, seed, peak_1thread, "int8")
+        result["int8"]["speedup_over_fp32"] = result["int8"]["rtf_cached"] / rate
     gflops = flops * rate * spec.sr / 1e9
     result |= {"flops_per_sample": flops, "gflops_achieved": gflops, "fraction_of_peak": gflops / peak_1thread}
-    workers = min(plan.takes, available_cores())
-    result |= {"batch": plan.takes, "batch_workers": workers,
-               "rtf_batched": takes_rtf(model, spec, plan, seed, workers),
+    result |= {"batch": plan.takes, "batch_workers": min(plan.takes, available_cores()),
                "rtf_batched_1thread": takes_rtf(model, spec, plan, seed, 1)}
     result["batch_speedup"] = result["rtf_batched"] / rate
     return result
@@ -335,6 +353,10 @@ def run_bench(quick: bool = False, seed: int = 0, log: Callable[[str], None] = l
         log(f"generation {name}: rtf naive {g['rtf_naive']:.4f}, cached {g['rtf_cached'] or 0:.3f}, "
             f"{g['batch']} takes at once {g['rtf_batched']:.3f} ({g['batch_speedup']:.2f}x one stream; on one "
             f"thread {g['rtf_batched_1thread']:.3f})")
+        if g["int8"]:
+            log(f"generation {name} int8 weights: cached {g['int8']['rtf_cached']:.3f} "
+                f"({g['int8']['speedup_over_fp32']:.2f}x fp32), step {g['int8']['step_us_per_sample']:.1f} us, "
+                f"{g['batch']} takes at once {g['int8']['rtf_batched']:.3f}")
     with single_thread():
         report["context_scaling"] = context_scaling(plan, spec, seed)
     report["training"] = {name: training(arch, plan, spec, seed, **overrides)
