@@ -84,12 +84,12 @@ def test_key_widgets_carry_stable_css_classes(runs, videos):
     s = Studio(videos, runs)
     classes = {name: getattr(s, name)._dom_classes for name in (
         "generate_button", "progress", "original_audio", "generated_audio", "waveform", "frame_slider",
-        "frame_image", "message", "takes", "take", "ui")}
+        "frame_image", "message", "takes", "take", "precision", "ui")}
     assert classes == {"generate_button": ("foley-generate",), "progress": ("foley-progress",),
                        "original_audio": ("foley-original-audio",), "generated_audio": ("foley-generated-audio",),
                        "waveform": ("foley-waveform",), "frame_slider": ("foley-frame-slider",),
                        "frame_image": ("foley-frame",), "message": ("foley-message",), "takes": ("foley-takes",),
-                       "take": ("foley-take",), "ui": ("foley-studio",)}
+                       "take": ("foley-take",), "precision": ("foley-precision",), "ui": ("foley-studio",)}
 
 
 def test_helpers_make_wav_and_png_bytes():
@@ -140,10 +140,12 @@ def test_a_video_without_audio_gets_no_original_player(runs, videos):
     ("clap.mp4", "nowhere", 0.0, "auto", "no model.pt"),
     ("clap.mp4", "wavenet", 5.0, "auto", "nothing to generate from 5 s"),
     ("clap.mp4", "fusion", 0.0, "cached", "cached generation needs a causal wavenet"),
+    ("clap.mp4", "wavenet", 0.0, "naive-int8", "int8 weights need cached generation"),
 ])
 def test_bad_inputs_show_one_line(runs, videos, video, run, start, method, reason):
+    method, _, precision = method.partition("-")
     s = Studio(videos, runs if run else videos, video=str(videos / video), run=str(runs / run) if run else "",
-               start=start, seconds=0.2, method=method)
+               start=start, seconds=0.2, method=method, precision=precision or "fp32")
     s.generate_button.click()
     assert s.result is None and s.results.layout.display == "none" and not s.generate_button.disabled
     assert reason in s.message.value and "error: " in s.message.value
@@ -166,3 +168,10 @@ def test_takes_are_made_at_once_and_each_is_the_take_of_its_seed(runs, videos):
     naive = Studio(videos, runs, video=str(videos / "clap.mp4"), run=str(runs / "wavenet"), seconds=0.2,
                    method="naive", takes=2)
     assert naive.generate() is None and "takes in lockstep need cached generation" in naive.message.value
+
+
+def test_int8_weights_are_a_choice_of_cached_generation(runs, videos):
+    s = Studio(videos, runs, video=str(videos / "clap.mp4"), run=str(runs / "wavenet"), start=1.2, seconds=0.2,
+               precision="int8")
+    assert s.generate()["precision"] == "int8" and s.message.value == ""
+    assert "(cached, int8 weights)" in s.status.value and wav_info(s.generated_audio.value) == (0.2, 2)
