@@ -2,18 +2,8 @@
 import numpy as np
 import torch
 
-from foleylib.generation.kernels import (
-    BLOCK,
-    UNSCALED,
-    blocked,
-    exp_into,
-    gated_into,
-    layer_norm_into,
-    matvec_into,
-    quantize_rows,
-    softmax_into,
-    unscaled,
-)
+from foleylib.generation import kernels
+from foleylib.generation.kernels import BLOCK, blocked, exp_into, gated_into, layer_norm_into, matvec_into, softmax_into
 
 
 def test_exp_into_matches_exp_over_the_float32_range():
@@ -43,16 +33,16 @@ def test_matvec_sums_every_take_in_input_order_whatever_the_number_of_takes():
     assert wb.shape == (2, 37, BLOCK) and np.all(wb[1, :, 9:] == 0)  # rows padded to whole blocks
     np.testing.assert_array_equal(wb[0, 5], w[:BLOCK, 5])  # a block's weights of one input are contiguous
     out = np.full((3, BLOCK + 9), np.nan, np.float32)
-    matvec_into(wb, unscaled(w), x, b, out)
+    matvec_into(wb, kernels.unscaled(w), x, b, out)
     np.testing.assert_allclose(out, x @ w.T + b, rtol=1e-5, atol=1e-5)
     one = np.empty((1, BLOCK + 9), np.float32)
-    matvec_into(wb, UNSCALED, x[1:2], b, one)
+    matvec_into(wb, kernels.UNSCALED, x[1:2], b, one)
     np.testing.assert_array_equal(one[0], out[1])  # a take's outputs do not depend on the other takes
 
 
 def test_quantize_rows_by_hand():
     w = np.array([[0.5, -1.27, 0.0], [0.0, 0.0, 0.0], [2.54, 1.0, -0.01]], np.float32)
-    q, scales = quantize_rows(w)
+    q, scales = kernels.quantize_rows(w)
     assert q.dtype == np.int8 and scales.dtype == np.float32
     np.testing.assert_allclose(scales, [0.01, 0.0, 0.02], rtol=1e-6)  # each row's largest magnitude -> 127
     np.testing.assert_array_equal(q, [[50, -127, 0], [0, 0, 0], [127, 50, 0]])  # -0.01 / 0.02 = -0.5 rounds to even
@@ -61,7 +51,7 @@ def test_quantize_rows_by_hand():
 def test_int8_products_equal_float32_products_of_the_dequantized_weights():
     rng = np.random.default_rng(3)
     w, x, b = (rng.standard_normal(s).astype(np.float32) for s in ((BLOCK + 9, 37), (3, 37), BLOCK + 9))
-    q, scales = quantize_rows(w)
+    q, scales = kernels.quantize_rows(w)
     assert np.all(np.abs(scales[:, None] * q - w) <= scales[:, None] / 2 * (1 + 1e-6))  # half a step at most
     out = np.empty((3, BLOCK + 9), np.float32)
     matvec_into(blocked(q), scales, x, b, out)

@@ -30,18 +30,8 @@ import torch
 from numba import njit
 
 from foleylib.core.config import GENERATION_PRECISIONS
-from foleylib.generation.kernels import (
-    BLOCK,
-    FAST,
-    UNSCALED,
-    blocked,
-    gated_into,
-    layer_norm_into,
-    matvec_into,
-    quantize_rows,
-    softmax_into,
-    unscaled,
-)
+from foleylib.generation import kernels
+from foleylib.generation.kernels import BLOCK, FAST, UNSCALED, gated_into, layer_norm_into, matvec_into, softmax_into
 from foleylib.generation.sampling import MULAW_VALUES, DrawParameters, Sampler, sample_classes, takes_draw
 from foleylib.models.transformer import AVTransformer, window_start
 from foleylib.models.wavenet import WaveNet
@@ -67,15 +57,10 @@ def _products(weights: Weights, scales_type: type, precision: str) -> tuple[Weig
     float32)."""
     if precision not in GENERATION_PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(GENERATION_PRECISIONS)}")
-    names = scales_type._fields
-    if precision == "fp32":
-        rows = {name: (getattr(weights, name), unscaled(getattr(weights, name))) for name in names}
-        computed = weights
-    else:
-        rows = {name: quantize_rows(getattr(weights, name)) for name in names}
-        computed = weights._replace(**{name: scales[..., None] * q for name, (q, scales) in rows.items()})
-    kernel = weights._replace(**{name: blocked(q) for name, (q, _) in rows.items()})
-    return computed, kernel, scales_type(**{name: scales for name, (_, scales) in rows.items()})
+    products = {name: kernels.prepared(getattr(weights, name), precision) for name in scales_type._fields}
+    computed, kernel = ({name: product[i] for name, product in products.items()} for i in (0, 1))
+    return (weights._replace(**computed), weights._replace(**kernel),
+            scales_type(**{name: product[2] for name, product in products.items()}))
 
 
 class FusedStepper:

@@ -106,6 +106,16 @@ def unscaled(w: np.ndarray) -> np.ndarray:
     return np.zeros((*w.shape[:-2], 0), np.float32)
 
 
+def prepared(w: np.ndarray, precision: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A product's weights [..., O, I] as matvec_into takes them at `precision`, "fp32" or "int8": (the weights it
+    computes with: w, or each row's scale times its int8 values; their layout for matvec_into: blocked(w) or
+    blocked(q); the scales: unscaled(w), or quantize_rows's)."""
+    if precision == "int8":
+        q, scales = quantize_rows(w)
+        return scales[..., None] * q, blocked(q), scales
+    return w, blocked(w), unscaled(w)
+
+
 def _is_quantized(wb) -> bool:
     """Whether matvec_into's weights are quantized (int8): a constant of each compiled version, so the compiler
     drops the other kind's code."""
