@@ -131,6 +131,19 @@ def test_ingest_caches_motion_and_old_clips_compute_the_same(clip_dir):
     assert model_clip(clip, "rgb") is clip
 
 
+def test_ingest_without_the_motion_cache_gives_models_the_same_motion(clip_dir, tmp_path, capsys):
+    source = json.loads((clip_dir / "meta.json").read_text())["source"]
+    args = ["ingest", source, "--out", str(tmp_path), "--sr", "8000", "--fps", "25", "--size", "32"]
+    assert main([*args, "--no-motion"]) == 0
+    bare = next(tmp_path.glob("*/meta.json")).parent
+    assert not (bare / MOTION_FILE).exists() and load_clip(bare).meta["motion"] is None
+    np.testing.assert_array_equal(np.load(bare / "frames.npy"), np.load(clip_dir / "frames.npy"))
+    np.testing.assert_array_equal(np.asarray(model_clip(load_clip(bare), "rgb+motion").frames),
+                                  np.asarray(model_clip(load_clip(clip_dir), "rgb+motion").frames))
+    assert main(args) == 0 and "unchanged" in capsys.readouterr().out  # the clip is current without the cache
+    assert main([*args, "--force"]) == 0 and (bare / MOTION_FILE).exists()  # --force adds it
+
+
 @pytest.mark.parametrize("video_input", VIDEO_INPUTS)
 @pytest.mark.parametrize("arch,mode,variant", COMBOS)
 def test_every_architecture_runs_on_every_video_input(arch, mode, variant, video_input):

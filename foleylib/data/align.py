@@ -15,7 +15,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -70,15 +70,17 @@ def _is_current(meta: dict | None, sha: str, spec: AVSpec, resize: str, clip_dir
     return (clip_dir / "frames.npy").exists() and (clip_dir / "audio.npy").exists()
 
 
-def _stream_frames(frames: Iterable[np.ndarray], raw: Path, motion_raw: Path) -> int:
-    """Write decoded frames and their motion to raw files one frame at a time (memory stays one frame; the motion
-    of a frame is computed while ffmpeg decodes the next); returns how many."""
+def _stream_frames(frames: Iterable[np.ndarray], raw: Path, motion_raw: Path | None) -> int:
+    """Write decoded frames and, unless motion_raw is None, their motion to raw files one frame at a time (memory
+    stays one frame; the motion of a frame is computed while ffmpeg decodes the next); returns how many."""
     tracker, count = motion.MotionTracker(), 0
-    with raw.open("wb") as frames_out, motion_raw.open("wb") as motion_out:
+    with raw.open("wb") as frames_out, ExitStack() as stack:
+        motion_out = None if motion_raw is None else stack.enter_context(motion_raw.open("wb"))
         for frame in frames:
             frame = np.ascontiguousarray(frame, np.uint8)
             frames_out.write(frame.tobytes())
-            motion_out.write(tracker.push(frame).tobytes())
+            if motion_out is not None:
+                motion_out.write(tracker.push(frame).tobytes())
             count += 1
     return count
 
@@ -96,10 +98,12 @@ def _save_frames(raw: Path, count: int, keep: int, frame_shape: tuple[int, ...],
 
 
 def ingest_file(source: str | Path, out_root: str | Path, spec: AVSpec = AVSpec(), force: bool = False,
-                max_seconds: float = MAX_SECONDS, resize: str = "cv2") -> IngestResult:
+                max_seconds: float = MAX_SECONDS, resize: str = "cv2", motion_cache: bool = True) -> IngestResult:
     """Align one video into out_root/<name>/; raises InputError for a file that cannot be used. Frames stream to
     disk as they are decoded, so memory does not grow with the video's length; longer videos than `max_seconds`
-    are refused up front. `resize` "ffmpeg" resizes with ffmpeg's scaler instead of cv2 (media.iter_frames)."""
+    are refused up front. `resize` "ffmpeg" resizes with ffmpeg's scaler instead of cv2 (media.iter_frames).
+    Without `motion_cache` no motion.npy is written (half the work): models with motion input compute the same
+    values from the frames when they load the clip (motion.clip_motion)."""
     source, out_root = Path(source), Path(out_root)
     info = media.probe(source)
     if not info.has_video:
@@ -117,7 +121,7 @@ def ingest_file(source: str | Path, out_root: str | Path, spec: AVSpec = AVSpec(
 
     with atomic_dir(clip_dir) as tmp:
         decoded = _stream_frames(media.iter_frames(source, fps=spec.fps, size=spec.size, resize=resize),
-                                 tmp / "frames.raw", tmp / "motion.raw")
+                                 tmp / "frames.raw", tmp / "motion.raw" if motion_cache else None)
         if decoded == 0:
             raise InputError("video has no decodable frames", source)
         audio = media.read_audio(source, sr=spec.sr, channels=spec.channels)
@@ -138,11 +142,12 @@ def ingest_file(source: str | Path, out_root: str | Path, spec: AVSpec = AVSpec(
                         "frames_dropped": decoded - n_frames, "samples_dropped": len(audio) - n_samples},
             "probe": info.to_dict(),
             "foleylib": __version__,
-            "motion": motion.CACHE_INFO,
+            "motion": motion.CACHE_INFO if motion_cache else None,
         }
         _save_frames(tmp / "frames.raw", decoded, n_frames, (spec.size, spec.size, 3), tmp / "frames.npy")
-        _save_frames(tmp / "motion.raw", decoded, n_frames, (spec.size, spec.size, len(motion.MOTION_CHANNELS)),
-                     tmp / motion.MOTION_FILE)  # motion of frame k depends on frames up to k only: cut alike
+        if motion_cache:  # motion of frame k depends on frames up to k only: cut alike
+            _save_frames(tmp / "motion.raw", decoded, n_frames,
+                         (spec.size, spec.size, len(motion.MOTION_CHANNELS)), tmp / motion.MOTION_FILE)
         np.save(tmp / "audio.npy", np.ascontiguousarray(audio[:n_samples], np.float32))
         write_json(tmp / "meta.json", meta)
     return IngestResult(source, clip_dir, "ingested", meta)
@@ -244,15 +249,17 @@ def _outcomes(align: Callable[[Path], IngestResult], sources: list[Path],
 def ingest(sources: Iterable[str | Path], out_root: str | Path, spec: AVSpec = AVSpec(), force: bool = False,
            on_error: Callable[[InputError], None] | None = None,
            on_result: Callable[[IngestResult], None] | None = None,
-           max_seconds: float = MAX_SECONDS, jobs: int = 1,
-           resize: str = "cv2") -> tuple[list[IngestResult], list[InputError]]:
+           max_seconds: float = MAX_SECONDS, jobs: int = 1, resize: str = "cv2",
+           motion_cache: bool = True) -> tuple[list[IngestResult], list[InputError]]:
     """Align many videos, `jobs` at once (0: one per available core); a bad file is reported through `on_error`
     and skipped, the rest still ingested. Results and errors are reported in input order, the manifest written
     once at the end. The clips are the same for any `jobs`. The workers are started afresh ("spawn") and import
-    the main module: a script that asks for jobs calls this under `if __name__ == "__main__":`."""
+    the main module: a script that asks for jobs calls this under `if __name__ == "__main__":`. `resize` and
+    `motion_cache`: see ingest_file."""
     sources = [Path(source) for source in sources]
     jobs = min(jobs or available_cores(), max(1, len(sources)))
-    align = partial(ingest_file, out_root=out_root, spec=spec, force=force, max_seconds=max_seconds, resize=resize)
+    align = partial(ingest_file, out_root=out_root, spec=spec, force=force, max_seconds=max_seconds, resize=resize,
+                    motion_cache=motion_cache)
     batch, results = Batch(on_error), []
     with _outcomes(align, sources, jobs) as outcomes:
         for outcome in outcomes:

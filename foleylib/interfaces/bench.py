@@ -4,7 +4,8 @@ Every figure is the median wall time of several repeats after a warm-up call, tu
 measured at the default model preset, 16 kHz stereo, mu-law sampling included, with untrained weights (speed
 does not depend on them), one stream on one thread as a live user would run it, the fused step alone (the
 kernels' arithmetic rate), and `batch` takes at once, on a thread per core and on one thread. Ingest is measured
-on one file and on a corpus with a job per core, with the exact and the fast resize; two `foley train` runs started
+on one file and on a corpus with a job per core, with the exact and the fast resize, and fast without the motion
+cache; two `foley train` runs started
 together against one alone, each process choosing its threads as the command does. The machine is shared and
 noisy: compare ratios from one run, not numbers across runs.
 `quick` shrinks every measurement (tiny models, short clips) to check that the benchmark runs, not to report.
@@ -279,20 +280,24 @@ def _test_clip(path: Path, seconds: float, seed: int) -> Path:
 
 def ingest_corpus(plan: Plan, seed: int, folder: Path) -> dict:
     """Seconds of video per wall second of `foley ingest --jobs 0` (a job per core) of a corpus of 640x360 30 fps
-    clips, with the exact resize and with --fast-resize."""
+    clips, in the three ways of _ingest_rates."""
     first = _test_clip(folder / "corpus0.mp4", plan.corpus_seconds, seed)
     files = [first] + [Path(shutil.copy(first, folder / f"corpus{k}.mp4")) for k in range(1, plan.corpus_files)]
     seconds = plan.corpus_files * plan.corpus_seconds
     return {"files": plan.corpus_files, "seconds": seconds, "jobs": available_cores(),
-            **_resize_rates(seconds, lambda resize: ingest(files, folder / resize, force=True, jobs=0, resize=resize),
-                            plan.repeats)}
+            **_ingest_rates(seconds, lambda resize, motion_cache: ingest(
+                files, folder / resize, force=True, jobs=0, resize=resize, motion_cache=motion_cache), plan.repeats)}
 
 
-def _resize_rates(seconds: float, run: Callable[[str], object], repeats: int) -> dict:
-    """Seconds of video per wall second of run(resize) over `seconds` of video, with the exact resize
-    (realtime_factor) and with ffmpeg's scaler (fast_resize_rtf)."""
-    return {key: seconds / median_seconds(lambda: run(resize), repeats)  # noqa: B023 - called within the loop
-            for key, resize in (("realtime_factor", "cv2"), ("fast_resize_rtf", "ffmpeg"))}
+INGEST_WAYS = {"realtime_factor": ("cv2", True), "fast_resize_rtf": ("ffmpeg", True),
+               "no_motion_rtf": ("ffmpeg", False)}  # report key: (resize, motion cache) of `foley ingest`
+
+
+def _ingest_rates(seconds: float, run: Callable[[str, bool], object], repeats: int) -> dict:
+    """Seconds of video per wall second of run(resize, motion_cache) over `seconds` of video, for each way of
+    INGEST_WAYS: the exact resize, --fast-resize, and --fast-resize --no-motion."""
+    return {key: seconds / median_seconds(lambda: run(*way), repeats)  # noqa: B023 - called within the loop
+            for key, way in INGEST_WAYS.items()}
 
 
 def ingest_speed(plan: Plan, seed: int) -> dict:
@@ -300,14 +305,16 @@ def ingest_speed(plan: Plan, seed: int) -> dict:
     ffmpeg's own decode of it to raw frames."""
     with tempfile.TemporaryDirectory() as tmp:
         clip = _test_clip(Path(tmp) / "clip.mp4", plan.ingest_seconds, seed)
-        rates = _resize_rates(plan.ingest_seconds, lambda resize: ingest_file(
-            clip, Path(tmp) / "aligned", AVSpec(), force=True, resize=resize), plan.repeats)
+        rates = _ingest_rates(plan.ingest_seconds, lambda resize, motion_cache: ingest_file(
+            clip, Path(tmp) / "aligned", AVSpec(), force=True, resize=resize, motion_cache=motion_cache),
+            plan.repeats)
         decode = [ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(clip), "-map", "0:v:0", "-f", "rawvideo",
                   "-pix_fmt", "rgb24", "-"]
         ffmpeg = median_seconds(lambda: subprocess.run(decode, stdout=subprocess.DEVNULL, check=True), plan.repeats)
         result = {**rates, "ffmpeg_rtf": plan.ingest_seconds / ffmpeg, "corpus": ingest_corpus(plan, seed, Path(tmp))}
     result["ratio"] = result["ffmpeg_rtf"] / result["realtime_factor"]  # how many times ffmpeg's decode is faster
     result["corpus"]["ratio"] = result["ffmpeg_rtf"] / result["corpus"]["fast_resize_rtf"]
+    result["corpus"]["no_motion_ratio"] = result["ffmpeg_rtf"] / result["corpus"]["no_motion_rtf"]
     return result
 
 
@@ -364,9 +371,11 @@ def run_bench(quick: bool = False, seed: int = 0, log: Callable[[str], None] = l
     for name, t in report["training"].items():
         log(f"training {name}: causal / paper predictions per second {t['ratio']:.0f}x")
     report["ingest"] = i = ingest_speed(plan, seed)
-    log(f"ingest: {i['realtime_factor']:.0f}x real time ({i['fast_resize_rtf']:.0f}x --fast-resize), ffmpeg decode "
+    log(f"ingest: {i['realtime_factor']:.0f}x real time ({i['fast_resize_rtf']:.0f}x --fast-resize, "
+        f"{i['no_motion_rtf']:.0f}x with --no-motion too), ffmpeg decode "
         f"alone {i['ffmpeg_rtf']:.0f}x; {i['corpus']['files']} files with {i['corpus']['jobs']} jobs "
-        f"{i['corpus']['realtime_factor']:.0f}x ({i['corpus']['fast_resize_rtf']:.0f}x --fast-resize)")
+        f"{i['corpus']['realtime_factor']:.0f}x ({i['corpus']['fast_resize_rtf']:.0f}x --fast-resize, "
+        f"{i['corpus']['no_motion_rtf']:.0f}x with --no-motion too)")
     report["shared_training"] = t = shared_training(plan, seed)
     log(f"two trainings at once: {', '.join(f'{r:.2f}' for r in t['ratios'])} of the steps per second of one alone")
     report["wall_s"] = time.perf_counter() - t0
