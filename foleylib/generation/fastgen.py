@@ -58,9 +58,8 @@ def _products(weights: Weights, scales_type: type, precision: str) -> tuple[Weig
     if precision not in GENERATION_PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(GENERATION_PRECISIONS)}")
     products = {name: kernels.prepared(getattr(weights, name), precision) for name in scales_type._fields}
-    computed, kernel = ({name: product[i] for name, product in products.items()} for i in (0, 1))
-    return (weights._replace(**computed), weights._replace(**kernel),
-            scales_type(**{name: product[2] for name, product in products.items()}))
+    computed, kernel, scales = ({name: product[i] for name, product in products.items()} for i in range(3))
+    return weights._replace(**computed), weights._replace(**kernel), scales_type(**scales)
 
 
 class FusedStepper:
@@ -190,6 +189,7 @@ class WaveNetState(NamedTuple):
     out: np.ndarray  # [T * C * classes] the head's output
 
 
+# the products of a step by their step-weight names; each field holds that product's per-row scales
 WaveNetScales = namedtuple("WaveNetScales", ("input_w", "dilated_w", "res_w", "skip_w", "head_w1", "head_w2"))
 
 
@@ -323,6 +323,7 @@ class TransposedProjections(NamedTuple):
     ff2_w: np.ndarray
 
 
+# as WaveNetScales
 TransformerScales = namedtuple("TransformerScales", ("embed_w", "qkv_w", "attn_out_w", "ff1_w", "ff2_w",
                                                      "decoder_w"))
 
