@@ -15,7 +15,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -74,8 +74,7 @@ def _stream_frames(frames: Iterable[np.ndarray], raw: Path, motion_raw: Path | N
     """Write decoded frames and, unless motion_raw is None, their motion to raw files one frame at a time (memory
     stays one frame; the motion of a frame is computed while ffmpeg decodes the next); returns how many."""
     tracker, count = motion.MotionTracker(), 0
-    with raw.open("wb") as frames_out, ExitStack() as stack:
-        motion_out = None if motion_raw is None else stack.enter_context(motion_raw.open("wb"))
+    with raw.open("wb") as frames_out, nullcontext() if motion_raw is None else motion_raw.open("wb") as motion_out:
         for frame in frames:
             frame = np.ascontiguousarray(frame, np.uint8)
             frames_out.write(frame.tobytes())

@@ -168,17 +168,16 @@ def takes_rtf(model: torch.nn.Module, spec: AVSpec, plan: Plan, seed: int, worke
     return plan.takes * (spec.frame_start(start + plan.cached_frames) - spec.frame_start(start)) / spec.sr / seconds
 
 
-def cached_rates(model: torch.nn.Module, spec: AVSpec, plan: Plan, seed: int, peak_1thread: float,
-                 precision: str) -> dict:
+def cached_rates(model: torch.nn.Module, spec: AVSpec, plan: Plan, seed: int, flops: int, peak_1thread: float,
+                 workers: int, precision: str) -> dict:
     """Cached generation with the products' weights at `precision`: one stream's rtf_cached, the fused step alone
-    (step_us_per_sample; step_gflops counting the products' multiply-adds as float32 ones; its share of the
-    1-thread peak) and plan.takes takes at once on a thread per core (rtf_batched)."""
-    flops = STEPPERS[model.cfg.arch](model).flops_per_step()
+    (step_us_per_sample; step_gflops from the step's `flops`, counted as float32 ones; its share of the 1-thread
+    peak) and plan.takes takes at once on `workers` threads (rtf_batched)."""
     step = step_seconds(model, spec, plan.cached_frames, plan, seed, precision)
     return {"rtf_cached": generation_rtf(model, spec, "cached", plan.cached_frames, plan, seed, precision),
             "step_us_per_sample": step * 1e6, "step_gflops": flops / step / 1e9,
             "step_fraction_of_peak": flops / step / 1e9 / peak_1thread,
-            "rtf_batched": takes_rtf(model, spec, plan, seed, min(plan.takes, available_cores()), precision)}
+            "rtf_batched": takes_rtf(model, spec, plan, seed, workers, precision)}
 
 
 def generation(arch: str, plan: Plan, spec: AVSpec, peak_1thread: float, seed: int, **overrides) -> dict:
@@ -187,24 +186,25 @@ def generation(arch: str, plan: Plan, spec: AVSpec, peak_1thread: float, seed: i
     one thread; under "int8" the cached rates with int8 weights (cached_rates). `overrides`: ModelConfig fields of
     the model measured."""
     model = _model(arch, plan, spec, seed, **overrides)
+    workers = min(plan.takes, available_cores())
     result = {"rtf_naive": generation_rtf(model, spec, "naive", plan.naive_frames, plan, seed)}
     if arch == "fusion":  # a frame per step: there is nothing to cache
         flops = fusion_flops_per_sample(model, spec)
         rate = result["rtf_naive"]
         result |= {"rtf_cached": None, "speedup": None, "step_us_per_sample": None, "step_gflops": None,
-                   "step_fraction_of_peak": None, "rtf_batched": takes_rtf(model, spec, plan, seed,
-                                                                            min(plan.takes, available_cores())),
+                   "step_fraction_of_peak": None, "rtf_batched": takes_rtf(model, spec, plan, seed, workers),
                    "int8": None}
     else:
         flops = STEPPERS[arch](model).flops_per_step()
-        result |= cached_rates(model, spec, plan, seed, peak_1thread, "fp32")
+        rates = {precision: cached_rates(model, spec, plan, seed, flops, peak_1thread, workers, precision)
+                 for precision in ("fp32", "int8")}
+        result |= rates["fp32"]
         rate = result["rtf_cached"]
         result["speedup"] = rate / result["rtf_naive"]
-        result["int8"] = cached_rates(model, spec, plan, seed, peak_1thread, "int8")
-        result["int8"]["speedup_over_fp32"] = result["int8"]["rtf_cached"] / rate
+        result["int8"] = rates["int8"] | {"speedup_over_fp32": rates["int8"]["rtf_cached"] / rate}
     gflops = flops * rate * spec.sr / 1e9
     result |= {"flops_per_sample": flops, "gflops_achieved": gflops, "fraction_of_peak": gflops / peak_1thread}
-    result |= {"batch": plan.takes, "batch_workers": min(plan.takes, available_cores()),
+    result |= {"batch": plan.takes, "batch_workers": workers,
                "rtf_batched_1thread": takes_rtf(model, spec, plan, seed, 1)}
     result["batch_speedup"] = result["rtf_batched"] / rate
     return result

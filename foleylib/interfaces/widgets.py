@@ -264,7 +264,8 @@ class Studio:
                        "rtf": takes * seconds / wall,
                        "sr": spec.sr, "fps": self.fps, "has_original": self.original is not None}
         self._show_part()  # players and waveform first: "generated" in the status means they are there
-        details = [engine.method] + (["int8 weights"] if self.precision.value == "int8" else []) \
+        precision = self.precision.value
+        details = [engine.method] + ([f"{precision} weights"] if precision != "fp32" else []) \
             + ([f"{takes} takes"] if takes > 1 else [])
         self.status.value = f"{seconds:.2f} s generated ({', '.join(details)}), real-time factor " \
                             f"{self.result['rtf']:.3f}"
