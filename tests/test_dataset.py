@@ -77,10 +77,21 @@ def test_frame_dataset_fractional_rate_pads_target(tmp_path):
 
 def test_split_by_time(tmp_path):
     clip = load_clip(write_clip(tmp_path / "c", frames=10))
-    train, val = split_by_time(clip, 0.2)
-    assert (train, val) == (range(0, 8), range(8, 10))
+    assert split_by_time(clip, 0.2) == ([range(0, 8)], range(8, 10))
+    assert split_by_time(clip, 0.3, val_end=0.5) == ([range(0, 2), range(5, 10)], range(2, 5))
+    assert split_by_time(clip, 0.2, val_end=0.2) == ([range(2, 10)], range(0, 2))
     with pytest.raises(ValueError):
         split_by_time(clip, 1.5)
+    with pytest.raises(ValueError):
+        split_by_time(clip, 0.5, val_end=0.4)
+
+
+def test_split_by_time_segments_tile_the_clip(tmp_path):
+    """K spans of 1/K ending at (j + 1)/K (foley crossval --segments) cover every frame once."""
+    for frames, k in ((139, 5), (150, 5), (250, 4), (13, 3)):
+        clip = load_clip(write_clip(tmp_path / f"c{frames}", frames=frames))
+        held = [split_by_time(clip, 1 / k, (j + 1) / k)[1] for j in range(k)]
+        assert [f for part in held for f in part] == list(range(frames))
 
 
 def test_load_clip_names_the_problem(tmp_path):

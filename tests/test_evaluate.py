@@ -71,7 +71,9 @@ def test_histogram_nll_by_hand():
     zero, half = int(mulaw_encode(torch.tensor(0.0))), int(mulaw_encode(torch.tensor(0.5)))
     assert zero != half
     p_zero = (2000 + 1) / (4000 + 256)  # add-one smoothing over 256 classes
-    assert histogram_nll(clip, head, tail, spec) == pytest.approx(-math.log(p_zero))
+    assert histogram_nll(clip, [head], tail, spec) == pytest.approx(-math.log(p_zero))
+    two_parts = [range(0, 5), range(15, 20)]  # 500 x 0.5 and 500 x 0.0 per channel
+    assert histogram_nll(clip, two_parts, tail, spec) == pytest.approx(-math.log(1001 / (2000 + 256)))
 
 
 def test_motion_bursts_fire_on_sudden_changes_only():

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from foleylib.core.config import AVSpec
 from foleylib.core.errors import InputError
-from foleylib.core.fsutil import sha256_file
+from foleylib.core.fsutil import sha256_file, write_json
 from foleylib.data.align import ingest_file
 from foleylib.data.batches import evenly_spaced, onset_weights, position_weights, split_datasets
 from foleylib.data.dataset import find_clips, load_clip
@@ -413,3 +413,58 @@ def test_two_processes_fine_tune_like_one_with_freeze_and_augmentation(tmp_path,
     video = _video_keys(build_model(model_config("wavenet", "tiny", SPEC, norm="group")))
     assert all(torch.equal(two[k], pretrained[k]) for k in video)
     assert not all(torch.equal(two[k], pretrained[k]) for k in set(two) - video)
+
+
+@pytest.mark.parametrize("arch, mode", [("wavenet", "causal"), ("transformer", "paper"), ("fusion", "paper")])
+def test_a_held_out_span_is_never_read_by_training_examples(tmp_path, arch, mode):
+    """--val-span: frames before and after the span train, and no training example reads (as target, audio
+    history or video context) a sample or frame of the span; the span's examples validate."""
+    spec = AVSpec(sr=1000, fps=25, size=8, context_frames=2, context_samples=24)  # 40 samples per frame
+    frames, spf = 60, 40
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    np.save(folder / "audio.npy", (np.arange(frames * spf, dtype=np.float32) / 4096)[:, None])  # sample i: i/4096
+    np.save(folder / "frames.npy", np.repeat(np.arange(1, frames + 1, dtype=np.uint8), 8 * 8 * 3).reshape(
+        frames, 8, 8, 3))  # frame k: k + 1 (black padding reads 0)
+    write_json(folder / "meta.json", {"source": "x.mp4", "sha256": "0" * 64, "sr": 1000, "fps": 25, "size": 8,
+                                      "channels": 1, "frames": frames, "samples": frames * spf})
+    clip = load_clip(folder)
+    model = build_model(model_config(arch, "tiny", spec, mode=mode, loss="mse"))
+    train_ds, val_ds = split_datasets([clip], spec, model, 64, 0.25, val_end=0.5)  # frames 15 .. 29 validate
+    span_samples, span_frames = range(15 * spf, 30 * spf), range(16, 31)
+    read_after = []
+    for item in (train_ds[j] for j in range(len(train_ds))):
+        samples = {round(float(v) * 4096) for key in ("audio", "audio_in", "target") if key in item
+                   for v in item[key].flatten()}
+        video, index = item["video"], item.get("frame_index")
+        seen = video if index is None else video[max(0, int(index.min()) - 1):int(index.max()) + 1]  # n = 2
+        pictures = set(seen.flatten().tolist())
+        assert not samples & set(span_samples) and not pictures & set(span_frames), arch
+        read_after.append(min(samples) >= span_samples.stop)
+    assert any(read_after) and not all(read_after)  # both sides of the span train
+    scored = [val_ds[j]["target"][int(val_ds[j].get("warmup", 0)):] for j in range(len(val_ds))]
+    targets = {round(float(v) * 4096) for target in scored for v in target.flatten()}
+    assert targets <= set(span_samples) and len(targets) > spf
+
+
+def test_val_span_through_the_cli(tmp_path, clip_dir, capsys):
+    common = ["train", "--arch", "wavenet", "--preset", "tiny", "--data", str(clip_dir), "--steps", "1",
+              "--batch-size", "2", "--window", "64", "--quiet"]
+    assert main([*common, "--val-span", "0.4,0.6", "--out", str(tmp_path / "run")]) == 0
+    train_cfg = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
+    assert train_cfg["val_end"] == 0.6 and train_cfg["val_fraction"] == pytest.approx(0.2)
+    capsys.readouterr()
+    for span in ("0.6,0.4", "0,1", "half"):
+        with pytest.raises(SystemExit) as stop:
+            main([*common, "--val-span", span, "--out", str(tmp_path / "bad")])
+        assert stop.value.code == 2 and "--val-span" in capsys.readouterr().err
+    assert main([*common, "--val-span", "0.2,0.4", "--val-data", str(clip_dir), "--out", str(tmp_path / "bad")]) == 2
+    assert "--val-span holds out part of each --data clip" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
+def test_a_run_config_with_a_span_outside_the_clip_is_refused():
+    assert TrainConfig.from_dict({"val_fraction": 0.2, "val_end": 0.6}).val_end == 0.6
+    for end in (0.1, 1.5):
+        with pytest.raises(ValueError, match="train.val_end is out of range"):
+            TrainConfig.from_dict({"val_fraction": 0.2, "val_end": end})

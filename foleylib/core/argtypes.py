@@ -1,4 +1,4 @@
-"""Value types for command-line options: numbers that must be positive or not negative."""
+"""Value types for command-line options: numbers that must be positive or not negative, spans of a clip."""
 from __future__ import annotations
 
 import argparse
@@ -23,3 +23,15 @@ positive_int = _number(int, "positive_int", zero_allowed=False)
 positive_float = _number(float, "positive_float", zero_allowed=False)
 non_negative_int = _number(int, "non_negative_int", zero_allowed=True)
 non_negative_float = _number(float, "non_negative_float", zero_allowed=True)
+
+
+def fraction_span(text: str) -> tuple[float, float]:
+    """An argparse type: "START,END", a part of a clip as fractions of its length, 0 <= START < END <= 1 and not
+    the whole clip."""
+    try:
+        start, end = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected START,END (fractions of a clip), got {text}") from None
+    if not 0 <= start < end <= 1 or end - start >= 1:
+        raise argparse.ArgumentTypeError(f"needs 0 <= START < END <= 1, not the whole clip; got {text}")
+    return start, end

@@ -33,12 +33,16 @@ def make_dataset(clip: AlignedClip, spec: AVSpec, arch: str, mode: str, frames: 
 
 
 def split_datasets(clips: list[AlignedClip], spec: AVSpec, model: torch.nn.Module, window: int, val_fraction: float,
-                   val_clips: list[AlignedClip] | None = None) -> tuple[Dataset, Dataset]:
-    """(train, validation) examples. By time: each clip's head trains, its tail (val_fraction) validates. By clip
-    (`val_clips`, videos the model never sees in training): the clips train whole and the val clips validate
-    whole. Training draws examples uniformly, so each clip is sampled in proportion to its duration."""
+                   val_clips: list[AlignedClip] | None = None, val_end: float = 1.0) -> tuple[Dataset, Dataset]:
+    """(train, validation) examples. By time: the span of each clip that split_by_time(val_fraction, val_end)
+    holds out validates (default: its tail), the frames before and after it train; examples after the span start
+    where their history (audio context, warm-up, earlier frames) no longer reaches into it, and a part too short
+    for one example is left out. By clip (`val_clips`, videos the model never sees in training): the clips train
+    whole and the val clips validate whole. Training draws examples uniformly, so each clip is sampled in
+    proportion to its duration."""
     cfg = model.cfg
-    warmup = warmup_positions(model, window) if cfg.mode == "causal" and cfg.arch != "fusion" else 0
+    windows = cfg.mode == "causal" and cfg.arch != "fusion"
+    warmup = warmup_positions(model, window) if windows else 0
     clips, val_clips = ([model_clip(c, cfg.video_input) for c in group] for group in (clips, val_clips or []))
 
     def examples(parts: list[tuple[AlignedClip, range]]) -> Dataset:
@@ -46,8 +50,25 @@ def split_datasets(clips: list[AlignedClip], spec: AVSpec, model: torch.nn.Modul
 
     if val_clips:
         return tuple(examples([(c, range(c.meta["frames"])) for c in group]) for group in (clips, val_clips))
-    splits = [split_by_time(clip, val_fraction) for clip in clips]
-    return tuple(examples([(c, split[part]) for c, split in zip(clips, splits)]) for part in (0, 1))
+    history = warmup + 1 if windows else spec.context_samples  # samples an example reads before its first target
+    train, val = [], []
+    for clip in clips:
+        parts, held_out = split_by_time(clip, val_fraction, val_end)
+        parts = [clear_of(part, spec, history) if part.start else part for part in parts]
+        least = window if windows else 1  # samples of one example
+        usable = [p for p in parts if spec.frame_start(p.stop) - spec.frame_start(p.start) >= least]
+        train += [(clip, part) for part in usable or parts[:1]]  # none usable: the dataset names the problem
+        val.append((clip, held_out))
+    return examples(train), examples(val)
+
+
+def clear_of(frames: range, spec: AVSpec, history: int) -> range:
+    """`frames` less its first frames, so that examples whose `history` samples and n - 1 earlier frames precede
+    their first target read nothing before frames.start."""
+    start = frames.start
+    while spec.frame_start(start) - history < spec.frame_start(frames.start):
+        start += 1
+    return range(min(start + spec.context_frames - 1, frames.stop), frames.stop)
 
 
 def evenly_spaced(ds: Dataset, count: int) -> Dataset:

@@ -131,15 +131,20 @@ def video_context(frames: np.ndarray, current: int, count: int) -> np.ndarray:
     return out
 
 
-def split_by_time(clip: AlignedClip, val_fraction: float = 0.2) -> tuple[range, range]:
-    """(train frames, validation frames): the first part trains, the tail validates (paper Sec. IV)."""
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+def split_by_time(clip: AlignedClip, val_fraction: float = 0.2, val_end: float = 1.0) -> tuple[list[range], range]:
+    """(train frame ranges, validation frames): the span of `val_fraction` of the clip that ends at `val_end` (a
+    fraction of its length, rounded to frames; 1 = the tail, the paper's Sec. IV) validates, the frames before and
+    after it train."""
+    if not 0 < val_fraction < 1 or not val_fraction <= val_end <= 1:
+        raise ValueError(f"val_fraction must be in (0, 1) and val_end in [val_fraction, 1], got {val_fraction} and "
+                         f"{val_end}")
     n = clip.meta["frames"]
-    cut = n - max(1, round(n * val_fraction))
-    if cut < 1:
+    stop = round(n * val_end)
+    start = min(stop - 1, round(n * (val_end - val_fraction)))  # at least one frame validates
+    train = [part for part in (range(0, start), range(stop, n)) if len(part)]
+    if start < 0 or not train:
         raise InputError(f"too short to split: {n} frames", clip.path)
-    return range(0, cut), range(cut, n)
+    return train, range(start, stop)
 
 
 class SampleDataset(Dataset):

@@ -28,8 +28,11 @@ def event_nll(nll: np.ndarray, sr: int, onset_times: np.ndarray, offset: float =
     scored = ~np.isnan(nll)
     events = window_mask(len(nll), sr, onset_times, 0.02, 0.10, offset=offset) & scored
     attacks = window_mask(len(nll), sr, onset_times, 0.0, 0.01, offset=offset) & scored
-    return {"nll_nats": float(np.nanmean(nll)), "nll_event_windows": float(nll[events].mean()),
-            "nll_first_10ms": float(nll[attacks].mean())}
+
+    def mean(where: np.ndarray) -> float:
+        return float(nll[where].mean()) if where.any() else math.nan
+
+    return {"nll_nats": mean(scored), "nll_event_windows": mean(events), "nll_first_10ms": mean(attacks)}
 
 
 def twin_nll(model: torch.nn.Module, clip: AlignedClip, spec: AVSpec, tail: range) -> dict[str, dict]:

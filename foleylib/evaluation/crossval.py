@@ -15,6 +15,12 @@ bootstrap interval (`metrics.bootstrap_mean`) and the model's paired differences
 shows them as tables. Each fold lives in OUT/folds/<clip>/ (training run, generated audio, embeddings,
 fold.json); a fold whose fold.json holds the same settings is reused, so a killed batch continues where it
 stopped.
+
+A tail of one or two seconds holds few sounds, so one clip's verdict rests on a handful of onsets. With `segments`
+K > 1 (mode finetune) every part of the held-out clip is scored: the clip is cut into K equal segments, and for
+each one the pretrained model is fine-tuned on the rest of the clip (`foley train --val-span`, the frames before
+and after the segment) and generates that segment, primed with the real audio before it; the clip's scores are
+the mean over its segments and takes, and its audio files hold the K segments end to end.
 """
 from __future__ import annotations
 
@@ -39,7 +45,7 @@ from foleylib.data.align import ingest_file
 from foleylib.data.dataset import AlignedClip, check_compatible, load_clip, split_by_time
 from foleylib.data.media import write_audio
 from foleylib.evaluation.ablation import twin_nll
-from foleylib.evaluation.evaluate import free_running, score_generated, uses_video
+from foleylib.evaluation.evaluate import frames_audio, free_running, score_generated, uses_video
 from foleylib.evaluation.fad import embedding_distance, yamnet_embeddings
 from foleylib.evaluation.metrics import bootstrap_mean, condfoleygen_scores
 from foleylib.evaluation.notebook import fmt_cell
@@ -79,6 +85,7 @@ class CrossvalConfig:
     device: str = "auto"
     threads: int = 1  # torch threads in training and generation (the protocol runs one job per core)
     takes: int = 1  # generated takes per system and clip, scores averaged over them
+    segments: int = 1  # mode finetune: segments of each held-out clip scored in turn (1: its tail)
     resamples: int = 2000  # bootstrap resamples
     confidence: float = 0.95  # bootstrap interval
 
@@ -87,12 +94,13 @@ class CrossvalConfig:
         return {"mode": self.mode, "train_args": list(self.train_args), "seed": self.seed,
                 "train_clips": sorted(train_clips)} | (
             {"finetune_steps": self.finetune_steps} if self.mode == "finetune" else {}) | (
-            {"takes": self.takes} if self.takes > 1 else {})
+            {"takes": self.takes} if self.takes > 1 else {}) | (
+            {"segments": self.segments} if self.segments > 1 else {})
 
 
 def check_train_args(train_args: tuple[str, ...], out: Path) -> None:
     """Refuse options `foley train` would refuse, or that crossval sets itself, before any fold runs."""
-    own = {"--data", "--val-data", "--out", "--init", "--seed", "--device", "--resume", "--nproc"}
+    own = {"--data", "--val-data", "--out", "--init", "--seed", "--device", "--resume", "--nproc", "--val-span"}
     clash = sorted(own & {a.split("=")[0] for a in train_args})
     if clash:
         raise InputError(f"--train-args may not set {', '.join(clash)} (crossval sets it per fold)", out)
@@ -170,12 +178,13 @@ def prepare_clips(sources: list[Path], out: Path, spec: AVSpec, log: Callable[[s
 
 
 def train_fold(cfg: CrossvalConfig, data: list[Path], out: Path, val: list[Path] | None = None,
-               init: Path | None = None) -> dict:
+               init: Path | None = None, val_span: tuple[float, float] | None = None) -> dict:
     """Train one run with `foley train` (in this process) and return its last metrics record."""
     argv = ["train", *cfg.train_args, "--data", *map(str, data), "--out", str(out), "--seed", str(cfg.seed),
             "--device", cfg.device, "--quiet", "--force"]
     argv += ["--val-data", *map(str, val)] if val else []
     argv += ["--init", str(init), "--steps", str(cfg.finetune_steps)] if init else []
+    argv += ["--val-span", ",".join(map(repr, val_span))] if val_span else []
     args = train_parser().parse_args(argv[1:])
     args.argv = argv
     if run_train(args):
@@ -184,20 +193,82 @@ def train_fold(cfg: CrossvalConfig, data: list[Path], out: Path, val: list[Path]
 
 
 def run_fold(cfg: CrossvalConfig, clip: AlignedClip, others: list[AlignedClip], group: str, fold_dir: Path) -> dict:
-    """Train, generate and score one held-out clip; writes fold_dir/{run, audio, embeddings.npz, fold.json}."""
+    """Train, generate and score one held-out clip; writes fold_dir/{run, finetune, audio, embeddings.npz,
+    fold.json}."""
     t0 = time.perf_counter()
     run = fold_dir / "run"
     record = train_fold(cfg, [c.path for c in others], run, val=[clip.path])
-    if cfg.mode == "finetune":
-        record = train_fold(cfg, [clip.path], fold_dir / "finetune", init=run)
-        run = fold_dir / "finetune"
+    if cfg.mode == "loo":  # the whole clip, by the model trained on the others
+        pieces = [Piece(run, range(clip.meta["frames"]), np.concatenate([np.asarray(c.audio) for c in others]),
+                        record.get("val_loss"))]
+    else:  # a part of the clip, by the model fine-tuned on the rest of it
+        spans = [None] if cfg.segments == 1 else [(j / cfg.segments, (j + 1) / cfg.segments)
+                                                   for j in range(cfg.segments)]
+        pieces = []
+        for j, span in enumerate(spans):
+            tuned = fold_dir / "finetune" / (f"segment{j}" if span else "")
+            tuned_record = train_fold(cfg, [clip.path], tuned, init=run, val_span=span)
+            split = json.loads((tuned / "config.json").read_text())["train"]
+            trained, held_out = split_by_time(clip, split["val_fraction"], split.get("val_end", 1.0))
+            audio = np.concatenate([np.asarray(frames_audio(clip, part, clip.spec)) for part in trained])
+            pieces.append(Piece(tuned, held_out, audio, tuned_record.get("val_loss")))
     train_s = time.perf_counter() - t0
-    model, spec = load_model(run, cfg.device)
-    part = split_by_time(clip, _val_fraction(run))[1] if cfg.mode == "finetune" else range(clip.meta["frames"])
-    prior = None if cfg.mode == "finetune" else np.concatenate([np.asarray(c.audio) for c in others])
-    generated = [free_running(model, clip, spec, part, len(part), cfg.seed + take, prior=prior)
+    scored = [score_piece(cfg, clip, piece) for piece in pieces]
+    spec = clip.spec
+    takes = [{name: np.concatenate([s.takes[take][name] for s in scored]) for name in SYSTEMS}
+             for take in range(cfg.takes)]  # each take's pieces end to end
+    reference = [s.reference for s in scored]
+    embeddings = {name: yamnet_embeddings([s.takes[take][name] for s in scored for take in range(cfg.takes)],
+                                          spec.sr) for name in SYSTEMS}
+    embeddings["reference"] = yamnet_embeddings(reference, spec.sr)
+    scores = {name: mean_over_takes([s.scores[name] for s in scored])
+              | {"fad": _fad(embeddings[name], embeddings["reference"])} for name in SYSTEMS}
+    for name in SYSTEMS:
+        write_audio(fold_dir / "audio" / f"{name}.wav", takes[0][name], spec.sr)
+    with atomic_path(fold_dir / "embeddings.npz") as tmp, tmp.open("wb") as f:
+        np.savez(f, **embeddings)
+    fps = float(spec.fps_exact)
+    fold = {"clip": clip.name, "group": group, "settings": cfg.fold_settings([c.name for c in others]),
+            "start_s": pieces[0].frames.start / fps, "seconds": sum(len(r) for r in reference) / spec.sr,
+            "train_s": train_s, "val_loss": _mean([p.val_loss for p in pieces]),
+            "rtf": scored[0].rtf, "uses_video": uses_video(scores), "scores": scores,
+            "wall_s": time.perf_counter() - t0}
+    if len(pieces) > 1:
+        fold["segments"] = [{"start_s": p.frames.start / fps, "seconds": len(s.reference) / spec.sr,
+                             "val_loss": p.val_loss, "scores": s.scores} for p, s in zip(pieces, scored)]
+    write_json(fold_dir / "fold.json", fold)
+    return fold
+
+
+@dataclass
+class Piece:
+    """A part of a held-out clip and the run that generates it: its frames, the audio that run trained on (the
+    histogram baseline's prior) and its validation loss on those frames."""
+
+    run: Path
+    frames: range
+    prior: np.ndarray
+    val_loss: float | None
+
+
+@dataclass
+class ScoredPiece:
+    """What every system generated for a Piece (one dict per take), the true audio there, the scores (mean over
+    takes; the model's teacher-forced twin NLL merged in) and the model's real-time factor."""
+
+    takes: list[dict[str, np.ndarray]]
+    reference: np.ndarray
+    scores: dict[str, dict]
+    rtf: float
+
+
+def score_piece(cfg: CrossvalConfig, clip: AlignedClip, piece: Piece) -> ScoredPiece:
+    """Generate a Piece's frames by the model, its twins and the baselines, `cfg.takes` times, and score them."""
+    model, spec = load_model(piece.run, cfg.device)
+    part = piece.frames
+    generated = [free_running(model, clip, spec, part, len(part), cfg.seed + take, prior=piece.prior)
                  for take in range(cfg.takes)]  # (audio by system, the model's real-time factor) per take
-    takes, rtf = [{name: audio[name] for name in SYSTEMS} for audio, _ in generated], generated[0][1]
+    takes = [{name: audio[name] for name in SYSTEMS} for audio, _ in generated]
     reference = np.asarray(clip.audio[spec.frame_start(part.start):][:len(takes[0]["model"])])
     take_scores = []
     for audio in takes:
@@ -206,33 +277,21 @@ def run_fold(cfg: CrossvalConfig, clip: AlignedClip, others: list[AlignedClip], 
             published = condfoleygen_scores(audio[name], reference, spec.sr)
             scores[name] |= {"condfoleygen_acc": published["onset_acc"], "condfoleygen_ap": published["onset_ap"]}
         take_scores.append(scores)
-    embeddings = {name: yamnet_embeddings([audio[name] for audio in takes], spec.sr) for name in SYSTEMS}
-    embeddings["reference"] = yamnet_embeddings([reference], spec.sr)
     likelihood = twin_nll(model, clip, spec, part)  # teacher-forced: the same for every take
     scores = {name: mean_over_takes([s[name] for s in take_scores])
-              | {"fad": _fad(embeddings[name], embeddings["reference"])}
               | likelihood.get(name, {"nll": None, "onset_nll": None}) for name in SYSTEMS}
-    for name in SYSTEMS:
-        write_audio(fold_dir / "audio" / f"{name}.wav", takes[0][name], spec.sr)
-    with atomic_path(fold_dir / "embeddings.npz") as tmp, tmp.open("wb") as f:
-        np.savez(f, **embeddings)
-    fold = {"clip": clip.name, "group": group, "settings": cfg.fold_settings([c.name for c in others]),
-            "start_s": part.start / float(spec.fps_exact), "seconds": len(reference) / spec.sr,
-            "train_s": train_s, "val_loss": record.get("val_loss"), "rtf": rtf, "uses_video": uses_video(scores),
-            "scores": scores, "wall_s": time.perf_counter() - t0}
-    write_json(fold_dir / "fold.json", fold)
-    return fold
+    return ScoredPiece(takes, reference, scores, generated[0][1])
 
 
 def mean_over_takes(scores: list[dict]) -> dict:
-    """Each metric's mean over takes' scores (dicts of the same keys), over the takes where it is defined (None
-    where it is defined in none)."""
-    defined = {key: [s[key] for s in scores if s[key] is not None] for key in scores[0]}
-    return {key: float(np.mean(values)) if values else None for key, values in defined.items()}
+    """Each metric's mean over takes' (or segments') scores, dicts of the same keys, over those where it is
+    defined (None where it is defined in none)."""
+    return {key: _mean([s[key] for s in scores]) for key in scores[0]}
 
 
-def _val_fraction(run: Path) -> float:
-    return json.loads((run / "config.json").read_text())["train"]["val_fraction"]
+def _mean(values: list[float | None]) -> float | None:
+    defined = [v for v in values if v is not None]
+    return float(np.mean(defined)) if defined else None
 
 
 def _fad(gen: np.ndarray, ref: np.ndarray) -> float | None:
@@ -326,6 +385,8 @@ def run_crossval(sources: list[Path], out: str | Path, group_by: str = "all", cf
         raise InputError("output folder is a file", out)
     if cfg.mode not in MODES:
         raise InputError(f"mode must be one of {', '.join(MODES)}, not {cfg.mode!r}", out)
+    if cfg.segments > 1 and cfg.mode != "finetune":
+        raise InputError("segments apply to mode finetune (mode loo generates each clip whole)", out)
     check_train_args(cfg.train_args, out)
     for source in sources + also_train:
         if not source.exists():
@@ -364,7 +425,9 @@ def run_crossval(sources: list[Path], out: str | Path, group_by: str = "all", cf
               + ("clip generated whole by a model trained on the other clips of its group"
                  if cfg.mode == "loo" else
                  f"clip's tail generated by a model pretrained on the others and fine-tuned {cfg.finetune_steps} "
-                 "steps on its head")
+                 "steps on its head" if cfg.segments == 1 else
+                 f"clip generated whole in {cfg.segments} segments, each by a model pretrained on the others and "
+                 f"fine-tuned {cfg.finetune_steps} steps on the rest of the clip")
               + (f", {len(extra)} more clip(s) in every training set (`--also-train`)" if extra else "")
               + f". `foley train {' '.join(cfg.train_args)}`, seed {cfg.seed}"
               + (f", scores averaged over {cfg.takes} takes (seeds {cfg.seed}..{cfg.seed + cfg.takes - 1})"

@@ -46,7 +46,7 @@ def teacher_forced(model: torch.nn.Module, clips: list[AlignedClip], spec: AVSpe
     """Validation losses on the held-out tails, the same examples as training validated on."""
     model.eval()
     device = next(model.parameters()).device
-    val_ds = split_datasets(clips, spec, model, tc.window, tc.val_fraction)[1]
+    val_ds = split_datasets(clips, spec, model, tc.window, tc.val_fraction, val_end=tc.val_end)[1]
     names = [model.cfg.loss] + [n for n in ("mse", "mae", "paper_ce") if n != model.cfg.loss]
     totals, count = dict.fromkeys(names, 0.0), 0
     for batch in DataLoader(evenly_spaced(val_ds, tc.val_examples), batch_size=tc.batch_size):
@@ -65,12 +65,12 @@ def teacher_forced(model: torch.nn.Module, clips: list[AlignedClip], spec: AVSpe
     return result
 
 
-def histogram_nll(clip: AlignedClip, train: range, val: range, spec: AVSpec) -> float:
-    """NLL (nats per sample per channel) of the tail under the mu-law class histogram of the head (add-one
-    smoothed): what a model scores that ignores every context."""
-    counts = class_histogram(_frames_audio(clip, train, spec))
+def histogram_nll(clip: AlignedClip, train: list[range], val: range, spec: AVSpec) -> float:
+    """NLL (nats per sample per channel) of the held-out frames `val` under the mu-law class histogram of the
+    training frames (add-one smoothed): what a model scores that ignores every context."""
+    counts = class_histogram(np.concatenate([frames_audio(clip, part, spec) for part in train]))
     log_p = np.log(counts / counts.sum())
-    return float(-log_p[_classes(_frames_audio(clip, val, spec))].mean())
+    return float(-log_p[_classes(frames_audio(clip, val, spec))].mean())
 
 
 def class_histogram(audio: np.ndarray) -> np.ndarray:
@@ -82,7 +82,8 @@ def _classes(audio: np.ndarray) -> np.ndarray:
     return mulaw_encode(torch.from_numpy(np.array(audio))).numpy().ravel()
 
 
-def _frames_audio(clip: AlignedClip, frames: range, spec: AVSpec) -> np.ndarray:
+def frames_audio(clip: AlignedClip, frames: range, spec: AVSpec) -> np.ndarray:
+    """The clip's audio of a range of frames. [N, C]"""
     return clip.audio[spec.frame_start(frames.start):spec.frame_start(frames.stop)]
 
 
@@ -212,7 +213,7 @@ def evaluate_run(run: str | Path, clip_dir: str | Path | None = None, seconds: f
     clip = load_clip(data)
     if clip.spec != spec.with_(context_frames=clip.spec.context_frames, context_samples=clip.spec.context_samples):
         raise InputError(f"clip has {clip.spec}, the run was trained on {spec}", clip.path)
-    train, tail = split_by_time(clip, tc.val_fraction)
+    train, tail = split_by_time(clip, tc.val_fraction, tc.val_end)
     n_frames = max(1, min(len(tail), math.floor(seconds * spec.fps_exact)))
     t0 = float(tail.start / spec.fps_exact)
     audio, rtf = free_running(model, clip, spec, tail, n_frames, seed, progress)

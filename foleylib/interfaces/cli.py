@@ -155,7 +155,7 @@ def cmd_crossval(args: argparse.Namespace) -> int:
 
     _refuse_existing([Path(args.out) / "crossval.md", Path(args.out) / "crossval.json"], args.force)
     cfg = CrossvalConfig(mode=args.mode, finetune_steps=args.finetune_steps, seed=args.seed, device=args.device,
-                         threads=args.threads, resamples=args.resamples, takes=args.takes,
+                         threads=args.threads, resamples=args.resamples, takes=args.takes, segments=args.segments,
                          train_args=train_options(args.train_args, arch=args.arch, preset=args.preset,
                                                   steps=args.steps, loss=args.loss, batch_size=args.batch_size))
     t0 = time.perf_counter()
@@ -330,6 +330,9 @@ def _add_crossval_parser(sub: argparse._SubParsersAction) -> None:
                         "out or scored")
     p.add_argument("--takes", type=positive_int, default=1,
                    help="takes each system generates per clip (seeds SEED, SEED+1, ...); scores are their mean")
+    p.add_argument("--segments", type=positive_int, default=1, metavar="K",
+                   help="finetune mode: score the whole held-out clip in K equal segments, each generated after "
+                        "fine-tuning on the rest of the clip (default 1: its tail)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
     p.add_argument("--out", type=Path, default=Path("results/crossval"))

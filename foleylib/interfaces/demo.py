@@ -43,7 +43,7 @@ def run_demo(out: str | Path, seconds: float = 40.0, steps: int = 300, gen_secon
     final = train([clip], cfg, tc, work / "run", progress=progress)
     log(f"train: causal WaveNet, {steps} steps in {final['wall_s']:.0f} s, validation NLL {final['val_loss']:.3f}")
 
-    tail = split_by_time(clip, tc.val_fraction)[1]
+    tail = split_by_time(clip, tc.val_fraction, tc.val_end)[1]
     t0 = tail.start / fps
     summary = dub_video(scene["video"], work / "run", out / "demo.mp4", wav=out / "demo.wav", start=t0,
                         seconds=min(gen_seconds, len(tail) / fps), seed=seed, prime_seconds=0.05,

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from foleylib.core.argtypes import non_negative_float, non_negative_int, positive_float, positive_int
+from foleylib.core.argtypes import fraction_span, non_negative_float, non_negative_int, positive_float, positive_int
 from foleylib.core.config import MODEL_PRESETS
 from foleylib.core.errors import InputError
 from foleylib.core.fsutil import ensure_out_dir
@@ -31,6 +31,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", nargs="+", type=Path, required=True, help="aligned clip folders or folders of them")
     p.add_argument("--val-data", nargs="+", type=Path,
                    help="clips to validate on, never trained on (default: the last 20%% of each --data clip)")
+    p.add_argument("--val-span", type=fraction_span, metavar="START,END",
+                   help="the part of each --data clip that validates, as fractions of its length (default 0.8,1: "
+                        "the last 20%%); the frames before and after it train")
     p.add_argument("--preset", choices=MODEL_PRESETS, default="small")
     p.add_argument("--steps", type=positive_int, default=t.steps, help=f"optimizer steps (default {t.steps})")
     p.add_argument("--batch-size", type=positive_int, default=t.batch_size)
@@ -103,6 +106,9 @@ def _train(args: argparse.Namespace) -> int:
     from foleylib.training.distributed import main_process
     from foleylib.training.trainer import TrainingInterrupted, train
 
+    if args.val_span and args.val_data:
+        raise InputError("--val-span holds out part of each --data clip; with --val-data the clips train whole",
+                         args.out)
     clips = find_clips(args.data)
     val_clips = find_clips(args.val_data) if args.val_data else None
     context = preset(args.preset)
@@ -121,7 +127,9 @@ def _train(args: argparse.Namespace) -> int:
                      warmup_steps=min(TrainConfig.warmup_steps, max(1, args.steps // 10)),
                      val_every=args.val_every, checkpoint_every=args.checkpoint_every, seed=args.seed,
                      device=args.device, precision=args.precision, compile=args.compile, workers=args.workers,
-                     augment=args.augment, onset_weight=args.onset_weight, freeze=args.freeze or "")
+                     augment=args.augment, onset_weight=args.onset_weight, freeze=args.freeze or "",
+                     **({"val_fraction": args.val_span[1] - args.val_span[0], "val_end": args.val_span[1]}
+                        if args.val_span else {}))
     out = ensure_out_dir(args.out)
     if not (args.resume or args.force) and any((out / name).exists() for name in ("model.pt", "checkpoint.pt")):
         raise InputError("the run folder holds a run already (--resume continues it, --force starts over)", out)

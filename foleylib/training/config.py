@@ -15,7 +15,8 @@ class TrainConfig:
     warmup_steps: int = 20  # linear LR warm-up, then cosine decay to lr/10
     grad_clip: float = 1.0  # max gradient norm
     window: int = 2048  # causal mode: scored positions per window
-    val_fraction: float = 0.2  # tail of each clip held out for validation
+    val_fraction: float = 0.2  # part of each clip held out for validation: its tail by default
+    val_end: float = 1.0  # where the held-out part ends, as a fraction of the clip (foley train --val-span)
     val_every: int = 50  # validate every k steps (and at the end)
     val_examples: int = 64  # validation examples, evenly spaced over the held-out tail
     checkpoint_every: int = 100  # write OUT/checkpoint.pt every k steps (and at the end)
@@ -39,7 +40,8 @@ class TrainConfig:
         config = cls(**{k: v for k, v in values.items() if k in types})
         counts = ("steps", "batch_size", "window", "val_every", "val_examples", "checkpoint_every")
         bad = [n for n in counts if getattr(config, n) < 1] + ([] if config.workers >= 0 else ["workers"]) + \
-            ([] if 0 < config.val_fraction < 1 else ["val_fraction"])
+            ([] if 0 < config.val_fraction < 1 else ["val_fraction"]) + \
+            ([] if config.val_fraction <= config.val_end <= 1 else ["val_end"])
         if bad:
             raise ValueError(f"train.{bad[0]} is out of range: {getattr(config, bad[0])!r}")
         return config

@@ -248,9 +248,9 @@ def train(clips: list[AlignedClip], cfg: ModelConfig, tc: TrainConfig, out: str 
     checkpoint, metrics_path = out / "checkpoint.pt", out / "metrics.jsonl"
     done, wall_before = _open_run(out, config, resume, net, opt, ranks.main)
 
-    # the data: each clip's head trains and its tail validates (or the unseen val_clips validate)
-    loader, val_loader = _loaders(*split_datasets(clips, spec, net, tc.window, tc.val_fraction, val_clips), tc,
-                                  ranks, device, done)
+    # the data: each clip's held-out span (its tail by default) validates, the rest trains (or val_clips validate)
+    split = split_datasets(clips, spec, net, tc.window, tc.val_fraction, val_clips, tc.val_end)
+    loader, val_loader = _loaders(*split, tc, ranks, device, done)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=tc.precision == "bf16")
     t0 = time.perf_counter() - wall_before
     record: dict = {}
