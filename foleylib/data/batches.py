@@ -107,7 +107,12 @@ ONSET_RATIO, ONSET_FLOOR = 2.0, 0.01  # an onset: the peak envelope above twice 
 
 
 def onset_weights(audio: torch.Tensor, sr: int, weight: float) -> torch.Tensor:
-    """Loss weights [B, L] for audio [B, L, C]: 1 + weight where a sound starts, 1 elsewhere.
+    """Loss weights [B, L] for audio [B, L, C]: 1 + weight where a sound starts (sound_starts), 1 elsewhere."""
+    return 1.0 + weight * sound_starts(audio, sr).to(audio.dtype)
+
+
+def sound_starts(audio: torch.Tensor, sr: int) -> torch.Tensor:
+    """bool [B, L] for audio [B, L, C]: where a sound starts.
 
     "Starts" = the peak envelope (max |sample| over 5 ms around the position, over channels) exceeds
     ONSET_RATIO times its own mean over the 50 ms before, and ONSET_FLOOR: the attack of an impact and the
@@ -115,5 +120,4 @@ def onset_weights(audio: torch.Tensor, sr: int, weight: float) -> torch.Tensor:
     short, long = max(1, round(0.005 * sr)) | 1, max(1, round(0.05 * sr))
     env = F.max_pool1d(audio.abs().amax(-1)[:, None], short, stride=1, padding=short // 2)  # [B, 1, L]
     before = F.avg_pool1d(F.pad(env, (long, 0), mode="replicate"), long, stride=1)[..., :-1]  # mean of [j-long, j)
-    onset = (env > ONSET_RATIO * before) & (env > ONSET_FLOOR)
-    return 1.0 + weight * onset[:, 0].to(audio.dtype)
+    return ((env > ONSET_RATIO * before) & (env > ONSET_FLOOR))[:, 0]

@@ -56,6 +56,7 @@ class ModelConfig:
     dilation_cycle: int = 8  # layers per stack: dilations 1, 2, 4, ..., 2^(cycle-1)
     stacks: int = 2  # how many times the dilation cycle repeats
     cond_channels: int = 32  # causal mode: size of the per-frame video embedding e_p
+    sync_head: bool = False  # causal: a read-out of e_p trained to tell where sounds start (foley train --sync-weight)
     # transformer
     d_model: int = 64  # token width
     n_heads: int = 4  # attention heads
@@ -126,6 +127,9 @@ class ModelConfig:
             raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
         if self.positions == "alibi" and not (self.arch == "transformer" and self.mode == "causal"):
             raise ValueError("alibi positions are for the causal transformer (--arch transformer --mode causal)")
+        if self.sync_head and not (self.arch in ("wavenet", "transformer") and self.mode == "causal"):
+            raise ValueError("the sync loss reads the per-frame video embedding of the causal wavenet and "
+                             "transformer (--mode causal)")
         if self.arch == "transformer" and self.mode == "causal" and self.raw_context < 2:
             raise ValueError("the causal transformer needs raw_context >= 2")
 

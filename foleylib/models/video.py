@@ -187,6 +187,8 @@ class FrameEmbedding(nn.Module):
     Every n-frame window of the clip (unfold over time, step 1) goes through the VideoEncoder and a
     VideoToAudio with n_aud = 1, c_aud = dim. uint8 [B, F, S, S, V] -> [B, F - n + 1, dim]: row r is the
     embedding of frame r + n - 1 (the first n - 1 frames are context only; WindowDataset puts them in front).
+    With cfg.sync_head, `sync` reads each e_p out as one logit: does a sound start while frame p is on screen
+    (trained by the sync loss, training.sync; generation never reads it).
     """
 
     def __init__(self, cfg: ModelConfig, dim: int):
@@ -194,6 +196,7 @@ class FrameEmbedding(nn.Module):
         self.frames = cfg.context_frames
         self.encoder = VideoEncoder.from_config(cfg)
         self.proj = VideoToAudio(cfg.video_channels, cfg.context_frames, self.encoder.out_size ** 2, 1, dim)
+        self.sync = nn.Linear(dim, 1) if cfg.sync_head else None
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         B, S, V = video.shape[0], video.shape[2], video.shape[4]

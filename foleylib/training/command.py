@@ -56,6 +56,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         "per example, the same for all its frames and audio, never shifting one against the other")
     p.add_argument("--onset-weight", type=non_negative_float, default=t.onset_weight, metavar="W",
                    help="weigh the loss 1 + W where a sound starts in the target (default 0: off)")
+    p.add_argument("--sync-weight", type=non_negative_float, default=t.sync_weight, metavar="W",
+                   help="causal wavenet/transformer: add W times the sync loss, a read-out of each frame's video "
+                        "embedding trained to tell where sounds start (default 0: off)")
     p.add_argument("--norm", choices=NORMS, default=m.norm,
                    help="video encoder normalization: batch (the paper) or group (per example)")
     p.add_argument("--video-input", choices=VIDEO_INPUTS, default=m.video_input,
@@ -116,7 +119,7 @@ def _train(args: argparse.Namespace) -> int:
         context_frames=args.context_frames or context.context_frames,
         context_samples=args.context_samples or context.context_samples)
     overrides = ({"loss": args.loss, "variant": args.variant, "norm": args.norm, "video_input": args.video_input,
-                  "positions": args.positions}
+                  "positions": args.positions, "sync_head": args.sync_weight > 0}
                  | ({"mode": args.mode} if args.mode else {}))
     try:
         cfg = model_config(args.arch, args.preset, spec, **overrides)
@@ -128,6 +131,7 @@ def _train(args: argparse.Namespace) -> int:
                      val_every=args.val_every, checkpoint_every=args.checkpoint_every, seed=args.seed,
                      device=args.device, precision=args.precision, compile=args.compile, workers=args.workers,
                      augment=args.augment, onset_weight=args.onset_weight, freeze=args.freeze or "",
+                     sync_weight=args.sync_weight,
                      **({"val_fraction": args.val_span[1] - args.val_span[0], "val_end": args.val_span[1]}
                         if args.val_span else {}))
     out = ensure_out_dir(args.out)

@@ -26,6 +26,7 @@ class TrainConfig:
     zero_video: bool = False  # train and validate on black frames: the audio-only baseline
     augment: str = ""  # comma-separated foleylib.data.augment.AUGMENTATIONS (crop, flip, jitter, gain); "" = none
     onset_weight: float = 0.0  # training loss weight 1 + W at positions where a sound starts (0 = off)
+    sync_weight: float = 0.0  # weight of the sync loss (training.sync; the model needs cfg.sync_head; 0 = off)
     freeze: str = ""  # "video" or "audio": that side of the model keeps its weights and norm statistics
     seed: int = 0  # seeds the model init and the data order
     device: str = "auto"  # "auto" = CUDA when present, else CPU

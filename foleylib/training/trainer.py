@@ -19,7 +19,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
@@ -40,6 +40,7 @@ from foleylib.models.video import FrameEmbedding, VideoEncoder, VideoToAudio
 from foleylib.training import distributed
 from foleylib.training.checkpoint import _resumed_metrics, init_from, restore_checkpoint, save_checkpoint, save_model
 from foleylib.training.config import TrainConfig
+from foleylib.training.sync import frame_embeddings, sync_loss
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -224,6 +225,8 @@ def train(clips: list[AlignedClip], cfg: ModelConfig, tc: TrainConfig, out: str 
     """
     out, val_clips = Path(out), val_clips or []
     augmentations = _checked_options(clips, val_clips, tc, out)
+    if tc.sync_weight and not cfg.sync_head:
+        raise InputError("the sync loss trains the model's sync head: build it with sync_head=True", out)
     spec = cfg.spec_for(check_compatible(clips + val_clips))
     ranks, device = distributed.start(pick_device(tc.device))
     if tc.batch_size % ranks.world:
@@ -265,14 +268,19 @@ def train(clips: list[AlignedClip], cfg: ModelConfig, tc: TrainConfig, out: str 
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             batch = augment_step(batch, augmentations, tc.seed, step, tc.batch_size, ranks.rank)
             weights = position_weights(batch, spec.sr, tc.onset_weight)
-            with autocast:
+            with autocast, frame_embeddings(net) if tc.sync_weight else nullcontext() as embedded:
                 loss = batch_loss(model, batch, cfg.loss, tc.zero_video, weights)
+                sync = sync_loss(net, embedded[-1], batch, spec.sr) if tc.sync_weight else None
+                if sync is not None:
+                    loss = loss + tc.sync_weight * sync
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
             opt.step()
             # log, validate and checkpoint (rank 0); a Ctrl-C on any process stops all after this step
             record = {"step": step, "train_loss": distributed.mean_across(loss, ranks), "lr": opt.param_groups[0]["lr"]}
+            if sync is not None:
+                record["sync_loss"] = distributed.mean_across(sync, ranks)
             stop = distributed.any_across(stop_requested(), ranks, device)
             if ranks.main:
                 if step % tc.val_every == 0 or step == tc.steps:
