@@ -114,7 +114,8 @@ def test_09_real_footage(tmp_path):
                                STEPS=2, PRETRAIN_STEPS=2, CROSSVAL_STEPS=2, GEN_SECONDS=0.4, BATCH_SIZE=2, WINDOW=128)
     assert results["clips"] == ["clap-0", "clap-1", "clap-2"] and results["held_out"] == "clap-2"
     assert results["motion_shape"] == [75, 32, 32, 6] and results["motion_channels"][-1] == "stop"
-    assert list(results["ablation"]) == ["rgb", "rgb+motion", "rgb+motion, augmented", "pretrained + fine-tuned"]
+    assert list(results["ablation"]) == ["rgb", "rgb+motion", "rgb+motion, augmented", "rgb+motion, sync loss",
+                                         "pretrained + fine-tuned"]
     for row in results["ablation"].values():
         assert 0 < row["val_loss"] < 6 and 0 <= row["onset_f1"] <= 1 and row["logmel_db"] > 0
     out = tmp_path / "out"
@@ -122,6 +123,8 @@ def test_09_real_footage(tmp_path):
     assert results["finetune_init"] == str(out / "ablation" / "pretrained")
     assert finetuned["init"]["run"] == str(out / "ablation" / "pretrained" / "model.pt")
     assert json.loads((out / "ablation" / "rgb_motion_aug" / "config.json").read_text())["train"]["augment"]
+    synced = json.loads((out / "ablation" / "rgb_motion_sync" / "config.json").read_text())
+    assert synced["train"]["sync_weight"] == 5.0 and synced["model"]["sync_head"]
     assert results["crossval"]["folds"] == 3
     assert "Leave-one-clip-out" in (out / "crossval" / "crossval.md").read_text()
     for clip in results["clips"]:
