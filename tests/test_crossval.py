@@ -22,6 +22,7 @@ from foleylib.evaluation.crossval import (
     train_options,
 )
 from foleylib.evaluation.evaluate import score_generated
+from foleylib.evaluation.notebook import fmt_cell
 from foleylib.interfaces.cli import main
 
 TINY = ["--preset", "tiny", "--steps", "2", "--batch-size", "2", "--resamples", "200"]
@@ -217,6 +218,10 @@ def test_segments_score_the_whole_held_out_clip(claps, tmp_path, capsys):
         model = load_clip(out / "data" / "aligned" / fold["clip"])
         audio = read_audio(out / "folds" / fold["clip"] / "audio" / "model.wav", model.spec.sr, 1)
         assert len(audio) == len(model.audio)  # the halves end to end
+        scores = [(s["scores"]["model"]["onset_f1"], s["scores"]["video_shuffled"]["onset_f1"])
+                  for s in fold["segments"]]
+        row = f"| {fold['clip']} | " + " | ".join(f"{fmt_cell(a)} / {fmt_cell(b)}" for a, b in scores)
+        assert row in (out / "crossval.md").read_text()
     for args, message in ((["--segments", "2"], "segments apply to mode finetune"),
                           (["--mode", "finetune", "--segments", "2", "--train-args=--val-span 0,0.5"],
                            "--train-args may not set --val-span")):

@@ -371,7 +371,23 @@ def markdown(report: dict) -> str:
               "|---|---|---|---|---|---|"]
     lines += [f"| {f['clip']} | {f['group']} | {len(f['settings']['train_clips'])} | {fmt_cell(f['val_loss'])} | "
               f"{f['train_s']:.0f} | {f['rtf']:.2f} |" for f in folds]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _segment_lines(folds)) + "\n"
+
+
+def _segment_lines(folds: list[dict]) -> list[str]:
+    """With --segments: each clip's onset F1 per segment, the model's against its shuffled twin's, and on how many
+    segments the model is above (how steady a clip's verdict is)."""
+    if not all("segments" in f for f in folds):
+        return []
+    lines = ["", "## Per clip and segment: onset_f1 of the model / its shuffled-video twin", "",
+             "| clip | " + " | ".join(f"segment {j}" for j in range(len(folds[0]["segments"])))
+             + " | segments above |", "|---|" + "---|" * (len(folds[0]["segments"]) + 1)]
+    for f in folds:
+        pairs = [(s["scores"]["model"]["onset_f1"], s["scores"]["video_shuffled"]["onset_f1"]) for s in f["segments"]]
+        above = sum(a is not None and b is not None and a > b for a, b in pairs)
+        lines.append(f"| {f['clip']} | " + " | ".join(f"{fmt_cell(a)} / {fmt_cell(b)}" for a, b in pairs)
+                     + f" | {above} of {len(pairs)} |")
+    return lines
 
 
 def run_crossval(sources: list[Path], out: str | Path, group_by: str = "all", cfg: CrossvalConfig = CrossvalConfig(),
