@@ -7,7 +7,15 @@ import torch
 from torch.utils.data import default_collate
 
 from foleylib.core.config import AVSpec
-from foleylib.data.augment import AUGMENTATIONS, augment, augment_step, draw, parse_augment, step_generator
+from foleylib.data.augment import (
+    AUGMENTATIONS,
+    augment,
+    augment_step,
+    draw,
+    drop_video,
+    parse_augment,
+    step_generator,
+)
 from foleylib.data.dataset import AlignedClip, FrameDataset, SampleDataset, WindowDataset
 
 SPEC = AVSpec(sr=800, fps=25, size=16, channels=2, context_frames=2, context_samples=64)  # 32 samples per frame
@@ -123,6 +131,20 @@ def test_draws_are_deterministic_and_each_process_gets_its_rows_of_the_global_ba
 def test_draws_of_one_augmentation_do_not_depend_on_the_others():
     alone, together = (draw(options, 5, step_generator(0, 3)) for options in (("gain",), AUGMENTATIONS))
     assert torch.equal(alone.gain, together.gain) and not alone.flip.any() and (alone.scale == 1).all()
+
+
+def test_video_dropout_blacks_out_whole_examples_and_leaves_their_audio():
+    batch = batch_of("causal", 400)
+    out = drop_video(batch, 0.25, seed=3, step=5, global_batch=400)
+    dropped = out["video"].flatten(1).amax(1) == 0
+    assert 70 < dropped.sum() < 130  # about a quarter of 400
+    assert torch.equal(out["video"][~dropped], batch["video"][~dropped])  # the others untouched
+    assert batch["video"][dropped].flatten(1).amax(1).min() > 0  # they had a picture before
+    assert all(torch.equal(out[k], batch[k]) for k in batch if k != "video")
+    again = drop_video({k: v[100:200] for k, v in batch.items()}, 0.25, 3, 5, global_batch=400, rank=1)
+    assert torch.equal(again["video"], out["video"][100:200])  # each process gets its rows of the global draw
+    assert not torch.equal(drop_video(batch, 0.25, 3, 6, 400)["video"], out["video"])
+    assert drop_video(batch, 0.0, 3, 5, 400) is batch
 
 
 def test_option_names():

@@ -155,7 +155,7 @@ def test_mean_over_takes_by_hand():
 def test_takes_score_the_mean_of_their_takes(claps, tmp_path, monkeypatch):
     """With --takes 2, a clip's scores are the mean of its takes' scores: here take 0 (seed 0) is silence and take
     1 the true audio, so every metric lies halfway between the two."""
-    def fake_free_running(model, clip, spec, part, n_frames, seed, prior=None):
+    def fake_free_running(model, clip, spec, part, n_frames, seed, prior=None, guidance=1.0):
         true = np.asarray(clip.audio[spec.frame_start(part.start):spec.frame_start(part.start + n_frames)])
         return {name: true if seed == 1 else np.zeros_like(true) for name in SYSTEMS}, 1.0
 
@@ -177,12 +177,21 @@ def test_takes_score_the_mean_of_their_takes(claps, tmp_path, monkeypatch):
 
 
 def test_also_train_clips_train_every_fold_and_are_never_held_out(claps, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(crossval, "free_running", lambda model, clip, spec, part, n_frames, seed, prior=None: (
-        {name: np.zeros((spec.frame_start(part.start + n_frames) - spec.frame_start(part.start), spec.channels),
-                        np.float32) for name in SYSTEMS}, 1.0))
+    """Also: --guidance reaches every generation of the folds and is recorded."""
+    guidances = []
+
+    def silent(model, clip, spec, part, n_frames, seed, prior=None, guidance=1.0):
+        guidances.append(guidance)
+        n = spec.frame_start(part.start + n_frames) - spec.frame_start(part.start)
+        return {name: np.zeros((n, spec.channels), np.float32) for name in SYSTEMS}, 1.0
+
+    monkeypatch.setattr(crossval, "free_running", silent)
     out = tmp_path / "cv"
-    assert main(["crossval", *map(str, claps[:2]), "--also-train", str(claps[2]), *TINY, "--out", str(out)]) == 0
+    assert main(["crossval", *map(str, claps[:2]), "--also-train", str(claps[2]), *TINY, "--out", str(out),
+                 "--guidance", "2"]) == 0
     report = json.loads((out / "crossval.json").read_text())
+    assert guidances == [2.0, 2.0] and [f["settings"]["guidance"] for f in report["folds"]] == [2.0, 2.0]
+    assert "classifier-free guidance 2" in report["header"]
     assert [f["clip"] for f in report["folds"]] == ["clap-0", "clap-1"] and report["also_train"] == ["clap-2"]
     assert [f["settings"]["train_clips"] for f in report["folds"]] == [["clap-1", "clap-2"], ["clap-0", "clap-2"]]
     assert "1 more clip(s) in every training set" in report["header"]

@@ -373,6 +373,21 @@ def test_augmented_training_is_recorded_and_reproducible(tmp_path, clip_dir):
     assert not all(torch.equal(a[k], plain[k]) for k in a)
 
 
+def test_video_dropout_is_recorded_changes_training_and_is_refused_out_of_range(tmp_path, clip_dir, capsys):
+    args = ["train", "--arch", "wavenet", "--data", str(clip_dir), "--steps", "3", "--batch-size", "4", "--window",
+            "64", "--preset", "tiny", "--loss", "ce", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "plain")]) == 0
+    assert main([*args, "--video-dropout", "0.5", "--out", str(tmp_path / "dropout")]) == 0
+    assert json.loads((tmp_path / "dropout" / "config.json").read_text())["train"]["video_dropout"] == 0.5
+    plain, dropout = _weights(tmp_path / "plain"), _weights(tmp_path / "dropout")
+    assert not all(torch.equal(plain[k], dropout[k]) for k in plain)
+    with pytest.raises(SystemExit) as stop:
+        main([*args, "--video-dropout", "1", "--out", str(tmp_path / "bad")])
+    assert stop.value.code == 2 and "must be in [0, 1)" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="train.video_dropout is out of range"):
+        TrainConfig.from_dict({"video_dropout": 1.0})
+
+
 def test_onset_weights_mark_where_a_sound_starts():
     sr = 8000
     audio = torch.zeros(2, 4000, 2)

@@ -1,4 +1,5 @@
-"""Value types for command-line options: numbers that must be positive or not negative, spans of a clip."""
+"""Value types for command-line options: numbers that must be positive or not negative, shares, spans of a
+clip."""
 from __future__ import annotations
 
 import argparse
@@ -35,3 +36,14 @@ def fraction_span(text: str) -> tuple[float, float]:
     if not 0 <= start < end <= 1 or end - start >= 1:
         raise argparse.ArgumentTypeError(f"needs 0 <= START < END <= 1, not the whole clip; got {text}")
     return start, end
+
+
+def share(text: str) -> float:
+    """An argparse type: a share of the examples, 0 <= value < 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value

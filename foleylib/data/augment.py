@@ -12,6 +12,10 @@ all of its audio (input and target alike), so the sound of frame k stays with fr
             then predicts the scaled target from the scaled context (mu-law classes included, since they are
             computed from the scaled target)
 
+`drop_video` is conditioning dropout (`--video-dropout`): a share of the examples see black frames (no motion),
+so the model also learns to predict without the picture, which classifier-free guidance at generation subtracts
+(FoleyEngine's `guidance`).
+
 Draws come from a generator seeded by (training seed, step): a run is deterministic, resumes exactly and
 draws the same per-example values whichever process of a data-parallel run holds the example.
 """
@@ -58,9 +62,11 @@ class Draw:
         return replace(self, **{f.name: getattr(self, f.name)[part] for f in fields(self)})
 
 
-def step_generator(seed: int, step: int) -> torch.Generator:
-    """The generator of one training step's draws, from the run's seed and the step (resume-safe)."""
-    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step]).generate_state(1)[0]))
+def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
+    """The generator of one training step's draws, from the run's seed and the step (resume-safe); another
+    `stream` gives draws independent of stream 0's (the augmentations')."""
+    entropy = [seed, step] + ([stream] if stream else [])
+    return torch.Generator().manual_seed(int(np.random.SeedSequence(entropy).generate_state(1)[0]))
 
 
 def draw(options: tuple[str, ...], n: int, generator: torch.Generator) -> Draw:
@@ -182,3 +188,17 @@ def augment_step(batch: dict[str, torch.Tensor], options: tuple[str, ...], seed:
         return batch
     b = len(batch["video"])
     return augment(batch, draw(options, global_batch, step_generator(seed, step)).rows(slice(rank * b, (rank + 1) * b)))
+
+
+def drop_video(batch: dict[str, torch.Tensor], rate: float, seed: int, step: int, global_batch: int,
+               rank: int = 0) -> dict[str, torch.Tensor]:
+    """The batch with the whole video context of each example zeroed (black frames, no motion: what the model
+    sees on zeroed video) with probability `rate`, drawn for the global batch of (seed, step) on a stream of its
+    own, the rows of process `rank`; its audio unchanged."""
+    if not rate:
+        return batch
+    b = len(batch["video"])
+    dropped = (torch.rand(global_batch, generator=step_generator(seed, step, stream=1)) < rate)[rank * b:(rank + 1) * b]
+    video = batch["video"].clone()
+    video[dropped.to(video.device)] = 0
+    return {**batch, "video": video}

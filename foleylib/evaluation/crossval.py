@@ -86,6 +86,7 @@ class CrossvalConfig:
     threads: int = 1  # torch threads in training and generation (the protocol runs one job per core)
     takes: int = 1  # generated takes per system and clip, scores averaged over them
     segments: int = 1  # mode finetune: segments of each held-out clip scored in turn (1: its tail)
+    guidance: float = 1.0  # classifier-free guidance weight of the model's and its twins' generation (1: none)
     resamples: int = 2000  # bootstrap resamples
     confidence: float = 0.95  # bootstrap interval
 
@@ -95,7 +96,8 @@ class CrossvalConfig:
                 "train_clips": sorted(train_clips)} | (
             {"finetune_steps": self.finetune_steps} if self.mode == "finetune" else {}) | (
             {"takes": self.takes} if self.takes > 1 else {}) | (
-            {"segments": self.segments} if self.segments > 1 else {})
+            {"segments": self.segments} if self.segments > 1 else {}) | (
+            {"guidance": self.guidance} if self.guidance != 1 else {})
 
 
 def check_train_args(train_args: tuple[str, ...], out: Path) -> None:
@@ -266,7 +268,8 @@ def score_piece(cfg: CrossvalConfig, clip: AlignedClip, piece: Piece) -> ScoredP
     """Generate a Piece's frames by the model, its twins and the baselines, `cfg.takes` times, and score them."""
     model, spec = load_model(piece.run, cfg.device)
     part = piece.frames
-    generated = [free_running(model, clip, spec, part, len(part), cfg.seed + take, prior=piece.prior)
+    generated = [free_running(model, clip, spec, part, len(part), cfg.seed + take, prior=piece.prior,
+                              guidance=cfg.guidance)
                  for take in range(cfg.takes)]  # (audio by system, the model's real-time factor) per take
     takes = [{name: audio[name] for name in SYSTEMS} for audio, _ in generated]
     reference = np.asarray(clip.audio[spec.frame_start(part.start):][:len(takes[0]["model"])])
@@ -448,6 +451,8 @@ def run_crossval(sources: list[Path], out: str | Path, group_by: str = "all", cf
               + f". `foley train {' '.join(cfg.train_args)}`, seed {cfg.seed}"
               + (f", scores averaged over {cfg.takes} takes (seeds {cfg.seed}..{cfg.seed + cfg.takes - 1})"
                  if cfg.takes > 1 else "")
+              + (f", generated with classifier-free guidance {cfg.guidance:g} (the model and its shuffled twin)"
+                 if cfg.guidance != 1 else "")
               + ". Onset accuracy and AP strict "
               "(onset_acc, onset_ap) and as CondFoleyGen's predict_onset.py (condfoleygen_acc, condfoleygen_ap: "
               f"2 s clips, AP 1 for silence); {cfg.resamples} bootstrap resamples over clips. Folds: "

@@ -137,10 +137,11 @@ def shuffled_video(frames: np.ndarray) -> np.ndarray:
 
 
 def free_running(model: torch.nn.Module, clip: AlignedClip, spec: AVSpec, tail: range, n_frames: int,
-                 seed: int, progress: bool = False,
-                 prior: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], float]:
+                 seed: int, progress: bool = False, prior: np.ndarray | None = None,
+                 guidance: float = 1.0) -> tuple[dict[str, np.ndarray], float]:
     """Generated audio of the tail's first n_frames by the model, by the model on zeroed and on shuffled video
-    (shuffled_video), and by the baselines that need no model; and the model's
+    (shuffled_video), all with classifier-free `guidance` (FoleyEngine; on zeroed video it changes nothing), and
+    by the baselines that need no model; and the model's
     real-time factor. The histogram baseline draws from the mu-law histogram of `prior` [N, C], audio the model
     trained on (default: the clip's audio before the tail), and the motion bursts take its 99.9th percentile
     level."""
@@ -153,7 +154,8 @@ def free_running(model: torch.nn.Module, clip: AlignedClip, spec: AVSpec, tail: 
     audio, rtf = {}, 0.0
     for name, video in videos.items():
         t = time.perf_counter()
-        audio[name] = generate(model, spec, video, tail.start, n_frames, prime=prime, seed=seed, progress=progress)
+        audio[name] = generate(model, spec, video, tail.start, n_frames, prime=prime, seed=seed, progress=progress,
+                               guidance=guidance)
         if name == "model":
             rtf = n / spec.sr / (time.perf_counter() - t)
     rng = np.random.default_rng([seed, 1])  # not the sampler's stream: a model of the histogram would copy it

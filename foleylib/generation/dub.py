@@ -77,13 +77,14 @@ def dub_video(video: str | Path, run: str | Path, out: str | Path, wav: str | Pa
               mp3: str | Path | None = None, start: float = 0.0, seconds: float | None = None,
               method: Method = "auto", seed: int = 0, temperature: float = 1.0, top_p: float = 1.0,
               crossfade_ms: float = 0.0, prime_seconds: float = 0.0, keep_original: bool = False,
-              force: bool = False, device: str = "auto", progress: bool = True, precision: str = "fp32") -> dict:
+              force: bool = False, device: str = "auto", progress: bool = True, precision: str = "fp32",
+              guidance: float = 1.0) -> dict:
     """Generate audio for `video` from `start` for `seconds` (None: to the end) with the model of `run`.
 
     The audio context starts as zeros, or as the video's own last `prime_seconds` of audio before `start`.
     Writes `out` (MP4: the video part with the generated audio; `keep_original` adds the original audio as a
-    second track) and optionally `wav`/`mp3`; precision: cached generation's weights (FoleyEngine). Returns a
-    summary (seconds generated, wall time, real-time factor).
+    second track) and optionally `wav`/`mp3`; precision: cached generation's weights, guidance: classifier-free
+    guidance weight (FoleyEngine). Returns a summary (seconds generated, wall time, real-time factor).
     """
     video, outputs = Path(video), [Path(p) for p in (out, wav, mp3) if p is not None]
     for path in outputs:
@@ -100,7 +101,7 @@ def dub_video(video: str | Path, run: str | Path, out: str | Path, wav: str | Pa
         prime = read_audio(video, spec.sr, spec.channels)[max(0, lead - round(prime_seconds * spec.sr)):lead]
     with decode_part(video, spec, first, model) as (past_frames, decoded):
         engine = make_engine(model, spec, run, method, Sampler(temperature, top_p, seed), first, past_frames, prime,
-                             crossfade=round(crossfade_ms * spec.sr / 1000), precision=precision)
+                             crossfade=round(crossfade_ms * spec.sr / 1000), precision=precision, guidance=guidance)
         total = spec.frame_start(first + count) - spec.frame_start(first)
         audio, wall = run_frames(engine, itertools.islice(decoded, count), total, progress)
     fps = spec.fps_exact
@@ -112,5 +113,6 @@ def dub_video(video: str | Path, run: str | Path, out: str | Path, wav: str | Pa
         if path is not None:
             write_audio(path, audio, spec.sr)
     return {"video": str(video), "run": str(run), "outputs": [str(p) for p in outputs], "start_s": t0,
-            "seconds": length, "frames": made, "method": engine.method, "precision": precision, "wall_s": wall,
+            "seconds": length, "frames": made, "method": engine.method, "precision": precision, "guidance": guidance,
+            "wall_s": wall,
             "rtf": length / wall, "sr": spec.sr, "fps": float(fps)}

@@ -14,6 +14,10 @@ samples and sampler). Every product with the weights in a step is kernels.matvec
 step reads each weight from memory once however many takes it makes, and each take's arithmetic is the same as
 when it runs alone. SplitStepper shares the takes out over threads.
 
+Classifier-free guidance (`guide`): a second state runs the same takes on the unconditional context (the
+all-black window a model trained with video dropout learned to predict without picture), fed the same samples;
+each step draws from the logits u + w (c - u), which stresses what the frames add to the prediction.
+
 Each model owns its incremental form: it exports by name the weights a step reads (WaveNet.step_weights,
 AVTransformer.step_weights) and the transformer its window rule (models.transformer.window_start); the loops
 here take those named arrays, a stream's named state and the sampler's DrawParameters.
@@ -68,16 +72,48 @@ class FusedStepper:
     Subclasses hold `weights` (the model's step weights as arrays, the products' as they compute at the stepper's
     precision), `kernel_weights` (the same with the products' matrices blocked for matvec_into), `scales` (their
     per-row scales: _products), `state` (whose `out` is the last step's head output, take after take),
-    `channels`, `classes`, `takes` and the compiled `_call`."""
+    `channels`, `classes`, `takes`, `_new_state()`, `_condition(state, e)` and the compiled `_call`. With guidance
+    (`guide`), `unconditional` is a second state stepped beside `state` and `guidance` its weight."""
 
     channels: int
     classes: int
     takes: int
     state: WaveNetState | TransformerState
+    unconditional: WaveNetState | TransformerState | None = None
+    guidance: float = 1.0
+
+    def _new_state(self) -> WaveNetState | TransformerState:
+        """Empty state of the takes: zero caches, no frame on screen."""
+        raise NotImplementedError
+
+    def _condition(self, state: WaveNetState | TransformerState, e: torch.Tensor) -> None:
+        """Put the frame whose embedding is e [1, d] on screen in `state`."""
+        raise NotImplementedError
 
     def _call(self, previous: np.ndarray, n: int, given: np.ndarray, draw: DrawParameters,
               audio: np.ndarray) -> None:
         raise NotImplementedError
+
+    @torch.no_grad()
+    def set_frame(self, e: torch.Tensor) -> None:
+        """e [1, d]: the embedding of the frame now on screen (model.frames of its n-frame window)."""
+        self._condition(self.state, e)
+
+    @torch.no_grad()
+    def guide(self, weight: float, e: torch.Tensor) -> None:
+        """Classifier-free guidance from now on, before any step: a second, unconditional state of the takes
+        whose frame on screen is always e [1, d] (the all-black window's embedding) is stepped with the same
+        inputs, and each step draws from (writes to state.out) u + weight * (c - u), c and u the two states'
+        outputs (mu-law logits). weight 1 is the conditional model alone."""
+        if self.classes == 1:
+            raise ValueError("guidance mixes logits: it needs a model with mu-law output (loss ce)")
+        self.unconditional, self.guidance = self._new_state(), float(weight)
+        self._condition(self.unconditional, e)
+
+    def _states(self) -> tuple[WaveNetState | TransformerState, WaveNetState | TransformerState]:
+        """(conditional, unconditional) as the compiled loops take them: the state twice without guidance (the
+        second is then never stepped)."""
+        return self.state, self.state if self.unconditional is None else self.unconditional
 
     def run(self, previous: np.ndarray, n: int, sampler: Sampler | list[Sampler] | None = None,
             given: np.ndarray | None = None) -> np.ndarray:
@@ -127,6 +163,10 @@ class SplitStepper:
         for part in self.parts:
             part.set_frame(e)
 
+    def guide(self, weight: float, e: torch.Tensor) -> None:
+        for part in self.parts:
+            part.guide(weight, e)
+
     def start_padded(self, e: torch.Tensor) -> None:
         self._each(lambda part, first, end: part.start_padded(e))
 
@@ -167,6 +207,14 @@ def _next_input(x, j, out, given, draw, audio):  # pragma: no cover - compiled
     audio[j] = x
 
 
+@njit(**FAST)
+def _guided(out, unconditional, guidance):  # pragma: no cover - compiled
+    """out = unconditional + guidance * (out - unconditional), in place (classifier-free guidance of logits)."""
+    g = np.float32(guidance)
+    for i in range(out.shape[0]):
+        out[i] = unconditional[i] + g * (out[i] - unconditional[i])
+
+
 class WaveNetState(NamedTuple):
     """The takes of FastWaveNetStepper: each layer's queue of past inputs (a ring, the takes side by side), the
     frame's conditioning and scratch buffers (a row per take)."""
@@ -205,14 +253,18 @@ class FastWaveNetStepper(FusedStepper):
         self.model, self.channels, self.classes, self.takes = model, cfg.channels, model.classes, takes
         self.weights, self.kernel_weights, self.scales = _products(_arrays(model.step_weights()), WaveNetScales,
                                                                    precision)
-        k, r, s, L, T = cfg.kernel_size, cfg.residual_channels, cfg.skip_channels, len(model.dilations), takes
+        self.state = self._new_state()
+
+    def _new_state(self) -> WaveNetState:
+        cfg, model = self.model.cfg, self.model
+        k, r, s, L, T = cfg.kernel_size, cfg.residual_channels, cfg.skip_channels, len(model.dilations), self.takes
         dilations = np.array(model.dilations, np.int64)
         lengths = (k - 1) * dilations + 1  # each layer's ring holds the inputs its taps reach
 
         def rows(width: int) -> np.ndarray:
             return np.zeros((T, width), np.float32)
 
-        self.state = WaveNetState(
+        return WaveNetState(
             input_hist=rows(k * self.channels), rings=np.zeros((int(lengths.sum()), T, r), np.float32),
             offsets=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64),
             lengths=lengths, dilations=dilations, positions=np.zeros(L, np.int64),
@@ -228,10 +280,8 @@ class FastWaveNetStepper(FusedStepper):
                 + w.head_w2.size)
         return 2 * int(macs)
 
-    @torch.no_grad()
-    def set_frame(self, e: torch.Tensor) -> None:
-        """e [1, cond]: the embedding of the frame now on screen (model.frames of its n-frame window)."""
-        self.state.bias_cond[:] = self.weights.dilated_b + _np(self.model.layer_conditioning(e)[0])
+    def _condition(self, state: WaveNetState, e: torch.Tensor) -> None:
+        state.bias_cond[:] = self.weights.dilated_b + _np(self.model.layer_conditioning(e)[0])
 
     def start_padded(self, e: torch.Tensor) -> None:
         """See FusedStepper. The naive windows reach back before sample 0, where the padding passes through every
@@ -242,16 +292,22 @@ class FastWaveNetStepper(FusedStepper):
         self.run(zeros[0], len(zeros), given=zeros)
 
     def _call(self, previous, n, given, draw, audio) -> None:
-        _run_wavenet(previous, n, given, draw, audio, self.state, self.kernel_weights, self.scales)
+        _run_wavenet(previous, n, given, draw, audio, *self._states(), self.guidance, self.kernel_weights,
+                     self.scales)
 
 
 @njit(**FAST)
-def _run_wavenet(previous, n, given, draw, audio, state, weights, scales):  # pragma: no cover - compiled
+def _run_wavenet(previous, n, given, draw, audio, state, unconditional, guidance, weights,
+                 scales):  # pragma: no cover - compiled
     """n steps (see FusedStepper.run): step j's inputs are given[j - 1] (previous for j = 0) when given is
-    not empty, else the samples drawn at step j - 1, which are written to audio[j]."""
+    not empty, else the samples drawn at step j - 1, which are written to audio[j]. With guidance other than 1
+    the unconditional state steps too, on the same inputs (FusedStepper.guide)."""
     x = previous.copy()
     for j in range(n):
         _wavenet_step(x, state, weights, scales)
+        if guidance != 1.0:
+            _wavenet_step(x, unconditional, weights, scales)
+            _guided(state.out, unconditional.out, guidance)
         _next_input(x, j, state.out, given, draw, audio)
 
 
@@ -347,13 +403,17 @@ class FastTransformerStepper(FusedStepper):
         w = self.weights
         self.transposed = TransposedProjections(*(np.ascontiguousarray(a.transpose(0, 2, 1))
                                                   for a in (w.qkv_w, w.attn_out_w, w.ff1_w, w.ff2_w)))
-        d, M, heads, T = cfg.d_model, model.max_context, cfg.n_heads, takes
+        self.state = self._new_state()
+
+    def _new_state(self) -> TransformerState:
+        cfg, model, w = self.model.cfg, self.model, self.weights
+        d, M, heads, T = cfg.d_model, model.max_context, cfg.n_heads, self.takes
         dh, distance = d // heads, (M - np.arange(2 * M)) % M  # a slot's distance back from slot t: see _attend
 
         def rows(width: int) -> np.ndarray:
             return np.zeros((T, width), np.float32)
 
-        self.state = TransformerState(
+        return TransformerState(
             e=np.zeros(d, np.float32), tokens=np.zeros((T, M, d), np.float32),
             keys=np.zeros((T, cfg.n_layers, heads, -(-M // BLOCK), dh, BLOCK), np.float32),
             values=np.zeros((T, cfg.n_layers, heads, dh, M), np.float32),
@@ -380,20 +440,19 @@ class FastTransformerStepper(FusedStepper):
         reencode = (M - hop) * token((M - hop + 1) / 2) / hop
         return round(2 * (step + reencode))
 
-    @torch.no_grad()
-    def set_frame(self, e: torch.Tensor) -> None:
-        """e [1, d]: the embedding of the frame now on screen (model.frames of its n-frame window)."""
-        self.state.e[:] = _np(e[0])
+    def _condition(self, state: TransformerState, e: torch.Tensor) -> None:
+        state.e[:] = _np(e[0])
 
     def start_padded(self, e: torch.Tensor) -> None:
         """See FusedStepper. The naive windows start at sample 0 or later (FoleyEngine.window_start), so no padded
         token is ever attended: the caches start empty."""
         self.set_frame(e)
-        self.state.span[:] = 0
+        for state in self._states():
+            state.span[:] = 0
 
     def _call(self, previous, n, given, draw, audio) -> None:
-        _run_transformer(previous, n, given, draw, audio, self.state, self.kernel_weights, self.scales,
-                         self.transposed)
+        _run_transformer(previous, n, given, draw, audio, *self._states(), self.guidance, self.kernel_weights,
+                         self.scales, self.transposed)
 
 
 @njit(**FAST)
@@ -489,31 +548,42 @@ def _block(tokens, keys, values, weights, transposed):  # pragma: no cover - com
 
 
 @njit(**FAST)
-def _run_transformer(previous, n, given, draw, audio, state, weights, scales, transposed):  # pragma: no cover
-    """n steps (see FusedStepper.run) of the transformer with its KV cache. Rolling (alibi): position p goes to
-    slot p % M and attends to the last M positions. Else the window of each position starts where the model's
-    window_start says (origin: the reset); when it moves, the tokens it keeps are re-encoded from an empty
-    cache."""
-    tokens, span, M = state.tokens, state.span, state.tokens.shape[1]
-    T = tokens.shape[0]
+def _run_transformer(previous, n, given, draw, audio, state, unconditional, guidance, weights, scales,
+                     transposed):  # pragma: no cover - compiled
+    """n steps (see FusedStepper.run) of the transformer with its KV cache; with guidance other than 1 the
+    unconditional state steps too, on the same inputs (FusedStepper.guide)."""
     x = previous.copy()
     for j in range(n):
-        position = span[1]
-        if state.rolling:
-            t, count = position % M, min(position + 1, M)
-        else:
-            start = _window_start(position, 0, M, state.hop)
-            if start > span[0]:  # the window slid (by hop): re-encode the tokens it keeps
-                keep = position - start
-                for k in range(T):
-                    tokens[k, :keep] = tokens[k, start - span[0]:position - span[0]].copy()
-                    _block(tokens[k, :keep], state.keys[k], state.values[k], weights, transposed)
-                span[0] = start
-            t = position - span[0]
-            count = t + 1
-        matvec_into(weights.embed_w, scales.embed_w, x.reshape(T, -1), weights.embed_b, state.tmp)
-        for k in range(T):
-            tokens[k, t] = state.tmp[k] + state.e
-        _token(t, count, state, weights, scales)
-        span[1] = position + 1
+        _transformer_step(x, state, weights, scales, transposed)
+        if guidance != 1.0:
+            _transformer_step(x, unconditional, weights, scales, transposed)
+            _guided(state.out, unconditional.out, guidance)
         _next_input(x, j, state.out, given, draw, audio)
+
+
+@njit(**FAST)
+def _transformer_step(x, state, weights, scales, transposed):  # pragma: no cover - compiled
+    """One sample of every take (inputs x [T * C]) at the state's next position; the decoder's outputs go to
+    state.out. Rolling (alibi): position p goes to slot p % M and attends to the last M positions. Else the
+    window of each position starts where the model's window_start says (origin: the reset); when it moves, the
+    tokens it keeps are re-encoded from an empty cache."""
+    tokens, span, M = state.tokens, state.span, state.tokens.shape[1]
+    T = tokens.shape[0]
+    position = span[1]
+    if state.rolling:
+        t, count = position % M, min(position + 1, M)
+    else:
+        start = _window_start(position, 0, M, state.hop)
+        if start > span[0]:  # the window slid (by hop): re-encode the tokens it keeps
+            keep = position - start
+            for k in range(T):
+                tokens[k, :keep] = tokens[k, start - span[0]:position - span[0]].copy()
+                _block(tokens[k, :keep], state.keys[k], state.values[k], weights, transposed)
+            span[0] = start
+        t = position - span[0]
+        count = t + 1
+    matvec_into(weights.embed_w, scales.embed_w, x.reshape(T, -1), weights.embed_b, state.tmp)
+    for k in range(T):
+        tokens[k, t] = state.tmp[k] + state.e
+    _token(t, count, state, weights, scales)
+    span[1] = position + 1

@@ -150,16 +150,24 @@ class FoleyEngine:
     are made every spf - crossfade samples and overlapped with a raised-cosine crossfade over `crossfade` samples.
     precision (cached generation): the products' weights, "fp32" (equal to the naive path within float32
     rounding) or "int8" (per-row scales: faster, outputs within about 1% of fp32's; kernels.quantize_rows).
+    guidance (mu-law models): classifier-free guidance weight w; every output is drawn from the logits
+    u + w (c - u), c the model's on the frames and u its logits on black frames (what a model trained with
+    `--video-dropout` predicts without picture). 1 (the default) is the model alone; above 1 stresses what the
+    picture changes. Costs a second pass per step.
     """
 
     def __init__(self, model: torch.nn.Module, spec: AVSpec, method: Method = "auto",
                  sampler: Sampler | list[Sampler] | None = None, start_frame: int = 0,
                  past_frames: np.ndarray | None = None, prime: np.ndarray | None = None, crossfade: int = 0,
-                 workers: int = 1, precision: str = "fp32"):
+                 workers: int = 1, precision: str = "fp32", guidance: float = 1.0):
         cfg = model.cfg
         self.model, self.cfg = model.eval(), cfg
         self.spec = cfg.spec_for(spec)
         self.method = resolve_method(model, method)
+        if guidance != 1.0 and cfg.output != "mulaw":
+            raise ValueError(f"guidance mixes logits: it needs a model with mu-law output (loss ce), not "
+                             f"{cfg.output}")
+        self.guidance = float(guidance)
         self.sampler = sampler or Sampler()
         takes = len(sampler) if isinstance(sampler, list) else None
         if takes is not None and self.method != "cached":
@@ -191,8 +199,10 @@ class FoleyEngine:
         self.on_screen = None  # the frame whose embedding conditions the stepper
         if self.stepper is not None:
             with torch.no_grad():
+                black = np.zeros((cfg.context_frames, *self.frames.shape[1:]), np.uint8)  # frames before 0
+                if self.guidance != 1.0:
+                    self.stepper.guide(self.guidance, self._embed(black))
                 if self.origin == 0:  # before the caches' first position lies the naive path's zero padding
-                    black = np.zeros((cfg.context_frames, *self.frames.shape[1:]), np.uint8)  # frames before 0
                     self.stepper.start_padded(self._embed(black))
                 self._step_cached(self.origin, first, teacher_forced=True)  # warm the caches on the prime
 
@@ -227,6 +237,15 @@ class FoleyEngine:
             self.audio.extend(np.zeros((stop - len(self.audio), *self.row), np.float32))
 
     def _run(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The model's output for one example; with guidance, mixed with its output on black frames (naive
+        paths; see the class)."""
+        output = self._forward(batch)
+        if self.guidance == 1.0:
+            return output
+        unconditional = self._forward({**batch, "video": torch.zeros_like(batch["video"])})
+        return unconditional + self.guidance * (output - unconditional)
+
+    def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.model({k: v[None].to(self.device) for k, v in batch.items()})[0].float().cpu()
 
     def _embed(self, window: np.ndarray) -> torch.Tensor:
@@ -315,7 +334,7 @@ class FoleyEngine:
 def stream(model: torch.nn.Module, spec: AVSpec, frames: Iterable[np.ndarray], **engine_args) -> Iterator[FrameAudio]:
     """Live Foley: yield each frame's audio as soon as it is made, taking frames one at a time from an iterator
     (a camera, a decoder). `engine_args` go to FoleyEngine (method, sampler, start_frame, past_frames, prime,
-    crossfade, precision)."""
+    crossfade, precision, guidance)."""
     engine = FoleyEngine(model, spec, **engine_args)
     for frame in frames:
         yield engine.push(frame)
@@ -324,25 +343,27 @@ def stream(model: torch.nn.Module, spec: AVSpec, frames: Iterable[np.ndarray], *
 def generate(model: torch.nn.Module, spec: AVSpec, frames: np.ndarray, start_frame: int, n_frames: int,
              prime: np.ndarray | None = None, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
              method: Method = "auto", crossfade: int = 0, progress: bool = False,
-             precision: str = "fp32") -> np.ndarray:
+             precision: str = "fp32", guidance: float = 1.0) -> np.ndarray:
     """Generate the audio of frames start_frame .. start_frame + n_frames - 1 of a clip.
 
     frames: the clip's aligned frames [T, S, S, 3]; prime: real audio just before the first generated sample
-    (zero padding where it is shorter than the context); precision: see FoleyEngine. Returns float32 [N, C].
+    (zero padding where it is shorter than the context); precision, guidance: see FoleyEngine. Returns float32
+    [N, C].
     """
     return _generate(model, spec, frames, start_frame, n_frames, Sampler(temperature, top_p, seed), prime, method,
-                     crossfade, progress, precision=precision)
+                     crossfade, progress, precision=precision, guidance=guidance)
 
 
 def _generate(model: torch.nn.Module, spec: AVSpec, frames: np.ndarray, start_frame: int, n_frames: int,
               sampler: Sampler | list[Sampler], prime: np.ndarray | None = None, method: Method = "auto",
-              crossfade: int = 0, progress: bool = False, workers: int = 1, precision: str = "fp32") -> np.ndarray:
+              crossfade: int = 0, progress: bool = False, workers: int = 1, precision: str = "fp32",
+              guidance: float = 1.0) -> np.ndarray:
     """generate with a Sampler, or with a list of them: takes in lockstep on `workers` threads, [N, takes, C]."""
     if start_frame < 0 or n_frames < 1 or start_frame + n_frames > len(frames):
         raise ValueError(f"frames {start_frame} .. {start_frame + n_frames - 1} are not all in the clip "
                          f"({len(frames)} frames)")
     engine = FoleyEngine(model, spec, method, sampler, start_frame, past_frames=frames[:start_frame], prime=prime,
-                         crossfade=crossfade, workers=workers, precision=precision)
+                         crossfade=crossfade, workers=workers, precision=precision, guidance=guidance)
     total = spec.frame_start(start_frame + n_frames) - spec.frame_start(start_frame)
     return run_frames(engine, frames[start_frame:start_frame + n_frames], total, progress)[0]
 

@@ -102,7 +102,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                         seconds=args.seconds, method=args.method, seed=args.seed, temperature=args.temperature,
                         top_p=args.top_p, crossfade_ms=args.crossfade, prime_seconds=args.prime,
                         keep_original=args.keep_original, force=args.force, device=args.device,
-                        progress=not args.quiet, precision=args.precision)
+                        progress=not args.quiet, precision=args.precision, guidance=args.guidance)
     print(f"generated {summary['seconds']:.2f} s of audio ({summary['frames']} frames) in {summary['wall_s']:.1f} s, "
           f"real-time factor {summary['rtf']:.3f} ({summary['method']}) -> {', '.join(summary['outputs'])}")
     return 0
@@ -156,6 +156,7 @@ def cmd_crossval(args: argparse.Namespace) -> int:
     _refuse_existing([Path(args.out) / "crossval.md", Path(args.out) / "crossval.json"], args.force)
     cfg = CrossvalConfig(mode=args.mode, finetune_steps=args.finetune_steps, seed=args.seed, device=args.device,
                          threads=args.threads, resamples=args.resamples, takes=args.takes, segments=args.segments,
+                         guidance=args.guidance,
                          train_args=train_options(args.train_args, arch=args.arch, preset=args.preset,
                                                   steps=args.steps, loss=args.loss, batch_size=args.batch_size))
     t0 = time.perf_counter()
@@ -267,6 +268,9 @@ def _add_generate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temperature", type=non_negative_float, default=1.0,
                    help="mu-law sampling temperature (0 = argmax)")
     p.add_argument("--top-p", type=positive_float, default=1.0, help="mu-law nucleus sampling mass (1 = off)")
+    p.add_argument("--guidance", type=non_negative_float, default=1.0, metavar="W",
+                   help="mu-law models: classifier-free guidance, draw from u + W (c - u), c the logits on the frames "
+                        "and u on black frames (train with --video-dropout); 1 = off (default)")
     p.add_argument("--crossfade", type=non_negative_float, default=0.0,
                    help="deep fusion: overlap segments by MS milliseconds with a crossfade")
     p.add_argument("--prime", type=non_negative_float, default=0.0,
@@ -333,6 +337,9 @@ def _add_crossval_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--segments", type=positive_int, default=1, metavar="K",
                    help="finetune mode: score the whole held-out clip in K equal segments, each generated after "
                         "fine-tuning on the rest of the clip (default 1: its tail)")
+    p.add_argument("--guidance", type=non_negative_float, default=1.0, metavar="W",
+                   help="classifier-free guidance of the model's and its twins' generation (foley generate "
+                        "--guidance; train with --train-args='--video-dropout P'); default 1: none")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
     p.add_argument("--out", type=Path, default=Path("results/crossval"))

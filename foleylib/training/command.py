@@ -6,7 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from foleylib.core.argtypes import fraction_span, non_negative_float, non_negative_int, positive_float, positive_int
+from foleylib.core.argtypes import (
+    fraction_span,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    share,
+)
 from foleylib.core.config import MODEL_PRESETS
 from foleylib.core.errors import InputError
 from foleylib.core.fsutil import ensure_out_dir
@@ -59,6 +66,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sync-weight", type=non_negative_float, default=t.sync_weight, metavar="W",
                    help="causal wavenet/transformer: add W times the sync loss, a read-out of each frame's video "
                         "embedding trained to tell where sounds start (default 0: off)")
+    p.add_argument("--video-dropout", type=share, default=t.video_dropout, metavar="P",
+                   help="train a share P of the examples on black frames, so that generation can use classifier-free "
+                        "guidance (--guidance); default 0: off")
     p.add_argument("--norm", choices=NORMS, default=m.norm,
                    help="video encoder normalization: batch (the paper) or group (per example)")
     p.add_argument("--video-input", choices=VIDEO_INPUTS, default=m.video_input,
@@ -131,7 +141,7 @@ def _train(args: argparse.Namespace) -> int:
                      val_every=args.val_every, checkpoint_every=args.checkpoint_every, seed=args.seed,
                      device=args.device, precision=args.precision, compile=args.compile, workers=args.workers,
                      augment=args.augment, onset_weight=args.onset_weight, freeze=args.freeze or "",
-                     sync_weight=args.sync_weight,
+                     sync_weight=args.sync_weight, video_dropout=args.video_dropout,
                      **({"val_fraction": args.val_span[1] - args.val_span[0], "val_end": args.val_span[1]}
                         if args.val_span else {}))
     out = ensure_out_dir(args.out)

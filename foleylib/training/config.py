@@ -27,6 +27,7 @@ class TrainConfig:
     augment: str = ""  # comma-separated foleylib.data.augment.AUGMENTATIONS (crop, flip, jitter, gain); "" = none
     onset_weight: float = 0.0  # training loss weight 1 + W at positions where a sound starts (0 = off)
     sync_weight: float = 0.0  # weight of the sync loss (training.sync; the model needs cfg.sync_head; 0 = off)
+    video_dropout: float = 0.0  # share of examples trained on black frames (for guidance at generation; 0 = off)
     freeze: str = ""  # "video" or "audio": that side of the model keeps its weights and norm statistics
     seed: int = 0  # seeds the model init and the data order
     device: str = "auto"  # "auto" = CUDA when present, else CPU
@@ -42,7 +43,8 @@ class TrainConfig:
         counts = ("steps", "batch_size", "window", "val_every", "val_examples", "checkpoint_every")
         bad = [n for n in counts if getattr(config, n) < 1] + ([] if config.workers >= 0 else ["workers"]) + \
             ([] if 0 < config.val_fraction < 1 else ["val_fraction"]) + \
-            ([] if config.val_fraction <= config.val_end <= 1 else ["val_end"])
+            ([] if config.val_fraction <= config.val_end <= 1 else ["val_end"]) + \
+            ([] if 0 <= config.video_dropout < 1 else ["video_dropout"])
         if bad:
             raise ValueError(f"train.{bad[0]} is out of range: {getattr(config, bad[0])!r}")
         return config

@@ -7,8 +7,9 @@ cosine LR schedule and gradient clipping, validates every `val_every` steps, and
 
 For learning from few clips: `init` starts from another run's weights (pretrain, then fine-tune), `freeze` keeps
 the video or the audio side of the model as it was (weights and normalization statistics), `augment` transforms
-each example's frames and audio alike (foleylib.data.augment) and `onset_weight` weighs the positions where a sound
-starts more in the loss.
+each example's frames and audio alike (foleylib.data.augment), `onset_weight` weighs the positions where a sound
+starts more in the loss and `video_dropout` trains a share of the examples on black frames (for guidance at
+generation).
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from foleylib.core.device import pick_device
 from foleylib.core.errors import InputError
 from foleylib.core.fsutil import write_json
 from foleylib.core.progress import progress_bar
-from foleylib.data.augment import augment_step, parse_augment
+from foleylib.data.augment import augment_step, drop_video, parse_augment
 from foleylib.data.batches import evenly_spaced, position_weights, score_mask, split_datasets
 from foleylib.data.dataset import AlignedClip, check_compatible
 from foleylib.models.config import ModelConfig
@@ -267,6 +268,7 @@ def train(clips: list[AlignedClip], cfg: ModelConfig, tc: TrainConfig, out: str 
                 group["lr"] = lr_at(step - 1, tc)
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             batch = augment_step(batch, augmentations, tc.seed, step, tc.batch_size, ranks.rank)
+            batch = drop_video(batch, tc.video_dropout, tc.seed, step, tc.batch_size, ranks.rank)
             weights = position_weights(batch, spec.sr, tc.onset_weight)
             with autocast, frame_embeddings(net) if tc.sync_weight else nullcontext() as embedded:
                 loss = batch_loss(model, batch, cfg.loss, tc.zero_video, weights)
