@@ -9,11 +9,13 @@ from conftest import make_video
 from foleylib.core.config import preset
 from foleylib.core.fsutil import write_json
 from foleylib.data.align import ingest_file
+from foleylib.data.dataset import load_clip
 from foleylib.data.synth import render_scene
+from foleylib.generation.generate import generate
 from foleylib.interfaces.widgets import Studio, find_runs, find_videos, png_bytes, run_choices, video_choices, wav_bytes
 from foleylib.models.config import model_config
 from foleylib.models.registry import build_model
-from foleylib.training.checkpoint import save_model
+from foleylib.training.checkpoint import load_model, save_model
 
 SPEC = preset("tiny")  # 8 kHz, 25 fps, 32 x 32
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -84,12 +86,13 @@ def test_key_widgets_carry_stable_css_classes(runs, videos):
     s = Studio(videos, runs)
     classes = {name: getattr(s, name)._dom_classes for name in (
         "generate_button", "progress", "original_audio", "generated_audio", "waveform", "frame_slider",
-        "frame_image", "message", "takes", "take", "precision", "ui")}
+        "frame_image", "message", "takes", "take", "precision", "guidance", "ui")}
     assert classes == {"generate_button": ("foley-generate",), "progress": ("foley-progress",),
                        "original_audio": ("foley-original-audio",), "generated_audio": ("foley-generated-audio",),
                        "waveform": ("foley-waveform",), "frame_slider": ("foley-frame-slider",),
                        "frame_image": ("foley-frame",), "message": ("foley-message",), "takes": ("foley-takes",),
-                       "take": ("foley-take",), "precision": ("foley-precision",), "ui": ("foley-studio",)}
+                       "take": ("foley-take",), "precision": ("foley-precision",), "guidance": ("foley-guidance",),
+                       "ui": ("foley-studio",)}
 
 
 def test_helpers_make_wav_and_png_bytes():
@@ -175,3 +178,17 @@ def test_int8_weights_are_a_choice_of_cached_generation(runs, videos):
                precision="int8")
     assert s.generate()["precision"] == "int8" and s.message.value == ""
     assert "(cached, int8 weights)" in s.status.value and wav_info(s.generated_audio.value) == (0.2, 2)
+
+
+def test_guidance_is_a_choice_of_mu_law_runs(runs, videos):
+    s = Studio(videos, runs, video=str(videos / "clap.mp4"), run=str(runs / "wavenet"), start=1.2, seconds=0.2,
+               seed=3, guidance=2.0, takes=2)
+    assert s.generate()["guidance"] == 2.0 and s.message.value == ""
+    assert "(cached, guidance 2, 2 takes)" in s.status.value
+    spec = preset("tiny")
+    clip = load_clip(ingest_file(videos / "clap.mp4", videos.parent / "guided-clip", spec).clip_dir)
+    model, _ = load_model(runs / "wavenet", "cpu")
+    first = round(1.2 * spec.fps)
+    frames, n = np.asarray(clip.frames), round(0.2 * spec.fps)
+    np.testing.assert_array_equal(s.all_takes[1], generate(model, spec, frames, first, n, seed=4, guidance=2.0))
+    assert not np.array_equal(s.all_takes[1], generate(model, spec, frames, first, n, seed=4))

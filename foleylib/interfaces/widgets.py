@@ -132,7 +132,8 @@ class Studio:
     The video list holds the videos and aligned clips found under `videos`, the run list the trained runs found
     under `runs` (described by their config); a `video` or `run` path given here joins its list.
     Widgets and their CSS classes: video (foley-video), run (foley-run), start, seconds, temperature, method,
-    precision (foley-precision: cached generation's weights, fp32 or int8 for speed), seed,
+    precision (foley-precision: cached generation's weights, fp32 or int8 for speed), guidance (foley-guidance:
+    classifier-free guidance weight, 1 = none; mu-law runs), seed,
     takes (foley-takes: takes made at once, seeds seed, seed + 1, ...; cached generation), generate_button
     (foley-generate), progress (foley-progress, samples done of the part), status (foley-status, seconds and
     real-time factor), message (foley-message, one-line errors), original_audio (foley-original-audio), take
@@ -146,7 +147,7 @@ class Studio:
     def __init__(self, videos: str | Path = "../data", runs: str | Path = "../outputs", video: str = "", run: str = "",
                  start: float = 0.0, seconds: float = 2.0, temperature: float = 1.0, method: str = "auto",
                  seed: int = 0, takes: int = 1, display_size: int = 160, device: str = "auto",
-                 precision: str = "fp32"):
+                 precision: str = "fp32", guidance: float = 1.0):
         self.videos_dir, self.runs_dir, self.display_size, self.device = Path(videos), Path(runs), display_size, device
         self.video = w.Dropdown(description="video", layout=w.Layout(width="50%"))
         self.run = w.Dropdown(description="run", layout=w.Layout(width="50%"))
@@ -156,6 +157,7 @@ class Studio:
                                          style={"description_width": "initial"})
         self.method = w.Dropdown(options=["auto", "naive", "cached"], value=method, description="method")
         self.precision = w.Dropdown(options=GENERATION_PRECISIONS, value=precision, description="weights")
+        self.guidance = w.FloatSlider(guidance, min=0, max=4, step=0.25, description="guidance")
         self.seed = w.IntText(seed, description="seed")
         self.takes = w.BoundedIntText(takes, min=1, max=MAX_TAKES, description="takes")
         self.take = w.ToggleButtons(options=[("take 1", 0)], value=0, style={"button_width": "auto"})
@@ -175,13 +177,14 @@ class Studio:
             layout=w.Layout(display="none"))
         self.ui = w.VBox([w.HBox([self.video, self.run]),
                           w.HBox([self.start, self.seconds, self.seed, self.takes]),
-                          w.HBox([self.temperature, self.method, self.precision, self.generate_button]),
+                          w.HBox([self.temperature, self.guidance, self.method, self.precision,
+                                  self.generate_button]),
                           w.HBox([self.progress, self.status]), self.message, self.results])
         for widget, name in ((self.video, "video"), (self.run, "run"), (self.generate_button, "generate"),
                              (self.progress, "progress"), (self.status, "status"), (self.message, "message"),
                              (self.original_audio, "original-audio"), (self.generated_audio, "generated-audio"),
                              (self.waveform, "waveform"), (self.frame_slider, "frame-slider"), (self.takes, "takes"),
-                             (self.take, "take"), (self.precision, "precision"),
+                             (self.take, "take"), (self.precision, "precision"), (self.guidance, "guidance"),
                              (self.frame_image, "frame"), (self.ui, "studio")):
             widget.add_class(f"foley-{name}")
         self.generate_button.on_click(self.generate)
@@ -239,7 +242,8 @@ class Studio:
             takes = self.takes.value
             samplers = [Sampler(self.temperature.value, 1.0, self.seed.value + k) for k in range(takes)]
             engine = make_engine(model, spec, run, self.method.value, samplers[0] if takes == 1 else samplers, first,
-                                 past_frames, workers=min(takes, free_cores()), precision=self.precision.value)
+                                 past_frames, workers=min(takes, free_cores()), precision=self.precision.value,
+                                 guidance=self.guidance.value)
             try:
                 audio, wall = run_frames(engine, itertools.islice(decoded, count), on_frame=on_frame)
             except ValueError:
@@ -260,12 +264,13 @@ class Studio:
         seconds = len(self.audio) / spec.sr
         self.result = {"video": str(video), "run": run, "start_s": first / self.fps, "seconds": seconds,
                        "frames": len(self.frames), "takes": takes, "method": engine.method,
-                       "precision": self.precision.value, "wall_s": wall,
+                       "precision": self.precision.value, "guidance": self.guidance.value, "wall_s": wall,
                        "rtf": takes * seconds / wall,
                        "sr": spec.sr, "fps": self.fps, "has_original": self.original is not None}
         self._show_part()  # players and waveform first: "generated" in the status means they are there
         precision = self.precision.value
         details = [engine.method] + ([f"{precision} weights"] if precision != "fp32" else []) \
+            + ([f"guidance {self.guidance.value:g}"] if self.guidance.value != 1 else []) \
             + ([f"{takes} takes"] if takes > 1 else [])
         self.status.value = f"{seconds:.2f} s generated ({', '.join(details)}), real-time factor " \
                             f"{self.result['rtf']:.3f}"
