@@ -17,6 +17,7 @@ from foleylib.data.motion import (
     MOTION_FILE,
     VIDEO_INPUTS,
     FrameInput,
+    MotionTracker,
     input_channels,
     model_clip,
     model_frames,
@@ -105,16 +106,20 @@ def test_a_stream_started_late_equals_the_whole_clip():
     stream = FrameInput("rgb+motion")
     np.testing.assert_array_equal(stream.last(frames[:7], 3), whole[4:7])  # reads only frames 2 .. 6
     np.testing.assert_array_equal(np.stack([stream.push(f) for f in frames[7:]]), whole[7:])
+    tracker = MotionTracker()  # ingest's chunks, of any sizes, give the same channels
+    chunks = [tracker.extend(frames[a:b]) for a, b in ((0, 1), (1, 6), (6, 6), (6, 12))]
+    np.testing.assert_array_equal(np.concatenate(chunks), whole[..., 3:])
 
 
 @pytest.fixture(scope="module")
 def clip_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("motion")
-    video = render_scene("clap", root / "synth", seconds=2, seed=1, width=160, height=90)["video"]
+    video = render_scene("clap", root / "synth", seconds=3, seed=1, width=160, height=90)["video"]
     return ingest_file(video, root / "aligned", AVSpec(sr=8000, fps=25, size=32)).clip_dir
 
 
 def test_ingest_caches_motion_and_old_clips_compute_the_same(clip_dir):
+    """3 s at 25 fps: 75 frames, ingested in chunks of 64 frames."""
     clip = load_clip(clip_dir)
     cached = np.load(clip_dir / MOTION_FILE)
     expected = motion_channels(np.asarray(clip.frames))

@@ -8,13 +8,14 @@ audio's length (see `AVSpec.clip_lengths`). A clip whose source bytes and parame
 """
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing
 import multiprocessing.synchronize
 import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import partial
@@ -70,17 +71,18 @@ def _is_current(meta: dict | None, sha: str, spec: AVSpec, resize: str, clip_dir
     return (clip_dir / "frames.npy").exists() and (clip_dir / "audio.npy").exists()
 
 
-def _stream_frames(frames: Iterable[np.ndarray], raw: Path, motion_raw: Path | None) -> int:
-    """Write decoded frames and, unless motion_raw is None, their motion to raw files one frame at a time (memory
-    stays one frame; the motion of a frame is computed while ffmpeg decodes the next); returns how many."""
+def _stream_frames(frames: Iterable[np.ndarray], raw: Path, motion_raw: Path | None, chunk: int = 64) -> int:
+    """Write decoded frames and, unless motion_raw is None, their motion to raw files, `chunk` frames at a time
+    (memory stays a chunk; ffmpeg decodes the next frames while a chunk's motion is computed); returns how many."""
     tracker, count = motion.MotionTracker(), 0
     with raw.open("wb") as frames_out, nullcontext() if motion_raw is None else motion_raw.open("wb") as motion_out:
-        for frame in frames:
-            frame = np.ascontiguousarray(frame, np.uint8)
-            frames_out.write(frame.tobytes())
+        decoded = iter(frames)
+        while part := list(itertools.islice(decoded, chunk)):
+            part = np.stack(part).astype(np.uint8, copy=False)
+            frames_out.write(part.tobytes())
             if motion_out is not None:
-                motion_out.write(tracker.push(frame).tobytes())
-            count += 1
+                motion_out.write(tracker.extend(part).tobytes())
+            count += len(part)
     return count
 
 
@@ -118,12 +120,13 @@ def ingest_file(source: str | Path, out_root: str | Path, spec: AVSpec = AVSpec(
     if not force and _is_current(old, sha, spec, resize, clip_dir):
         return IngestResult(source, clip_dir, "skipped", old)
 
-    with atomic_dir(clip_dir) as tmp:
-        decoded = _stream_frames(media.iter_frames(source, fps=spec.fps, size=spec.size, resize=resize),
+    with atomic_dir(clip_dir) as tmp, ThreadPoolExecutor(1) as audio_thread:
+        sound = audio_thread.submit(media.read_audio, source, spec.sr, spec.channels, info)  # while frames decode
+        decoded = _stream_frames(media.iter_frames(source, fps=spec.fps, size=spec.size, resize=resize, info=info),
                                  tmp / "frames.raw", tmp / "motion.raw" if motion_cache else None)
         if decoded == 0:
             raise InputError("video has no decodable frames", source)
-        audio = media.read_audio(source, sr=spec.sr, channels=spec.channels)
+        audio = sound.result()
         n_frames, n_samples = spec.clip_lengths(len(audio), decoded)
         if n_frames == 0:
             raise InputError(f"too short: no whole video frame with audio ({len(audio)} samples)", source)

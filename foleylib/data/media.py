@@ -174,7 +174,7 @@ def probe(path: str | Path) -> Probe:
 
 
 def iter_frames(path: str | Path, fps: float | None = None, size: int | None = 64,
-                start: float = 0.0, resize: str = "cv2") -> Iterator[np.ndarray]:
+                start: float = 0.0, resize: str = "cv2", info: Probe | None = None) -> Iterator[np.ndarray]:
     """Yield the frames of a video one at a time as uint8 RGB [size, size, 3].
 
     `fps` resamples to a constant frame rate by timestamps (variable frame rate input is fine);
@@ -182,8 +182,9 @@ def iter_frames(path: str | Path, fps: float | None = None, size: int | None = 6
     square with area averaging: `resize` "cv2" decodes whole frames and resizes them with cv2 (INTER_AREA, as the
     paper), "ffmpeg" lets ffmpeg's own scaler do it while decoding (faster, not bit-exact; see RESIZES).
     `start` seeks to that second first (ffmpeg decodes from the keyframe before it and drops what precedes it).
+    `info`: the file's probe when the caller has it (else it is probed).
     """
-    info = probe(path)
+    info = info or probe(path)
     if not info.has_video or not info.width:
         raise InputError("no video stream", path)
     if info.width * info.height > MAX_PIXELS:
@@ -242,12 +243,13 @@ def read_frames(path: str | Path, fps: float | None = None, size: int | None = 6
     return np.stack(frames)
 
 
-def read_audio(path: str | Path, sr: int = 16000, channels: int = 2) -> np.ndarray:
+def read_audio(path: str | Path, sr: int = 16000, channels: int = 2, info: Probe | None = None) -> np.ndarray:
     """The first audio stream as float32 [N, channels] in [-1, 1], resampled to `sr`.
 
-    Mono is duplicated to every channel, more channels than asked are downmixed (ffmpeg's matrix).
+    Mono is duplicated to every channel, more channels than asked are downmixed (ffmpeg's matrix). `info`: the
+    file's probe when the caller has it (else it is probed).
     """
-    info = probe(path)
+    info = info or probe(path)
     if not info.has_audio:
         raise InputError("no audio stream", path)
     cmd = [ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(path), "-map", "0:a:0", "-vn",

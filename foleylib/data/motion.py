@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+from numba import njit
 
 if TYPE_CHECKING:
     from foleylib.data.dataset import AlignedClip
@@ -54,13 +55,10 @@ def input_channels(video_input: str) -> int:
     return {"rgb": 3, "rgb+motion": 3 + len(MOTION_CHANNELS), "motion": len(MOTION_CHANNELS)}[video_input]
 
 
-def to_level(values: np.ndarray, scale: float) -> np.ndarray:
-    """Non-negative float values * scale, rounded and saturated to uint8."""
-    return np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
-
-
 class MotionTracker:
-    """Motion channels of frames pushed one at a time (a live stream); keeps the previous frame and its motion."""
+    """Motion channels of frames pushed in order (a live stream one at a time, ingest in chunks); keeps the
+    previous frame and its motion. A chunk's flows are computed frame pair by frame pair (cv2 releases the GIL
+    meanwhile), its channels for all its frames at once, the same values as one frame at a time."""
 
     def __init__(self):
         self.gray: np.ndarray | None = None  # luminance of the previous frame
@@ -68,26 +66,25 @@ class MotionTracker:
 
     def push(self, frame: np.ndarray) -> np.ndarray:
         """RGB uint8 [S, S, 3] -> motion uint8 [S, S, M] of this frame relative to those pushed before."""
-        gray = cv2.cvtColor(np.ascontiguousarray(frame, np.uint8), cv2.COLOR_RGB2GRAY)
-        out = np.zeros((*gray.shape, len(MOTION_CHANNELS)), np.uint8)
-        if self.gray is None:  # the first frame: nothing to move from
-            self.gray, self.velocity = gray, np.zeros((*gray.shape, 2), np.float32)
-            return out
-        velocity = -flow(gray, self.gray)  # how the pixel now at (x, y) got there
-        velocity[np.hypot(velocity[..., 0], velocity[..., 1]) < MIN_FLOW] = 0  # the flow of identical frames
-        out[..., 0] = cv2.absdiff(gray, self.gray)
-        out[..., 1:5] = to_level(np.concatenate([velocity, -velocity], axis=-1).clip(0)[..., [0, 2, 1, 3]],
-                                 FLOW_SCALE)
-        out[..., 5] = to_level(stop_fraction(self.velocity, flow(self.gray, gray)), 255.0)
-        self.gray, self.velocity = gray, velocity
-        return out
+        return self.extend(np.asarray(frame)[None])[0]
 
     def extend(self, frames: np.ndarray) -> np.ndarray:
         """RGB uint8 [T, S, S, 3] following the frames pushed before -> motion uint8 [T, S, S, M]."""
-        out = np.empty((len(frames), *frames.shape[1:3], len(MOTION_CHANNELS)), np.uint8)
-        for k in range(len(frames)):
-            out[k] = self.push(frames[k])
-        return out
+        if not len(frames):
+            return np.zeros((0, *np.shape(frames)[1:3], len(MOTION_CHANNELS)), np.uint8)
+        gray = np.stack([cv2.cvtColor(np.ascontiguousarray(f, np.uint8), cv2.COLOR_RGB2GRAY) for f in frames])
+        out = np.zeros((*gray.shape, len(MOTION_CHANNELS)), np.uint8)
+        if self.gray is None:  # the first frame: nothing to move from
+            self.gray, self.velocity = gray[0], np.zeros((*gray.shape[1:], 2), np.float32)
+            gray, out = gray[1:], out[1:]
+        if not len(gray):
+            return np.zeros((len(frames), *out.shape[1:]), np.uint8)
+        previous = np.concatenate([self.gray[None], gray[:-1]])
+        velocity = -np.stack([flow(now, then) for now, then in zip(gray, previous)])  # how each pixel got there
+        onward = np.stack([flow(then, now) for now, then in zip(gray, previous)])  # where k-1's pixels go next
+        _channels_into(gray, previous, velocity, onward, self.velocity, out)
+        self.gray, self.velocity = gray[-1], velocity[-1]
+        return out if len(out) == len(frames) else np.concatenate([np.zeros_like(out[:1]), out])
 
 
 def flow(source: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -103,6 +100,39 @@ def stop_fraction(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     speed2 = (before ** 2).sum(axis=-1)
     carried = (after * before).sum(axis=-1) / np.maximum(speed2, 1e-6)
     return np.where(speed2 >= MIN_SPEED ** 2, 1.0 - carried.clip(0, 1), 0.0)
+
+
+@njit(cache=True, nogil=True)
+def _channels_into(gray, previous, velocity, onward, first_before, out):  # pragma: no cover - compiled
+    """The channels of frames [T, S, S] (luminance `gray`, that of the frame before each in `previous`; their
+    velocities [T, S, S, 2], flows to the next frame `onward`; `first_before` the velocity of the frame before the
+    first) into out [T, S, S, M]. Zeroes velocities slower than MIN_FLOW in place (the flow of identical frames).
+    float32 arithmetic as numpy's on these arrays, no contraction: the values do not depend on the chunking."""
+    flow_scale, full = np.float32(FLOW_SCALE), np.float32(255.0)
+    min_speed2, zero, one = np.float32(MIN_SPEED ** 2), np.float32(0.0), np.float32(1.0)
+    T, S = gray.shape[0], gray.shape[1]
+    for t in range(T):
+        for y in range(S):
+            for x in range(S):
+                vx, vy = velocity[t, y, x, 0], velocity[t, y, x, 1]
+                if np.hypot(vx, vy) < MIN_FLOW:
+                    vx = vy = velocity[t, y, x, 0] = velocity[t, y, x, 1] = zero
+                o = out[t, y, x]
+                o[0] = abs(np.int16(gray[t, y, x]) - np.int16(previous[t, y, x]))
+                o[1], o[2] = _level(max(vx, zero) * flow_scale), _level(max(-vx, zero) * flow_scale)
+                o[3], o[4] = _level(max(vy, zero) * flow_scale), _level(max(-vy, zero) * flow_scale)
+                # the sub-frame stop cue on frame t-1's pixels: its velocity then (bx, by), its flow onward (ax, ay)
+                bx, by = (first_before[y, x, 0], first_before[y, x, 1]) if t == 0 else \
+                    (velocity[t - 1, y, x, 0], velocity[t - 1, y, x, 1])
+                speed2 = bx * bx + by * by
+                carried = (onward[t, y, x, 0] * bx + onward[t, y, x, 1] * by) / max(speed2, np.float32(1e-6))
+                o[5] = _level((one - min(max(carried, zero), one)) * full) if speed2 >= min_speed2 else 0
+
+
+@njit(cache=True, inline="always")
+def _level(value):  # pragma: no cover - compiled
+    """A non-negative float32 rounded (half to even) and saturated to uint8."""
+    return np.uint8(min(np.rint(value), np.float32(255.0)))
 
 
 def motion_channels(frames: np.ndarray) -> np.ndarray:
