@@ -5,12 +5,12 @@ import math
 import pytest
 from test_cli import foley
 
-GENERATION_KEYS = {"rtf_naive", "rtf_cached", "speedup", "flops_per_sample", "gflops_achieved", "fraction_of_peak",
-                   "step_us_per_sample", "step_gflops", "step_fraction_of_peak", "rtf_batched", "rtf_batched_1thread",
-                   "batch", "batch_workers", "batch_speedup", "int8"}
-INT8_KEYS = {"rtf_cached", "step_us_per_sample", "step_gflops", "step_fraction_of_peak", "rtf_batched",
+GENERATION_KEYS = {"rtf_naive", "rtf_cached", "rtf_live", "speedup", "flops_per_sample", "gflops_achieved",
+                   "fraction_of_peak", "step_us_per_sample", "step_gflops", "step_fraction_of_peak", "rtf_batched",
+                   "rtf_batched_1thread", "batch", "batch_workers", "batch_speedup", "int8"}
+INT8_KEYS = {"rtf_cached", "rtf_live", "step_us_per_sample", "step_gflops", "step_fraction_of_peak", "rtf_batched",
              "speedup_over_fp32"}
-CACHED_ONLY = {"rtf_cached", "speedup", "step_us_per_sample", "step_gflops", "step_fraction_of_peak"}
+CACHED_ONLY = {"rtf_cached", "rtf_live", "speedup", "step_us_per_sample", "step_gflops", "step_fraction_of_peak"}
 
 
 def _positive(value) -> bool:

@@ -1,4 +1,6 @@
 """The paper's generation loop for every architecture, cached generation equal to it, streaming, crossfade."""
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +9,15 @@ from conftest import make_video
 from foleylib.core.config import AVSpec, preset
 from foleylib.data.media import read_audio
 from foleylib.generation.fastgen import FastTransformerStepper, FastWaveNetStepper
-from foleylib.generation.generate import FoleyEngine, Tape, crossfade_weights, generate, generate_takes, stream
+from foleylib.generation.generate import (
+    FoleyEngine,
+    Tape,
+    crossfade_weights,
+    generate,
+    generate_takes,
+    run_frames,
+    stream,
+)
 from foleylib.generation.kernels import blocked
 from foleylib.generation.sampling import Sampler, pick_sample
 from foleylib.interfaces.cli import main
@@ -234,6 +244,28 @@ def test_streaming_equals_generate_frame_by_frame(arch, kw):
     assert [p.frame for p in pieces] == list(range(10, 22))
     assert all(len(p.audio) == 40 and p.latency > 0 for p in pieces)
     np.testing.assert_array_equal(np.concatenate([p.audio for p in pieces]), whole)
+
+
+@pytest.mark.parametrize("video_input", ["rgb", "rgb+motion"])
+def test_run_frames_embeds_each_next_frame_on_a_second_thread_with_the_same_result(video_input, monkeypatch):
+    model = tiny("wavenet", loss="ce", video_input=video_input)
+    threads = []
+    embed = FoleyEngine._embed
+
+    def recording(engine, window):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return embed(engine, window)
+
+    monkeypatch.setattr(FoleyEngine, "_embed", recording)
+    engine = FoleyEngine(model, SPEC, "cached", Sampler(seed=2), 5, past_frames=FRAMES[:5], prime=PRIME)
+    threads.clear()  # the warm-up's embeddings
+    audio, _ = run_frames(engine, FRAMES[5:11])
+    assert sorted(threads) == [False] * 5 + [True]  # frame 5 here, 6 .. 10 ahead while the one before is made
+    alone = FoleyEngine(model, SPEC, "cached", Sampler(seed=2), 5, past_frames=FRAMES[:5], prime=PRIME)
+    np.testing.assert_array_equal(audio, np.concatenate([alone.push(f).audio for f in FRAMES[5:11]]))
+    engine.push(FRAMES[11], upcoming=FRAMES[12])
+    with pytest.raises(ValueError, match="frame 12 is not the `upcoming` frame pushed with frame 11"):
+        engine.push(FRAMES[13])
 
 
 def test_streaming_memory_stays_bounded():

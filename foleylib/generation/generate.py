@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -197,6 +197,9 @@ class FoleyEngine:
         self.origin = max(0, first - model.receptive_field)  # where cached state (and the naive windows) begin
         self.stepper = make_stepper(model, takes or 1, workers, precision) if self.method == "cached" else None
         self.on_screen = None  # the frame whose embedding conditions the stepper
+        self.ahead: tuple[np.ndarray, Future] | None = None  # the next frame and its (input frame, embedding)
+        self.ready: tuple[int, torch.Tensor] | None = None  # a frame's embedding made ahead: (index, [1, d])
+        self.helper = ThreadPoolExecutor(1) if self.stepper is not None else None  # makes them
         if self.stepper is not None:
             with torch.no_grad():
                 black = np.zeros((cfg.context_frames, *self.frames.shape[1:]), np.uint8)  # frames before 0
@@ -216,21 +219,47 @@ class FoleyEngine:
             rows[len(rows) - len(tail):] = tail
         return Tape(rows, offset, keep)
 
-    def push(self, frame: np.ndarray) -> FrameAudio:
-        """Take the next video frame [S, S, 3] uint8 and return the audio of its samples."""
+    def push(self, frame: np.ndarray, upcoming: np.ndarray | None = None) -> FrameAudio:
+        """Take the next video frame [S, S, 3] uint8 and return the audio of its samples. `upcoming`: the frame
+        that will be pushed next, when it is known already (a file, not a camera): cached generation then makes
+        its input frame and embedding on a second thread while this frame's samples are made (the same values)."""
         t0 = time.perf_counter()
         k, spec = self.next_frame, self.spec
-        self.frames.extend(self.frame_input.push(frame)[None])
-        lo, hi = spec.frame_start(k), spec.frame_start(k + 1)
         with torch.no_grad(), single_thread():
-            if self.cfg.arch == "fusion":
-                self._fill_segments(hi)
-            elif self.stepper is not None:
-                self._step_cached(self.made, hi, teacher_forced=False)
+            if self.ahead is not None:
+                promised, made = self.ahead
+                if not np.array_equal(promised, frame):
+                    raise ValueError(f"frame {k} is not the `upcoming` frame pushed with frame {k - 1}")
+                model_frame, embedding = made.result()
+                self.ready = (k, embedding)
             else:
-                self._step_naive(hi)
+                model_frame = self.frame_input.push(frame)
+            self.ahead = None
+            self.frames.extend(model_frame[None])
+            if upcoming is not None and self.helper is not None:
+                promised = np.array(upcoming)
+                self.ahead = (promised, self.helper.submit(self._make_ahead, k, promised))
+            lo, hi = spec.frame_start(k), spec.frame_start(k + 1)
+            try:
+                if self.cfg.arch == "fusion":
+                    self._fill_segments(hi)
+                elif self.stepper is not None:
+                    self._step_cached(self.made, hi, teacher_forced=False)
+                else:
+                    self._step_naive(hi)
+            finally:
+                if self.ahead is not None:  # torch's work for it ends under this thread setting
+                    wait([self.ahead[1]])
         self.next_frame += 1
         return FrameAudio(k, np.array(self.audio[lo:hi]), time.perf_counter() - t0)
+
+    def _make_ahead(self, k: int, upcoming: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
+        """On the helper thread: frame k + 1's model input frame and embedding, from `upcoming` and the frames up
+        to k (read, not changed: the tape gets the input frame when k + 1 is pushed)."""
+        model_frame = self.frame_input.push(upcoming)
+        window = np.concatenate([video_context(self.frames, k, self.spec.context_frames)[1:], model_frame[None]])
+        with torch.no_grad():
+            return model_frame, self._embed(window)
 
     def _grow_audio(self, stop: int) -> None:
         if stop > len(self.audio):
@@ -253,8 +282,11 @@ class FoleyEngine:
         return self.model.frames(torch.from_numpy(window)[None].to(self.device))[:, 0]
 
     def _frame_embedding(self, i: int) -> torch.Tensor:
-        """The per-frame video embedding e_p of the frame on screen at sample i. [1, d]"""
-        return self._embed(video_context(self.frames, self.spec.frame_of_sample(i), self.spec.context_frames))
+        """The per-frame video embedding e_p of the frame on screen at sample i (made ahead, or now). [1, d]"""
+        k = self.spec.frame_of_sample(i)
+        if self.ready is not None and self.ready[0] == k:
+            return self.ready[1]
+        return self._embed(video_context(self.frames, k, self.spec.context_frames))
 
     def _step_cached(self, start: int, stop: int, teacher_forced: bool) -> None:
         """Positions start .. stop - 1 through the stepper, a frame's run of samples at a time; teacher-forced
@@ -398,8 +430,11 @@ def run_frames(engine: FoleyEngine, frames: Iterable[np.ndarray], total: int | N
     pieces = []
     with progress_bar(total, "generate", enabled=progress, unit="sample", unit_scale=True) as bar:
         t0 = time.perf_counter()
-        for frame in frames:
-            piece = engine.push(frame)
+        frames = iter(frames)
+        upcoming = next(frames, None)
+        while upcoming is not None:
+            frame, upcoming = upcoming, next(frames, None)
+            piece = engine.push(frame, upcoming)  # the next frame is known: its embedding is made meanwhile
             pieces.append(piece.audio)
             bar.update(len(piece.audio))
             bar.set_postfix(rtf=f"{bar.n / engine.spec.sr / (time.perf_counter() - t0):.3f}", refresh=False)

@@ -37,7 +37,14 @@ from foleylib.data.align import ingest, ingest_file
 from foleylib.data.batches import warmup_positions
 from foleylib.data.dataset import AlignedClip, SampleDataset, WindowDataset
 from foleylib.data.media import ffmpeg_exe, write_video
-from foleylib.generation.generate import STEPPERS, FoleyEngine, generate_takes, single_thread, torch_threads
+from foleylib.generation.generate import (
+    STEPPERS,
+    FoleyEngine,
+    generate_takes,
+    run_frames,
+    single_thread,
+    torch_threads,
+)
 from foleylib.generation.sampling import Sampler
 from foleylib.models.config import ARCHS, model_config
 from foleylib.models.registry import build_model
@@ -121,16 +128,21 @@ def _scene(spec: AVSpec, frames: int, seed: int) -> tuple[np.ndarray, np.ndarray
 
 
 def generation_rtf(model: torch.nn.Module, spec: AVSpec, method: str, frames: int, plan: Plan, seed: int,
-                   precision: str = "fp32") -> float:
-    """Seconds of audio per wall second of one stream, `frames` frames after a primed start (full contexts)."""
+                   precision: str = "fp32", live: bool = False) -> float:
+    """Seconds of audio per wall second of one stream, `frames` frames after a primed start (full contexts), as
+    `generate` makes it (run_frames: each next frame embedded on a second thread meanwhile) or, `live`, as frames
+    from a camera arrive (pushed one at a time, nothing known ahead)."""
     start = spec.context_frames + 2 * spec.frame_of_sample(model.receptive_field) + 2
     video, audio = _scene(spec, start + frames, seed)
 
     def run() -> None:
         engine = FoleyEngine(model, spec, method, Sampler(seed=seed), start, past_frames=video[:start],
                              prime=audio[:spec.frame_start(start)], precision=precision)
-        for frame in video[start:]:
-            engine.push(frame)
+        if live:
+            for frame in video[start:]:
+                engine.push(frame)
+        else:
+            run_frames(engine, video[start:])
 
     samples = spec.frame_start(start + frames) - spec.frame_start(start)
     return samples / spec.sr / median_seconds(run, plan.repeats)
@@ -170,11 +182,13 @@ def takes_rtf(model: torch.nn.Module, spec: AVSpec, plan: Plan, seed: int, worke
 
 def cached_rates(model: torch.nn.Module, spec: AVSpec, plan: Plan, seed: int, flops: int, peak_1thread: float,
                  workers: int, precision: str) -> dict:
-    """Cached generation with the products' weights at `precision`: one stream's rtf_cached, the fused step alone
-    (step_us_per_sample; step_gflops from the step's `flops`, counted as float32 ones; its share of the 1-thread
-    peak) and plan.takes takes at once on `workers` threads (rtf_batched)."""
+    """Cached generation with the products' weights at `precision`: one stream's rtf_cached (and rtf_live, frames
+    pushed as they arrive), the fused step alone (step_us_per_sample; step_gflops from the step's `flops`, counted
+    as float32 ones; its share of the 1-thread peak) and plan.takes takes at once on `workers` threads
+    (rtf_batched)."""
     step = step_seconds(model, spec, plan.cached_frames, plan, seed, precision)
     return {"rtf_cached": generation_rtf(model, spec, "cached", plan.cached_frames, plan, seed, precision),
+            "rtf_live": generation_rtf(model, spec, "cached", plan.cached_frames, plan, seed, precision, live=True),
             "step_us_per_sample": step * 1e6, "step_gflops": flops / step / 1e9,
             "step_fraction_of_peak": flops / step / 1e9 / peak_1thread,
             "rtf_batched": takes_rtf(model, spec, plan, seed, workers, precision)}
@@ -191,9 +205,9 @@ def generation(arch: str, plan: Plan, spec: AVSpec, peak_1thread: float, seed: i
     if arch == "fusion":  # a frame per step: there is nothing to cache
         flops = fusion_flops_per_sample(model, spec)
         rate = result["rtf_naive"]
-        result |= {"rtf_cached": None, "speedup": None, "step_us_per_sample": None, "step_gflops": None,
-                   "step_fraction_of_peak": None, "rtf_batched": takes_rtf(model, spec, plan, seed, workers),
-                   "int8": None}
+        result |= {"rtf_cached": None, "rtf_live": None, "speedup": None, "step_us_per_sample": None,
+                   "step_gflops": None, "step_fraction_of_peak": None, "int8": None,
+                   "rtf_batched": takes_rtf(model, spec, plan, seed, workers)}
     else:
         flops = STEPPERS[arch](model).flops_per_step()
         rates = {precision: cached_rates(model, spec, plan, seed, flops, peak_1thread, workers, precision)
@@ -357,7 +371,8 @@ def run_bench(quick: bool = False, seed: int = 0, log: Callable[[str], None] = l
     for name, (arch, overrides) in MODELS.items():
         with single_thread():
             report["generation"][name] = g = generation(arch, plan, spec, peak_1thread, seed, **overrides)
-        log(f"generation {name}: rtf naive {g['rtf_naive']:.4f}, cached {g['rtf_cached'] or 0:.3f}, "
+        log(f"generation {name}: rtf naive {g['rtf_naive']:.4f}, cached {g['rtf_cached'] or 0:.3f} (live "
+            f"{g['rtf_live'] or 0:.3f}), "
             f"{g['batch']} takes at once {g['rtf_batched']:.3f} ({g['batch_speedup']:.2f}x one stream; on one "
             f"thread {g['rtf_batched_1thread']:.3f})")
         if g["int8"]:
