@@ -9,11 +9,13 @@ from test_cli import foley
 from test_metrics import bursts
 
 from foleylib.core.config import AVSpec, preset
+from foleylib.core.errors import InputError
 from foleylib.data.align import ingest_file
 from foleylib.data.dataset import AlignedClip, load_clip
 from foleylib.data.synth import render_scene
 from foleylib.evaluation.evaluate import (
     BASELINES,
+    evaluate_run,
     histogram_nll,
     motion_bursts,
     point_prediction,
@@ -132,6 +134,21 @@ def test_foley_evaluate_reports_the_model_and_every_baseline(run, tmp_path):
     assert "uses the video" in proc.stdout
     again = foley("evaluate", "--ckpt", run, "--out", out, "--seconds", "0.4", "--quiet")
     assert again.returncode == 2 and "output exists" in again.stderr
+
+
+def test_guided_evaluation_guides_the_model_and_its_shuffled_twin_not_the_zeroed_one(run, clap, tmp_path):
+    plain, plain_audio = evaluate_run(run, seconds=0.4)
+    guided, guided_audio = evaluate_run(run, seconds=0.4, guidance=3.0)
+    assert (plain["guidance"], guided["guidance"]) == (1.0, 3.0)
+    np.testing.assert_array_equal(guided_audio["video_zeroed"], plain_audio["video_zeroed"])
+    assert not np.array_equal(guided_audio["model"], plain_audio["model"])
+    assert not np.array_equal(guided_audio["video_shuffled"], plain_audio["video_shuffled"])
+    _, _, clip = clap
+    continuous = tmp_path / "mse"
+    train([clip], model_config("wavenet", "tiny", clip.spec, loss="mse"),
+          TrainConfig(steps=1, batch_size=2, window=256, val_every=1, val_examples=2), continuous, progress=False)
+    with pytest.raises(InputError, match="guidance mixes logits"):
+        evaluate_run(continuous, seconds=0.4, guidance=2.0)
 
 
 def test_reports_table_rows_and_differences():

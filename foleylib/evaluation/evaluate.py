@@ -198,14 +198,17 @@ def score_generated(audio: dict[str, np.ndarray], clip: AlignedClip, spec: AVSpe
 
 
 def evaluate_run(run: str | Path, clip_dir: str | Path | None = None, seconds: float = 4.0, seed: int = 0,
-                 device: str = "auto", progress: bool = False,
-                 onset_metric: str = "strict") -> tuple[dict, dict[str, np.ndarray]]:
+                 device: str = "auto", progress: bool = False, onset_metric: str = "strict",
+                 guidance: float = 1.0) -> tuple[dict, dict[str, np.ndarray]]:
     """Evaluate a run folder on a clip's held-out tail (default: the first clip it trained on); `onset_metric`
-    as `metrics.audio_metrics` takes it.
+    as `metrics.audio_metrics` takes it; the model and its twins generate with classifier-free `guidance`
+    (free_running).
 
     Returns the report (JSON-ready) and the free-running audio of the model and of each baseline [n, C]."""
     run = Path(run)
     model, spec = load_model(run, device)
+    if guidance != 1 and model.cfg.output != "mulaw":
+        raise InputError("guidance mixes logits: it needs a model with mu-law output (loss ce)", run)
     try:
         config = json.loads((run / "config.json").read_text())
         tc = TrainConfig.from_dict(config["train"])
@@ -218,12 +221,13 @@ def evaluate_run(run: str | Path, clip_dir: str | Path | None = None, seconds: f
     train, tail = split_by_time(clip, tc.val_fraction, tc.val_end)
     n_frames = max(1, min(len(tail), math.floor(seconds * spec.fps_exact)))
     t0 = float(tail.start / spec.fps_exact)
-    audio, rtf = free_running(model, clip, spec, tail, n_frames, seed, progress)
+    audio, rtf = free_running(model, clip, spec, tail, n_frames, seed, progress, guidance=guidance)
     scores, truth = score_generated(audio, clip, spec, tail.start, onset_metric)
     cfg = model.cfg
     return {
         "run": str(run), "clip": str(clip.path), "arch": cfg.arch, "mode": cfg.mode, "loss": cfg.loss,
         "tail_start_s": t0, "generated_seconds": len(audio["model"]) / spec.sr, "rtf": rtf, "seed": seed,
+        "guidance": guidance,
         "truth": "scene events" if truth else "onsets detected in the true audio", "onset_metric": onset_metric,
         "teacher_forced": teacher_forced(model, [clip], spec, tc) | {
             "histogram_nll_nats": histogram_nll(clip, train, tail, spec)},

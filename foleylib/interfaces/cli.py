@@ -115,7 +115,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     check_output(args.out, [args.ckpt], args.force)
     report, _ = evaluate_run(args.ckpt, args.data, seconds=args.seconds, seed=args.seed, device=args.device,
-                             progress=not args.quiet, onset_metric=args.onset_metric)
+                             progress=not args.quiet, onset_metric=args.onset_metric, guidance=args.guidance)
     write_json(args.out, report)
     tf = report["teacher_forced"]
     print(f"{report['arch']}/{report['mode']}/{report['loss']} on {report['clip']}: validation {report['loss']} "
@@ -288,6 +288,9 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seconds", type=positive_float, default=4.0, help="seconds of the tail to generate (default 4)")
     p.add_argument("--onset-metric", choices=["strict", "condfoleygen"], default="strict",
                    help="onset accuracy and AP: strict (default) or exactly as CondFoleyGen's predict_onset.py")
+    p.add_argument("--guidance", type=non_negative_float, default=1.0, metavar="W",
+                   help="classifier-free guidance of the model's and its twins' generation (foley generate "
+                        "--guidance); default 1: none")
     _run_options(p, "replace an existing report")
     p.set_defaults(func=cmd_evaluate)
 
