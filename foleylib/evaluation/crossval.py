@@ -14,7 +14,8 @@ OUT/crossval.json holds the per-clip rows and, per system and metric, the mean o
 bootstrap interval (`metrics.bootstrap_mean`) and the model's paired differences from its twins; OUT/crossval.md
 shows them as tables. Each fold lives in OUT/folds/<clip>/ (training run, generated audio, embeddings,
 fold.json); a fold whose fold.json holds the same settings is reused, so a killed batch continues where it
-stopped.
+stopped, and one whose runs were trained the same way but that generates otherwise (takes, guidance) keeps its
+runs and only generates and scores again.
 
 A tail of one or two seconds holds few sounds, so one clip's verdict rests on a handful of onsets. With `segments`
 K > 1 (mode finetune) every part of the held-out clip is scored: the clip is cut into K equal segments, and for
@@ -91,13 +92,21 @@ class CrossvalConfig:
     confidence: float = 0.95  # bootstrap interval
 
     def fold_settings(self, train_clips: list[str]) -> dict:
-        """What a finished fold must have been run with to be reused."""
+        """What a finished fold must have been run with to be reused: its training settings and how it generated
+        (takes, guidance; GENERATION_SETTINGS)."""
+        return self.training_settings(train_clips) | (
+            {"takes": self.takes} if self.takes > 1 else {}) | (
+            {"guidance": self.guidance} if self.guidance != 1 else {})
+
+    def training_settings(self, train_clips: list[str]) -> dict:
+        """What a fold's runs must have been trained with to be reused by a fold that generates otherwise."""
         return {"mode": self.mode, "train_args": list(self.train_args), "seed": self.seed,
                 "train_clips": sorted(train_clips)} | (
             {"finetune_steps": self.finetune_steps} if self.mode == "finetune" else {}) | (
-            {"takes": self.takes} if self.takes > 1 else {}) | (
-            {"segments": self.segments} if self.segments > 1 else {}) | (
-            {"guidance": self.guidance} if self.guidance != 1 else {})
+            {"segments": self.segments} if self.segments > 1 else {})
+
+
+GENERATION_SETTINGS = ("takes", "guidance")  # fold settings that change what is generated, not what is trained
 
 
 def check_train_args(train_args: tuple[str, ...], out: Path) -> None:
@@ -196,10 +205,19 @@ def train_fold(cfg: CrossvalConfig, data: list[Path], out: Path, val: list[Path]
 
 def run_fold(cfg: CrossvalConfig, clip: AlignedClip, others: list[AlignedClip], group: str, fold_dir: Path) -> dict:
     """Train, generate and score one held-out clip; writes fold_dir/{run, finetune, audio, embeddings.npz,
-    fold.json}."""
+    fold.json}. The runs of a finished fold trained with the same settings are reused (only generation settings
+    changed: trained_runs)."""
     t0 = time.perf_counter()
     run = fold_dir / "run"
-    record = train_fold(cfg, [c.path for c in others], run, val=[clip.path])
+    reuse = trained_runs(fold_dir, cfg.training_settings([c.name for c in others]))
+
+    def trained(out: Path, *args, **kwargs) -> dict:
+        """A run's last metrics record: the reused run's, or after training it."""
+        if reuse:
+            return json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+        return train_fold(cfg, *args, out, **kwargs)
+
+    record = trained(run, [c.path for c in others], val=[clip.path])
     if cfg.mode == "loo":  # the whole clip, by the model trained on the others
         pieces = [Piece(run, range(clip.meta["frames"]), np.concatenate([np.asarray(c.audio) for c in others]),
                         record.get("val_loss"))]
@@ -209,7 +227,7 @@ def run_fold(cfg: CrossvalConfig, clip: AlignedClip, others: list[AlignedClip], 
         pieces = []
         for j, span in enumerate(spans):
             tuned = fold_dir / "finetune" / (f"segment{j}" if span else "")
-            tuned_record = train_fold(cfg, [clip.path], tuned, init=run, val_span=span)
+            tuned_record = trained(tuned, [clip.path], init=run, val_span=span)
             split = json.loads((tuned / "config.json").read_text())["train"]
             trained, held_out = split_by_time(clip, split["val_fraction"], split.get("val_end", 1.0))
             audio = np.concatenate([np.asarray(frames_audio(clip, part, clip.spec)) for part in trained])
@@ -232,7 +250,7 @@ def run_fold(cfg: CrossvalConfig, clip: AlignedClip, others: list[AlignedClip], 
     fps = float(spec.fps_exact)
     fold = {"clip": clip.name, "group": group, "settings": cfg.fold_settings([c.name for c in others]),
             "start_s": pieces[0].frames.start / fps, "seconds": sum(len(r) for r in reference) / spec.sr,
-            "train_s": train_s, "val_loss": _mean([p.val_loss for p in pieces]),
+            "train_s": train_s, "reused_runs": reuse, "val_loss": _mean([p.val_loss for p in pieces]),
             "rtf": scored[0].rtf, "uses_video": uses_video(scores), "scores": scores,
             "wall_s": time.perf_counter() - t0}
     if len(pieces) > 1:
@@ -300,6 +318,16 @@ def _mean(values: list[float | None]) -> float | None:
 def _fad(gen: np.ndarray, ref: np.ndarray) -> float | None:
     """FAD of two embedding sets; None where either has fewer than two patches (audio under 1.44 s)."""
     return embedding_distance(gen, ref) if min(len(gen), len(ref)) >= 2 else None
+
+
+def trained_runs(fold_dir: Path, training: dict) -> bool:
+    """Whether fold_dir holds a finished fold whose runs were trained with these training settings (its other
+    settings may differ)."""
+    try:
+        settings = json.loads((fold_dir / "fold.json").read_text())["settings"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return {k: v for k, v in settings.items() if k not in GENERATION_SETTINGS} == training
 
 
 def finished_fold(fold_dir: Path, settings: dict) -> dict | bool | None:
@@ -435,7 +463,9 @@ def run_crossval(sources: list[Path], out: str | Path, group_by: str = "all", cf
                 others = [clips[n] if n in clips else extra[n] for n in trained_on[name]]
                 fold = run_fold(cfg, clip, others, groups[name], out / "folds" / name)
                 model, shuffled = fold["scores"]["model"], fold["scores"]["video_shuffled"]
-                log(f"{name} ({groups[name]}): trained on {len(others)} clips in {fold['train_s']:.0f} s, "
+                trained = "reused its runs" if fold["reused_runs"] else \
+                    f"trained on {len(others)} clips in {fold['train_s']:.0f} s"
+                log(f"{name} ({groups[name]}): {trained}, "
                     f"{fold['seconds']:.1f} s generated at {fold['rtf']:.2f}x real time; onset F1 model "
                     f"{fmt_cell(model['onset_f1'])}, shuffled {fmt_cell(shuffled['onset_f1'])} "
                     f"({fold['wall_s']:.0f} s)")
