@@ -205,10 +205,11 @@ def test_also_train_clips_train_every_fold_and_are_never_held_out(claps, tmp_pat
 
 def test_a_fold_that_only_generates_otherwise_reuses_its_trained_runs(claps, tmp_path, capsys):
     out = tmp_path / "cv"
-    args = ["crossval", *map(str, claps[:2]), "--mode", "finetune", "--finetune-steps", "2", *TINY, "--out", str(out)]
+    args = ["crossval", *map(str, claps[:2]), "--mode", "finetune", "--segments", "2", "--finetune-steps", "2", *TINY,
+            "--out", str(out)]
     assert main(args) == 0
     weights = {path: path.read_bytes() for path in (out / "folds").rglob("model.pt")}
-    assert len(weights) == 4  # each fold's pretrained and fine-tuned run
+    assert len(weights) == 6  # each fold's pretrained run and its two fine-tuned ones
     first = json.loads((out / "crossval.json").read_text())
     capsys.readouterr()
     assert main([*args, "--guidance", "2", "--takes", "2", "--force"]) == 0

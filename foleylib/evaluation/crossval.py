@@ -211,13 +211,13 @@ def run_fold(cfg: CrossvalConfig, clip: AlignedClip, others: list[AlignedClip], 
     run = fold_dir / "run"
     reuse = trained_runs(fold_dir, cfg.training_settings([c.name for c in others]))
 
-    def trained(out: Path, *args, **kwargs) -> dict:
+    def run_record(out: Path, *args, **kwargs) -> dict:
         """A run's last metrics record: the reused run's, or after training it."""
         if reuse:
             return json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
         return train_fold(cfg, *args, out, **kwargs)
 
-    record = trained(run, [c.path for c in others], val=[clip.path])
+    record = run_record(run, [c.path for c in others], val=[clip.path])
     if cfg.mode == "loo":  # the whole clip, by the model trained on the others
         pieces = [Piece(run, range(clip.meta["frames"]), np.concatenate([np.asarray(c.audio) for c in others]),
                         record.get("val_loss"))]
@@ -227,7 +227,7 @@ def run_fold(cfg: CrossvalConfig, clip: AlignedClip, others: list[AlignedClip], 
         pieces = []
         for j, span in enumerate(spans):
             tuned = fold_dir / "finetune" / (f"segment{j}" if span else "")
-            tuned_record = trained(tuned, [clip.path], init=run, val_span=span)
+            tuned_record = run_record(tuned, [clip.path], init=run, val_span=span)
             split = json.loads((tuned / "config.json").read_text())["train"]
             trained, held_out = split_by_time(clip, split["val_fraction"], split.get("val_end", 1.0))
             audio = np.concatenate([np.asarray(frames_audio(clip, part, clip.spec)) for part in trained])
