@@ -56,7 +56,17 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
         else:
             os.replace(tmp, final)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_tree(tmp)
+
+
+def _remove_tree(path: Path) -> None:
+    """shutil.rmtree(path, ignore_errors=True) that finishes when Ctrl-C lands inside it (the interrupt is raised
+    after): an interrupted clean-up would leave part of a temporary folder behind."""
+    try:
+        shutil.rmtree(path, ignore_errors=True)
+    except KeyboardInterrupt:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
 
 
 def ensure_out_dir(path: str | Path) -> Path:

@@ -15,7 +15,7 @@ import multiprocessing.synchronize
 import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import partial
@@ -120,13 +120,12 @@ def ingest_file(source: str | Path, out_root: str | Path, spec: AVSpec = AVSpec(
     if not force and _is_current(old, sha, spec, resize, clip_dir):
         return IngestResult(source, clip_dir, "skipped", old)
 
-    with atomic_dir(clip_dir) as tmp, ThreadPoolExecutor(1) as audio_thread:
-        sound = audio_thread.submit(media.read_audio, source, spec.sr, spec.channels, info)  # while frames decode
+    with atomic_dir(clip_dir) as tmp:
         decoded = _stream_frames(media.iter_frames(source, fps=spec.fps, size=spec.size, resize=resize, info=info),
                                  tmp / "frames.raw", tmp / "motion.raw" if motion_cache else None)
         if decoded == 0:
             raise InputError("video has no decodable frames", source)
-        audio = sound.result()
+        audio = media.read_audio(source, sr=spec.sr, channels=spec.channels, info=info)
         n_frames, n_samples = spec.clip_lengths(len(audio), decoded)
         if n_frames == 0:
             raise InputError(f"too short: no whole video frame with audio ({len(audio)} samples)", source)
