@@ -189,6 +189,7 @@ _stopped: multiprocessing.synchronize.Event | None = None  # in a worker process
 def _start_worker(stopped: multiprocessing.synchronize.Event) -> None:
     global _stopped
     _stopped = stopped
+    media.use_one_core()
 
 
 def _ingest_chain(align: Callable[[Path], IngestResult], sources: list[Path]) -> list[IngestResult | tuple[str, str]]:

@@ -36,8 +36,18 @@ RESIZES = {  # iter_frames' ffmpeg filter per resize: "cv2" resizes the full fra
 }
 
 
+_decoder_threads: list[str] = []  # ffmpeg's options for its decoders' threads (none: ffmpeg's own choice)
+
+
 def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def use_one_core() -> None:
+    """This process decodes and resizes on one core from now on (ffmpeg's decoders, cv2): for a worker of a pool
+    with a job per core, where more threads per job only contend."""
+    _decoder_threads[:] = ["-threads", "1"]
+    cv2.setNumThreads(1)
 
 
 @dataclass(frozen=True)
@@ -194,7 +204,7 @@ def iter_frames(path: str | Path, fps: float | None = None, size: int | None = 6
         raise ValueError(f"unknown resize {resize!r} (one of {', '.join(RESIZES)})")
     w, h = (size, size) if size is not None and resize == "ffmpeg" else (info.width, info.height)
     seek = ["-ss", f"{start:.6f}"] if start > 0 else []
-    cmd = [ffmpeg_exe(), "-v", "error", "-nostdin", *seek, "-i", str(path), "-map", "0:v:0", "-an"]
+    cmd = [ffmpeg_exe(), "-v", "error", "-nostdin", *_decoder_threads, *seek, "-i", str(path), "-map", "0:v:0", "-an"]
     rate = as_fraction(fps) if fps is not None else None
     resample = [f"fps={rate.numerator}/{rate.denominator}"] if rate else []
     # every frame at the probed (or asked) size, also where the stream changes size midway (H.264 may)
@@ -252,7 +262,7 @@ def read_audio(path: str | Path, sr: int = 16000, channels: int = 2, info: Probe
     info = info or probe(path)
     if not info.has_audio:
         raise InputError("no audio stream", path)
-    cmd = [ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(path), "-map", "0:a:0", "-vn",
+    cmd = [ffmpeg_exe(), "-v", "error", "-nostdin", *_decoder_threads, "-i", str(path), "-map", "0:a:0", "-vn",
            "-ac", str(channels), "-ar", str(sr), "-f", "f32le", "-"]
     res = subprocess.run(cmd, capture_output=True)
     if res.returncode != 0:

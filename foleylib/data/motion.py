@@ -70,21 +70,19 @@ class MotionTracker:
 
     def extend(self, frames: np.ndarray) -> np.ndarray:
         """RGB uint8 [T, S, S, 3] following the frames pushed before -> motion uint8 [T, S, S, M]."""
-        if not len(frames):
-            return np.zeros((0, *np.shape(frames)[1:3], len(MOTION_CHANNELS)), np.uint8)
-        gray = np.stack([cv2.cvtColor(np.ascontiguousarray(f, np.uint8), cv2.COLOR_RGB2GRAY) for f in frames])
-        out = np.zeros((*gray.shape, len(MOTION_CHANNELS)), np.uint8)
-        if self.gray is None:  # the first frame: nothing to move from
-            self.gray, self.velocity = gray[0], np.zeros((*gray.shape[1:], 2), np.float32)
-            gray, out = gray[1:], out[1:]
-        if not len(gray):
-            return np.zeros((len(frames), *out.shape[1:]), np.uint8)
-        previous = np.concatenate([self.gray[None], gray[:-1]])
-        velocity = -np.stack([flow(now, then) for now, then in zip(gray, previous)])  # how each pixel got there
-        onward = np.stack([flow(then, now) for now, then in zip(gray, previous)])  # where k-1's pixels go next
-        _channels_into(gray, previous, velocity, onward, self.velocity, out)
-        self.gray, self.velocity = gray[-1], velocity[-1]
-        return out if len(out) == len(frames) else np.concatenate([np.zeros_like(out[:1]), out])
+        out = np.zeros((*np.shape(frames)[:3], len(MOTION_CHANNELS)), np.uint8)
+        gray = [cv2.cvtColor(np.ascontiguousarray(f, np.uint8), cv2.COLOR_RGB2GRAY) for f in frames]
+        if self.gray is None and gray:  # the first frame: nothing to move from (its motion stays zero)
+            self.gray, self.velocity = gray[0], np.zeros((*gray[0].shape, 2), np.float32)
+            gray = gray[1:]
+        if gray:
+            gray = np.stack(gray)
+            previous = np.concatenate([self.gray[None], gray[:-1]])
+            velocity = -np.stack([flow(now, then) for now, then in zip(gray, previous)])  # how each pixel got there
+            onward = np.stack([flow(then, now) for now, then in zip(gray, previous)])  # where k-1's pixels go next
+            _channels_into(gray, previous, velocity, onward, self.velocity, out[len(out) - len(gray):])
+            self.gray, self.velocity = gray[-1], velocity[-1]
+        return out
 
 
 def flow(source: np.ndarray, target: np.ndarray) -> np.ndarray:

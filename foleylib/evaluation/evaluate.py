@@ -24,7 +24,7 @@ from foleylib.core.errors import InputError
 from foleylib.data.batches import evenly_spaced, score_mask, split_datasets
 from foleylib.data.dataset import AlignedClip, load_clip, split_by_time
 from foleylib.evaluation.metrics import audio_metrics
-from foleylib.generation.generate import generate
+from foleylib.generation.generate import generate, guidance_refusal
 from foleylib.models.losses import compute_loss, mulaw_decode, mulaw_encode, nats_to_bits
 from foleylib.training.checkpoint import load_model
 from foleylib.training.config import TrainConfig
@@ -207,8 +207,8 @@ def evaluate_run(run: str | Path, clip_dir: str | Path | None = None, seconds: f
     Returns the report (JSON-ready) and the free-running audio of the model and of each baseline [n, C]."""
     run = Path(run)
     model, spec = load_model(run, device)
-    if guidance != 1 and model.cfg.output != "mulaw":
-        raise InputError("guidance mixes logits: it needs a model with mu-law output (loss ce)", run)
+    if refusal := guidance_refusal(model.cfg, guidance):
+        raise InputError(refusal, run)
     try:
         config = json.loads((run / "config.json").read_text())
         tc = TrainConfig.from_dict(config["train"])

@@ -105,8 +105,6 @@ class FusedStepper:
         whose frame on screen is always e [1, d] (the all-black window's embedding) is stepped with the same
         inputs, and each step draws from (writes to state.out) u + weight * (c - u), c and u the two states'
         outputs (mu-law logits). weight 1 is the conditional model alone."""
-        if self.classes == 1:
-            raise ValueError("guidance mixes logits: it needs a model with mu-law output (loss ce)")
         self.unconditional, self.guidance = self._new_state(), float(weight)
         self._condition(self.unconditional, e)
 

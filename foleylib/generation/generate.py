@@ -31,6 +31,7 @@ from foleylib.data.motion import FrameInput, input_channels
 from foleylib.generation.fastgen import FastTransformerStepper, FastWaveNetStepper, FusedStepper, SplitStepper
 from foleylib.generation.kernels import blas_threads
 from foleylib.generation.sampling import Sampler
+from foleylib.models.config import ModelConfig
 from foleylib.models.transformer import window_start
 
 Method = Literal["auto", "naive", "cached"]
@@ -138,6 +139,13 @@ def crossfade_weights(n: int) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)).astype(np.float32)[:, None]
 
 
+def guidance_refusal(cfg: ModelConfig, guidance: float) -> str | None:
+    """Why a model cannot generate with classifier-free `guidance` (which mixes mu-law logits), or None."""
+    if guidance != 1.0 and cfg.output != "mulaw":
+        return f"guidance mixes logits: it needs a model with mu-law output (loss ce), not {cfg.output}"
+    return None
+
+
 class FoleyEngine:
     """Makes the audio of each video frame as the frame arrives (push), by the paper's rules.
 
@@ -164,9 +172,8 @@ class FoleyEngine:
         self.model, self.cfg = model.eval(), cfg
         self.spec = cfg.spec_for(spec)
         self.method = resolve_method(model, method)
-        if guidance != 1.0 and cfg.output != "mulaw":
-            raise ValueError(f"guidance mixes logits: it needs a model with mu-law output (loss ce), not "
-                             f"{cfg.output}")
+        if refusal := guidance_refusal(cfg, guidance):
+            raise ValueError(refusal)
         self.guidance = float(guidance)
         self.sampler = sampler or Sampler()
         takes = len(sampler) if isinstance(sampler, list) else None

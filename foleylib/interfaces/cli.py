@@ -268,9 +268,7 @@ def _add_generate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temperature", type=non_negative_float, default=1.0,
                    help="mu-law sampling temperature (0 = argmax)")
     p.add_argument("--top-p", type=positive_float, default=1.0, help="mu-law nucleus sampling mass (1 = off)")
-    p.add_argument("--guidance", type=non_negative_float, default=1.0, metavar="W",
-                   help="mu-law models: classifier-free guidance, draw from u + W (c - u), c the logits on the frames "
-                        "and u on black frames (train with --video-dropout); 1 = off (default)")
+    _guidance_option(p, "each sample")
     p.add_argument("--crossfade", type=non_negative_float, default=0.0,
                    help="deep fusion: overlap segments by MS milliseconds with a crossfade")
     p.add_argument("--prime", type=non_negative_float, default=0.0,
@@ -278,6 +276,13 @@ def _add_generate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-original", action="store_true", help="keep the original audio as a second track")
     _run_options(p, "replace existing output files")
     p.set_defaults(func=cmd_generate)
+
+
+def _guidance_option(p: argparse.ArgumentParser, what: str) -> None:
+    """--guidance W: classifier-free guidance of `what` (FoleyEngine's guidance)."""
+    p.add_argument("--guidance", type=non_negative_float, default=1.0, metavar="W",
+                   help=f"mu-law models: classifier-free guidance, {what} drawn from u + W (c - u), c the logits on "
+                        "the frames and u on black frames (train with --video-dropout P); 1 = off (default)")
 
 
 def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
@@ -288,9 +293,7 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seconds", type=positive_float, default=4.0, help="seconds of the tail to generate (default 4)")
     p.add_argument("--onset-metric", choices=["strict", "condfoleygen"], default="strict",
                    help="onset accuracy and AP: strict (default) or exactly as CondFoleyGen's predict_onset.py")
-    p.add_argument("--guidance", type=non_negative_float, default=1.0, metavar="W",
-                   help="classifier-free guidance of the model's and its twins' generation (foley generate "
-                        "--guidance); default 1: none")
+    _guidance_option(p, "the model's and its twins' samples")
     _run_options(p, "replace an existing report")
     p.set_defaults(func=cmd_evaluate)
 
@@ -340,9 +343,7 @@ def _add_crossval_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--segments", type=positive_int, default=1, metavar="K",
                    help="finetune mode: score the whole held-out clip in K equal segments, each generated after "
                         "fine-tuning on the rest of the clip (default 1: its tail)")
-    p.add_argument("--guidance", type=non_negative_float, default=1.0, metavar="W",
-                   help="classifier-free guidance of the model's and its twins' generation (foley generate "
-                        "--guidance; train with --train-args='--video-dropout P'); default 1: none")
+    _guidance_option(p, "the model's and its twins' samples")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
     p.add_argument("--out", type=Path, default=Path("results/crossval"))
