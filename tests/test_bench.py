@@ -6,11 +6,14 @@ import pytest
 from test_cli import foley
 
 GENERATION_KEYS = {"rtf_naive", "rtf_cached", "rtf_live", "speedup", "flops_per_sample", "gflops_achieved",
-                   "fraction_of_peak", "step_us_per_sample", "step_gflops", "step_fraction_of_peak", "rtf_batched",
+                   "fraction_of_peak", "step_us_per_sample", "step_gflops", "step_fraction_of_peak", "step_bytes",
+                   "read_gbps", "roofline_us_per_sample", "step_fraction_of_roofline", "rtf_batched",
                    "rtf_batched_1thread", "batch", "batch_workers", "batch_speedup", "int8"}
+ROOFLINE_KEYS = {"step_bytes", "read_gbps", "roofline_us_per_sample", "step_fraction_of_roofline"}
 INT8_KEYS = {"rtf_cached", "rtf_live", "step_us_per_sample", "step_gflops", "step_fraction_of_peak", "rtf_batched",
-             "speedup_over_fp32"}
-CACHED_ONLY = {"rtf_cached", "rtf_live", "speedup", "step_us_per_sample", "step_gflops", "step_fraction_of_peak"}
+             "speedup_over_fp32"} | ROOFLINE_KEYS
+CACHED_ONLY = {"rtf_cached", "rtf_live", "speedup", "step_us_per_sample", "step_gflops",
+               "step_fraction_of_peak"} | ROOFLINE_KEYS
 
 
 def _positive(value) -> bool:
@@ -36,6 +39,12 @@ def test_quick_bench_writes_every_measurement(tmp_path):
         if arch != "fusion":  # the step alone runs at the rate its FLOPs and time say
             assert math.isclose(g["step_gflops"], g["flops_per_sample"] / g["step_us_per_sample"] / 1e3)
             assert math.isclose(g["step_fraction_of_peak"], g["step_gflops"] / machine["peak_matmul_gflops_1thread"])
+            for rates in (g, g["int8"]):  # the roofline: the longer of reading the step's bytes and its arithmetic
+                bound = max(rates["step_bytes"] / rates["read_gbps"] / 1e3,
+                            g["flops_per_sample"] / machine["peak_matmul_gflops_1thread"] / 1e3)
+                assert math.isclose(rates["roofline_us_per_sample"], bound)
+                assert math.isclose(rates["step_fraction_of_roofline"], bound / rates["step_us_per_sample"])
+            assert g["int8"]["step_bytes"] < g["step_bytes"] / 2  # a byte per weight instead of four
             int8 = g["int8"]  # the same rates with int8 weights, the products' FLOPs counted as before
             assert set(int8) == INT8_KEYS and all(_positive(v) for v in int8.values())
             assert math.isclose(int8["step_gflops"], g["flops_per_sample"] / int8["step_us_per_sample"] / 1e3)

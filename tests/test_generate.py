@@ -358,3 +358,21 @@ def test_flops_per_step_counts_every_product_by_hand():
     # alibi, 2 layers: each attends to all 32 cached tokens, nothing is re-encoded
     sliding = FastTransformerStepper(tiny("transformer", loss="ce", **SLIDING))
     assert sliding.flops_per_step() == 2 * (32 + 2 * (2048 + 2 * 16 * 32) + 8192)
+
+
+def test_bytes_per_step_counts_every_matrix_as_laid_out_by_hand():
+    # matvec_into's layout pads each product's outputs to blocks of 64: tiny WaveNet input 64*4, dilated 5*64*16,
+    # residual 4*64*8 (the last layer has none), summed skips 64*40, head 64*16 + 512*16 weights; 4 bytes each
+    # in float32, 1 in int8
+    wavenet = tiny("wavenet", loss="ce")
+    weights = 256 + 5120 + 2048 + 2560 + 1024 + 8192
+    assert FastWaveNetStepper(wavenet).bytes_per_step() == 4 * weights
+    assert FastWaveNetStepper(wavenet, precision="int8").bytes_per_step() == weights
+    # tiny transformer: embed 64*2, qkv 64*16, out 64*16, ff 64*16 + 64*32, decoder 512*16 floats; keys of 2 heads
+    # (8 dims, 32 positions padded to 64) and values (2 * 8 * 32) read for the 24 positions attended on average
+    matrices = 4 * (128 + 3 * 1024 + 2048 + 8192)
+    transformer = FastTransformerStepper(tiny("transformer", loss="ce"))
+    assert transformer.bytes_per_step() == matrices + (4096 + 2048) * 24 // 32
+    # alibi, 2 layers: both layers' matrices, and every cached key and value of both
+    sliding = FastTransformerStepper(tiny("transformer", loss="ce", **SLIDING))
+    assert sliding.bytes_per_step() == matrices + 4 * (3 * 1024 + 2048) + 2 * (4096 + 2048)

@@ -278,6 +278,13 @@ class FastWaveNetStepper(FusedStepper):
                 + w.head_w2.size)
         return 2 * int(macs)
 
+    def bytes_per_step(self) -> int:
+        """Bytes the products of one step of one take read: each matrix once, at the stepper's precision and laid
+        out as matvec_into reads it (the last layer's residual product is not run)."""
+        w = self.kernel_weights
+        return int(w.input_w.nbytes + w.dilated_w.nbytes + w.res_w[:-1].nbytes + w.skip_w.nbytes
+                   + w.head_w1.nbytes + w.head_w2.nbytes)
+
     def _condition(self, state: WaveNetState, e: torch.Tensor) -> None:
         state.bias_cond[:] = self.weights.dilated_b + _np(self.model.layer_conditioning(e)[0])
 
@@ -437,6 +444,15 @@ class FastTransformerStepper(FusedStepper):
         step = w.embed_w.size + token(M - hop / 2) + w.decoder_w.size
         reencode = (M - hop) * token((M - hop + 1) / 2) / hop
         return round(2 * (step + reencode))
+
+    def bytes_per_step(self) -> int:
+        """Bytes one step of one take reads, once the cache is full: each matrix once, at the stepper's precision
+        and laid out as matvec_into reads it, and the keys and values the new token attends to (as counted in
+        flops_per_step; absolute positions: without the re-encodes, so a lower bound)."""
+        w, st, M = self.kernel_weights, self.state, self.state.tokens.shape[1]
+        matrices = sum(getattr(w, name).nbytes for name in TransformerScales._fields)
+        attended = M if st.rolling else M - st.hop / 2
+        return round(matrices + (st.keys[0].nbytes + st.values[0].nbytes) * attended / M)
 
     def _condition(self, state: TransformerState, e: torch.Tensor) -> None:
         state.e[:] = _np(e[0])

@@ -29,6 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from numba import njit
 from torch.utils.data import default_collate
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -104,6 +105,25 @@ def matmul_gflops(n: int, repeats: int, threads: int | None = None) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
     with torch_threads(threads or torch.get_num_threads()):
         return 2 * n ** 3 / median_seconds(lambda: a @ b, repeats) / 1e9
+
+
+@njit(cache=True, fastmath=True)
+def _read_all(a, reps):  # pragma: no cover - compiled
+    """The sum of float32 a, `reps` times over: a loop the compiler vectorizes, bound by how fast a is read."""
+    total = np.float32(0.0)
+    for _ in range(reps):
+        for i in range(a.shape[0]):
+            total += a[i]
+    return total
+
+
+def read_gbps(nbytes: int, repeats: int) -> float:
+    """GB/s at which one thread reads a buffer of `nbytes` over and over, from the cache level (or memory) that
+    holds that size: the fastest the products of a step can read their weights."""
+    a = np.ones(max(1, nbytes // 4), np.float32)
+    reps = max(1, 2 ** 24 // len(a))  # 64 MB read per timing
+    _read_all(a, 1)
+    return reps * a.nbytes / median_seconds(lambda: _read_all(a, reps), repeats) / 1e9
 
 
 def machine(plan: Plan) -> dict:
@@ -185,13 +205,19 @@ def cached_rates(model: torch.nn.Module, spec: AVSpec, plan: Plan, seed: int, fl
                  workers: int, precision: str) -> dict:
     """Cached generation with the products' weights at `precision`: one stream's rtf_cached (and rtf_live, frames
     pushed as they arrive), the fused step alone (step_us_per_sample; step_gflops from the step's `flops`, counted
-    as float32 ones; its share of the 1-thread peak) and plan.takes takes at once on `workers` threads
-    (rtf_batched)."""
+    as float32 ones; its share of the 1-thread peak), its roofline (the longer of reading the step's bytes at
+    read_gbps and its arithmetic at the 1-thread peak; the step's share of it) and plan.takes takes at once on
+    `workers` threads (rtf_batched)."""
     step = step_seconds(model, spec, plan.cached_frames, plan, seed, precision)
+    nbytes = STEPPERS[model.cfg.arch](model, precision=precision).bytes_per_step()
+    read = read_gbps(nbytes, plan.repeats)
+    roofline = max(nbytes / read, flops / peak_1thread) / 1e9  # seconds: reading the weights, or their arithmetic
     return {"rtf_cached": generation_rtf(model, spec, "cached", plan.cached_frames, plan, seed, precision),
             "rtf_live": generation_rtf(model, spec, "cached", plan.cached_frames, plan, seed, precision, live=True),
             "step_us_per_sample": step * 1e6, "step_gflops": flops / step / 1e9,
             "step_fraction_of_peak": flops / step / 1e9 / peak_1thread,
+            "step_bytes": nbytes, "read_gbps": read, "roofline_us_per_sample": roofline * 1e6,
+            "step_fraction_of_roofline": roofline / step,
             "rtf_batched": takes_rtf(model, spec, plan, seed, workers, precision)}
 
 
@@ -207,7 +233,8 @@ def generation(arch: str, plan: Plan, spec: AVSpec, peak_1thread: float, seed: i
         flops = fusion_flops_per_sample(model, spec)
         rate = result["rtf_naive"]
         result |= {"rtf_cached": None, "rtf_live": None, "speedup": None, "step_us_per_sample": None,
-                   "step_gflops": None, "step_fraction_of_peak": None, "int8": None,
+                   "step_gflops": None, "step_fraction_of_peak": None, "step_bytes": None, "read_gbps": None,
+                   "roofline_us_per_sample": None, "step_fraction_of_roofline": None, "int8": None,
                    "rtf_batched": takes_rtf(model, spec, plan, seed, workers)}
     else:
         flops = STEPPERS[arch](model).flops_per_step()
@@ -385,7 +412,8 @@ def run_bench(quick: bool = False, seed: int = 0, log: Callable[[str], None] = l
         with single_thread():
             report["generation"][name] = g = generation(arch, plan, spec, peak_1thread, seed, **overrides)
         log(f"generation {name}: rtf naive {g['rtf_naive']:.4f}, cached {g['rtf_cached'] or 0:.3f} (live "
-            f"{g['rtf_live'] or 0:.3f}), "
+            f"{g['rtf_live'] or 0:.3f}; step {g['step_us_per_sample'] or 0:.1f} us, roofline "
+            f"{g['roofline_us_per_sample'] or 0:.1f} us), "
             f"{g['batch']} takes at once {g['rtf_batched']:.3f} ({g['batch_speedup']:.2f}x one stream; on one "
             f"thread {g['rtf_batched_1thread']:.3f})")
         if g["int8"]:
