@@ -121,7 +121,7 @@ def read_gbps(nbytes: int, repeats: int) -> float:
     """GB/s at which one thread reads a buffer of `nbytes` over and over, from the cache level (or memory) that
     holds that size: the fastest the products of a step can read their weights."""
     a = np.ones(max(1, nbytes // 4), np.float32)
-    reps = max(1, 2 ** 24 // len(a))  # 64 MB read per timing
+    reps = max(1, 2 ** 26 // len(a))  # 256 MB read per timing
     _read_all(a, 1)
     return reps * a.nbytes / median_seconds(lambda: _read_all(a, reps), repeats) / 1e9
 
