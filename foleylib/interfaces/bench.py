@@ -411,15 +411,17 @@ def run_bench(quick: bool = False, seed: int = 0, log: Callable[[str], None] = l
     for name, (arch, overrides) in MODELS.items():
         with single_thread():
             report["generation"][name] = g = generation(arch, plan, spec, peak_1thread, seed, **overrides)
-        log(f"generation {name}: rtf naive {g['rtf_naive']:.4f}, cached {g['rtf_cached'] or 0:.3f} (live "
-            f"{g['rtf_live'] or 0:.3f}; step {g['step_us_per_sample'] or 0:.1f} us, roofline "
-            f"{g['roofline_us_per_sample'] or 0:.1f} us), "
-            f"{g['batch']} takes at once {g['rtf_batched']:.3f} ({g['batch_speedup']:.2f}x one stream; on one "
-            f"thread {g['rtf_batched_1thread']:.3f})")
+        cached = "" if g["rtf_cached"] is None else (
+            f", cached {g['rtf_cached']:.3f} (live {g['rtf_live']:.3f}; step {g['step_us_per_sample']:.1f} us, "
+            f"roofline {g['roofline_us_per_sample']:.1f} us)")
+        log(f"generation {name}: rtf naive {g['rtf_naive']:.4f}{cached}, {g['batch']} takes at once "
+            f"{g['rtf_batched']:.3f} ({g['batch_speedup']:.2f}x one stream; on one thread "
+            f"{g['rtf_batched_1thread']:.3f})")
         if g["int8"]:
             log(f"generation {name} int8 weights: cached {g['int8']['rtf_cached']:.3f} "
-                f"({g['int8']['speedup_over_fp32']:.2f}x fp32), step {g['int8']['step_us_per_sample']:.1f} us, "
-                f"{g['batch']} takes at once {g['int8']['rtf_batched']:.3f}")
+                f"({g['int8']['speedup_over_fp32']:.2f}x fp32), step {g['int8']['step_us_per_sample']:.1f} us "
+                f"(roofline {g['int8']['roofline_us_per_sample']:.1f} us), {g['batch']} takes at once "
+                f"{g['int8']['rtf_batched']:.3f}")
     with single_thread():
         report["context_scaling"] = context_scaling(plan, spec, seed)
     report["training"] = {name: training(arch, plan, spec, seed, **overrides)
