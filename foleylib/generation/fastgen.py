@@ -270,20 +270,21 @@ class FastWaveNetStepper(FusedStepper):
             gated=rows(L * r), res=rows(r), skip=rows(s), hidden=rows(s),
             out=np.zeros(T * self.channels * self.classes, np.float32))
 
+    @staticmethod
+    def _step_matrices(w: Weights) -> list[np.ndarray]:
+        """The weight matrices of `w` (weights or kernel_weights) that one step's products use: the last layer's
+        residual product is not run."""
+        return [w.input_w, w.dilated_w, w.res_w[:-1], w.skip_w, w.head_w1, w.head_w2]
+
     def flops_per_step(self) -> int:
         """Floating-point operations of the products in one step of one take (2 per multiply-add; activations not
         counted)."""
-        w = self.weights
-        macs = (w.input_w.size + w.dilated_w.size + w.res_w[:-1].size + w.skip_w.size + w.head_w1.size
-                + w.head_w2.size)
-        return 2 * int(macs)
+        return 2 * sum(int(m.size) for m in self._step_matrices(self.weights))
 
     def bytes_per_step(self) -> int:
         """Bytes the products of one step of one take read: each matrix once, at the stepper's precision and laid
-        out as matvec_into reads it (the last layer's residual product is not run)."""
-        w = self.kernel_weights
-        return int(w.input_w.nbytes + w.dilated_w.nbytes + w.res_w[:-1].nbytes + w.skip_w.nbytes
-                   + w.head_w1.nbytes + w.head_w2.nbytes)
+        out as matvec_into reads it."""
+        return sum(int(m.nbytes) for m in self._step_matrices(self.kernel_weights))
 
     def _condition(self, state: WaveNetState, e: torch.Tensor) -> None:
         state.bias_cond[:] = self.weights.dilated_b + _np(self.model.layer_conditioning(e)[0])
