@@ -160,9 +160,10 @@ def test_stepper_matches_full_forward_position_by_position():
 
 @pytest.mark.parametrize("arch,kw", [("wavenet", {"kernel_size": 3}), ("transformer", {}), ("transformer", SLIDING)])
 def test_int8_steps_compute_what_float32_steps_of_the_dequantized_weights_compute(arch, kw):
-    """int8 products: b + scale x (q . x); a float32 stepper given the weights scale x q (its blocked products and,
-    for re-encodes, its transposed ones) must agree within float32 rounding, through 150 steps (the tiny
-    transformer's window slides 8 times) and the re-encodes between them."""
+    """int8 products: b + scale x (q . x), x rounded to 16-bit steps; a float32 stepper given the weights scale x q
+    (its blocked products and, for re-encodes, its transposed ones) must agree within that rounding (1e-3), through
+    150 steps (the tiny transformer's window slides 8 times) and the re-encodes between them, and far closer than
+    the float32 weights' stepper does."""
     model = tiny(arch, loss="ce", **kw)
     stepper_type = FastWaveNetStepper if arch == "wavenet" else FastTransformerStepper
     int8, reference = stepper_type(model, precision="int8"), stepper_type(model)
@@ -178,11 +179,12 @@ def test_int8_steps_compute_what_float32_steps_of_the_dequantized_weights_comput
     for name, stepper in (("int8", int8), ("reference", reference)):
         stepper.start_padded(e)
         outputs[name] = torch.stack([stepper.step(audio_in[t:t + 1])[0] for t in range(150)])
-    assert (outputs["int8"] - outputs["reference"]).abs().max() < 1e-4
+    rounding = (outputs["int8"] - outputs["reference"]).abs().max()
+    assert rounding < 1e-3
     exact = FastWaveNetStepper(model) if arch == "wavenet" else FastTransformerStepper(model)
     exact.start_padded(e)
     fp32 = torch.stack([exact.step(audio_in[t:t + 1])[0] for t in range(150)])
-    assert (outputs["int8"] - fp32).abs().max() > 1e-4  # the weights were quantized
+    assert (outputs["int8"] - fp32).abs().max() > 10 * rounding  # the weights were quantized
 
 
 @pytest.mark.parametrize("arch,kw", [("wavenet", {}), ("transformer", {}), ("transformer", SLIDING)])

@@ -1,6 +1,8 @@
 """The numba primitives of the fused generation loops against numpy/torch on the same inputs."""
 import numpy as np
+import pytest
 import torch
+from numba import njit
 
 from foleylib.generation import kernels
 from foleylib.generation.kernels import BLOCK, blocked, exp_into, gated_into, layer_norm_into, matvec_into, softmax_into
@@ -48,19 +50,68 @@ def test_quantize_rows_by_hand():
     np.testing.assert_array_equal(q, [[50, -127, 0], [0, 0, 0], [127, 50, 0]])  # -0.01 / 0.02 = -0.5 rounds to even
 
 
-def test_int8_products_equal_float32_products_of_the_dequantized_weights():
+def _int8_products_by_hand(q, scales, x, b):
+    """The definition of matvec_into's int8 products, in float64: each take's inputs rounded to 16-bit steps
+    s = max |x| / qmax (the steps and the rounding in float32, as the kernel does), summed exactly, scaled."""
+    inputs = x.shape[1] + x.shape[1] % 2
+    qmax = min(32767, (2 ** 31 - 1) // (127 * inputs))
+    step = np.abs(x).max(axis=1) / np.float32(qmax)
+    rounded = np.rint(x * (np.float32(1.0) / step)[:, None]).astype(np.int64)
+    sums = rounded @ q.astype(np.int64).T  # exact
+    return b + scales * (step.astype(np.float64)[:, None] * sums), rounded
+
+
+@pytest.mark.parametrize("inputs", [37, 2 * kernels.QCHUNK + 7])  # odd, and more inputs than a chunk
+def test_int8_products_sum_the_int16_rounded_inputs_exactly(inputs):
     rng = np.random.default_rng(3)
-    w, x, b = (rng.standard_normal(s).astype(np.float32) for s in ((BLOCK + 9, 37), (3, 37), BLOCK + 9))
+    w, x, b = (rng.standard_normal(s).astype(np.float32) for s in ((BLOCK + 9, inputs), (3, inputs), BLOCK + 9))
     q, scales = kernels.quantize_rows(w)
     assert np.all(np.abs(scales[:, None] * q - w) <= scales[:, None] / 2 * (1 + 1e-6))  # half a step at most
-    out = np.empty((3, BLOCK + 9), np.float32)
-    matvec_into(blocked(q), scales, x, b, out)
-    dequantized = (scales[:, None] * q.astype(np.float64))
-    np.testing.assert_allclose(out, x @ dequantized.T + b, rtol=1e-5, atol=1e-5)
+    qb = kernels.blocked_pairs(q)
+    pairs = (inputs + 1) // 2
+    assert qb.shape == (2, pairs, BLOCK, 2) and np.all(qb[1, :, 9:] == 0)  # rows padded to whole blocks
+    np.testing.assert_array_equal(qb[0, 5], q[:BLOCK, 10:12])  # an output's weights of inputs 10, 11 side by side
+    assert np.all(qb[:, -1, :, 1] == 0)  # the odd last input's pair is padded with a zero weight
+    out = np.full((3, BLOCK + 9), np.nan, np.float32)
+    matvec_into(qb, scales, x, b, out)
+    truth, rounded = _int8_products_by_hand(q, scales, x, b)
+    assert np.abs(rounded).max() <= 32767
+    np.testing.assert_allclose(out, truth, rtol=1e-5, atol=1e-5)
+    dequantized = x @ (scales[:, None] * q.astype(np.float64)).T + b  # the rounding of the inputs costs little
+    assert np.abs(out - dequantized).max() < 1e-3 * np.abs(dequantized).max()
     for t in range(3):  # one take alone and in pairs: the same arithmetic
         one = np.empty((1, BLOCK + 9), np.float32)
-        matvec_into(blocked(q), scales, x[t:t + 1], b, one)
+        matvec_into(qb, scales, x[t:t + 1], b, one)
         np.testing.assert_array_equal(one[0], out[t])
+
+
+def test_the_portable_pair_products_equal_the_avx2_instruction():
+    """int8 products sum int8 weights times int16 inputs with AVX2's pmaddwd where the CPU has it, else with
+    portable IR: both must give the exact integer sums, at the extremes of both types too (scales and steps of 1,
+    biases of 0: the outputs are the sums)."""
+    rng = np.random.default_rng(4)
+    q = rng.integers(-127, 128, (BLOCK - 3, 40), dtype=np.int8)  # a last vector of 5 outputs
+    q[:, :4] = [[127, -127, 127, -127]]
+    xq = np.zeros((2, kernels.QCHUNK), np.int16)
+    xq[0, :40] = rng.integers(-32767, 32768, 40)
+    xq[0, :4] = [32767, -32767, -32767, 32767]
+    truth = (q.astype(np.int64) @ xq[0, :40].astype(np.int64)).astype(np.float32)
+    ones = np.ones(BLOCK - 3, np.float32)
+    for native in [False, True] if kernels.PMADDWD else [False]:
+        out = np.full((1, BLOCK - 3), np.nan, np.float32)
+        _one_int8_block(native)(kernels.blocked_pairs(q), xq, ones, 0 * ones, np.ones(2, np.float32), out)
+        np.testing.assert_array_equal(out[0], truth)
+
+
+def _one_int8_block(native: bool):
+    """A compiled call of the int8 kernel's block (one take, all 8 vectors of block 0) built with `native`."""
+    int8_block = kernels._int8_block_of(native)
+
+    @njit
+    def one_block(wb, xq, scales, b, steps, out):
+        int8_block(wb, 0, 0, 8, xq, 1, scales, b, steps, out, 0)
+
+    return one_block
 
 
 def test_layer_norm_and_softmax_match_torch():
