@@ -149,15 +149,18 @@ def _scene(spec: AVSpec, frames: int, seed: int) -> tuple[np.ndarray, np.ndarray
 
 
 def generation_rtf(model: torch.nn.Module, spec: AVSpec, method: str, frames: int, plan: Plan, seed: int,
-                   precision: str = "fp32", live: bool = False) -> float:
+                   precision: str = "fp32", live: bool = False, takes: int = 1, workers: int = 1) -> float:
     """Seconds of audio per wall second of one stream, `frames` frames after a primed start (full contexts), as
     `generate` makes it (run_frames: each next frame embedded on a second thread meanwhile) or, `live`, as frames
-    from a camera arrive (pushed one at a time, nothing known ahead). The primed start (an engine per timed run,
-    its caches filled by teacher forcing on the frames and audio before) is made before the clock starts."""
+    from a camera arrive (pushed one at a time, nothing known ahead); with `takes` > 1 (cached), the audio of all
+    of that many takes in lockstep on `workers` threads, as generate_takes makes them. The primed start (an engine
+    per timed run, its caches filled by teacher forcing on the frames and audio before) is made before the clock
+    starts."""
     start = spec.context_frames + 2 * spec.frame_of_sample(model.receptive_field) + 2
     video, audio = _scene(spec, start + frames, seed)
-    engines = iter([FoleyEngine(model, spec, method, Sampler(seed=seed), start, past_frames=video[:start],
-                                prime=audio[:spec.frame_start(start)], precision=precision)
+    samplers = Sampler(seed=seed) if takes == 1 else [Sampler(seed=seed + k) for k in range(takes)]
+    engines = iter([FoleyEngine(model, spec, method, samplers, start, past_frames=video[:start],
+                                prime=audio[:spec.frame_start(start)], workers=workers, precision=precision)
                     for _ in range(plan.repeats + 1)])  # median_seconds's warm-up and timed runs
 
     def run() -> None:
@@ -169,7 +172,7 @@ def generation_rtf(model: torch.nn.Module, spec: AVSpec, method: str, frames: in
             run_frames(engine, video[start:])
 
     samples = spec.frame_start(start + frames) - spec.frame_start(start)
-    return samples / spec.sr / median_seconds(run, plan.repeats)
+    return takes * samples / spec.sr / median_seconds(run, plan.repeats)
 
 
 def fusion_flops_per_sample(model: torch.nn.Module, spec: AVSpec) -> int:
@@ -195,7 +198,12 @@ def step_seconds(model: torch.nn.Module, spec: AVSpec, frames: int, plan: Plan, 
 
 def takes_rtf(model: torch.nn.Module, spec: AVSpec, plan: Plan, seed: int, workers: int,
               precision: str = "fp32") -> float:
-    """Seconds of audio per wall second of plan.takes takes of the same frames at once (generate_takes)."""
+    """Seconds of audio per wall second of plan.takes takes of the same frames at once, on `workers` threads: in
+    lockstep in one engine after a primed start (generation_rtf), or for deep fusion, which has no lockstep, an
+    engine per take (generate_takes, whose start costs nothing to prime)."""
+    if model.cfg.arch in STEPPERS:
+        return generation_rtf(model, spec, "cached", plan.cached_frames, plan, seed, precision, takes=plan.takes,
+                              workers=workers)
     start = spec.context_frames
     video, audio = _scene(spec, start + plan.cached_frames, seed)
     seconds = median_seconds(lambda: generate_takes(model, spec, video, start, plan.cached_frames, range(plan.takes),
