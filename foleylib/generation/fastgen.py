@@ -287,7 +287,8 @@ class FastWaveNetStepper(FusedStepper):
         return sum(int(m.nbytes) for m in self._step_matrices(self.kernel_weights))
 
     def _condition(self, state: WaveNetState, e: torch.Tensor) -> None:
-        state.bias_cond[:] = self.weights.dilated_b + _np(self.model.layer_conditioning(e)[0])
+        w = self.weights
+        state.bias_cond[:] = w.dilated_b + w.cond_b + w.cond_w @ _np(e[0])
 
     def start_padded(self, e: torch.Tensor) -> None:
         """See FusedStepper. The naive windows reach back before sample 0, where the padding passes through every

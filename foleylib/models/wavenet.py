@@ -12,9 +12,9 @@ causal mode: audio_in [B, C, L]; the per-frame video embedding e_p (FrameEmbeddi
     added before the gate). Output j depends on audio_in[j - receptive_field + 1 .. j] and frames <= frame_index[j].
 
 Incremental form (causal mode, queued generation in foleylib.generation.fastgen): `step_weights()` exports, by
-name, the weights one sample's step reads (`WaveNetStepWeights`), `layer_conditioning(e)` a frame's conditioning of
-every layer. Layer i's dilated conv (kernel k, dilation `dilations[i]`) reads the last (k - 1) * dilation + 1
-inputs of its layer, the input conv the last k samples.
+name, the weights one sample's step reads and those of a frame's conditioning of every layer
+(`WaveNetStepWeights`). Layer i's dilated conv (kernel k, dilation `dilations[i]`) reads the last
+(k - 1) * dilation + 1 inputs of its layer, the input conv the last k samples.
 """
 from __future__ import annotations
 
@@ -46,6 +46,8 @@ class WaveNetStepWeights(NamedTuple):
     head_b1: torch.Tensor  # [s]
     head_w2: torch.Tensor  # [C * classes, s]
     head_b2: torch.Tensor  # [C * classes]
+    cond_w: torch.Tensor  # [L, 2r, cond] every layer's conditioning: a frame's embedding e adds cond_w @ e + cond_b
+    cond_b: torch.Tensor  # [L, 2r] to the layer's dilated conv while the frame is on screen
 
 
 class ResidualLayer(nn.Module):
@@ -149,11 +151,8 @@ class WaveNet(nn.Module):
             torch.stack([no_res[0] if la.res is None else la.res.weight[..., 0] for la in layers]),
             torch.stack([no_res[1] if la.res is None else la.res.bias for la in layers]),
             torch.cat([la.skip.weight[..., 0] for la in layers], dim=1), sum(la.skip.bias for la in layers),
-            hidden.weight, hidden.bias, out.weight, out.bias)
-
-    def layer_conditioning(self, e: torch.Tensor) -> torch.Tensor:
-        """Causal mode: a frame's embedding e [B, cond] -> what it adds to every layer's dilated conv [B, L, 2r]."""
-        return torch.stack([layer.cond(e) for layer in self.layers], dim=1)
+            hidden.weight, hidden.bias, out.weight, out.bias,
+            torch.stack([la.cond.weight for la in layers]), torch.stack([la.cond.bias for la in layers]))
 
     def decode(self, y: torch.Tensor) -> torch.Tensor:
         """Head output [B, L, C * classes] -> [B, L, C] tanh or [B, L, C, 256] logits."""
