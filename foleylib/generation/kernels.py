@@ -58,7 +58,7 @@ def exp_into(x, out):  # pragma: no cover - compiled
         bits[i] += np.int32(k) << 23  # times 2^k: add k to the exponent field
 
 
-@njit(**FAST)
+@njit(inline="always", **FAST)  # inlined into the step: a call per layer costs what its vector loops cost
 def gated_into(z, scratch, out):  # pragma: no cover - compiled
     """WaveNet's gate: out[c] = tanh(z[c]) * sigmoid(z[r + c]) for z [2r], via one exp_into of [2r] `scratch`;
     tanh(a) = 1 - 2 / (exp(2a) + 1), sigmoid(b) = 1 / (1 + exp(-b)). `z` is overwritten."""
@@ -141,7 +141,7 @@ def prepared(w: np.ndarray, precision: str) -> tuple[np.ndarray, np.ndarray, np.
     return w, blocked(w), unscaled(w)
 
 
-@njit(**EXACT)
+@njit(inline="always", **EXACT)  # with _matvec inlined too, a caller calls the implementation directly
 def matvec_into(wb, scales, x, b, out):  # pragma: no cover - compiled
     """out[t] = W @ x[t] + b for every take t: x [T, I], out [T, O], b [O]. W [O, I] comes as blocked(W) with
     empty `scales` (unscaled(W)): _matvec_fp32; or as blocked_pairs(q) with q, scales = quantize_rows(W), W[o] =
@@ -154,7 +154,7 @@ def _matvec(wb, scales, x, b, out):
     (_matvec_int8 if wb.dtype == np.int8 else _matvec_fp32)(wb, scales, x, b, out)
 
 
-@overload(_matvec, jit_options=EXACT)
+@overload(_matvec, jit_options=EXACT, inline="always")
 def _matvec_typed(wb, scales, x, b, out):
     product = _matvec_int8 if wb.dtype == types.int8 else _matvec_fp32
     return lambda wb, scales, x, b, out: product(wb, scales, x, b, out)
