@@ -61,7 +61,7 @@ def _int8_products_by_hand(q, scales, x, b):
     return b + scales * (step.astype(np.float64)[:, None] * sums), rounded
 
 
-@pytest.mark.parametrize("inputs", [37, 2 * kernels.QCHUNK + 7])  # odd, and more inputs than a chunk
+@pytest.mark.parametrize("inputs", [37, 2 * kernels.STACK_INPUTS + 7])  # odd, and more inputs than a chunk
 def test_int8_products_sum_the_int16_rounded_inputs_exactly(inputs):
     rng = np.random.default_rng(3)
     w, x, b = (rng.standard_normal(s).astype(np.float32) for s in ((BLOCK + 9, inputs), (3, inputs), BLOCK + 9))
@@ -92,7 +92,7 @@ def test_the_portable_pair_products_equal_the_avx2_instruction():
     rng = np.random.default_rng(4)
     q = rng.integers(-127, 128, (BLOCK - 3, 40), dtype=np.int8)  # a last vector of 5 outputs
     q[:, :4] = [[127, -127, 127, -127]]
-    xq = np.zeros((2, kernels.QCHUNK), np.int16)
+    xq = np.zeros((2, kernels.STACK_INPUTS), np.int16)
     xq[0, :40] = rng.integers(-32767, 32768, 40)
     xq[0, :4] = [32767, -32767, -32767, 32767]
     truth = (q.astype(np.int64) @ xq[0, :40].astype(np.int64)).astype(np.float32)

@@ -82,14 +82,14 @@ def blocked(w: np.ndarray) -> np.ndarray:
 
 
 def blocked_pairs(q: np.ndarray) -> np.ndarray:
-    """int8 weights [..., O, I] -> [..., ceil(O / BLOCK), ceil(I / 2), BLOCK, 2], what matvec_into reads: as
-    blocked, but by pairs of inputs (an output's weights of inputs 2p and 2p + 1 side by side, as a 16-bit
+    """int8 weights [..., O, I] -> [..., ceil(O / BLOCK), ceil(I / 2), BLOCK, 2], what matvec_into reads: blocked,
+    with the inputs taken by pairs (an output's weights of inputs 2p and 2p + 1 side by side, as a 16-bit
     multiply-add takes them), a zero column padding an odd last input."""
-    *lead, outputs, inputs = q.shape
-    padded = np.zeros((*lead, -(-outputs // BLOCK) * BLOCK, inputs + inputs % 2), q.dtype)
-    padded[..., :outputs, :inputs] = q
-    pairs = padded.reshape(*lead, -1, BLOCK, padded.shape[-1] // 2, 2)
-    return np.ascontiguousarray(pairs.swapaxes(-2, -3))
+    if q.shape[-1] % 2:
+        q = np.concatenate([q, np.zeros((*q.shape[:-1], 1), q.dtype)], axis=-1)
+    by_input = blocked(q)  # [..., blocks, I, BLOCK]
+    pairs = by_input.reshape(*by_input.shape[:-2], -1, 2, BLOCK)
+    return np.ascontiguousarray(pairs.swapaxes(-1, -2))
 
 
 def _stack_of(dtype: types.Type):
@@ -208,8 +208,8 @@ def _host_has_avx2() -> bool:
 PMADDWD = _host_has_avx2()  # AVX2's 16-bit multiply-add instruction; elsewhere _madd_pairs's portable form
 LANES = 8  # outputs per vector (int32 sums, float32 results)
 BLOCK_VECTORS, HALF_VECTORS = BLOCK // LANES, HALF // LANES
-QCHUNK = 2048  # a take's inputs rounded to int16 fit the stack up to this many; more go to the heap
-SCRATCH = 2 * QCHUNK  # two takes' rounded inputs
+STACK_INPUTS = 2048  # a take's inputs rounded to int16 fit the stack up to this many; more go to the heap
+SCRATCH = 2 * STACK_INPUTS  # two takes' rounded inputs
 INDEX, I32, F32 = ir.IntType(64), ir.IntType(32), ir.FloatType()
 V16I8, V16I16, V8I32, V8F32 = (ir.VectorType(t, n) for t, n in ((ir.IntType(8), 16), (ir.IntType(16), 16),
                                                                    (I32, LANES), (F32, LANES)))
@@ -350,7 +350,8 @@ def _matvec_int8(wb, scales, x, b, out):  # pragma: no cover - compiled
     outputs each), an odd last take alone."""
     takes, inputs = x.shape
     padded = inputs + inputs % 2
-    xq = carray(_stack_int16s(SCRATCH), (2, QCHUNK)) if padded <= QCHUNK else np.empty((2, padded), np.int16)
+    on_stack = padded <= STACK_INPUTS
+    xq = carray(_stack_int16s(SCRATCH), (2, STACK_INPUTS)) if on_stack else np.empty((2, padded), np.int16)
     steps = carray(_stack_floats(2), 2)
     qmax = min(32767, 2147483647 // (127 * padded))
     for t in range(0, takes, 2):
