@@ -3,11 +3,14 @@ free_cores for the takes."""
 import os
 import subprocess
 import sys
+from contextlib import nullcontext
 
+import cv2
 import pytest
 import torch
 
 from foleylib.core import device
+from foleylib.data.media import cv2_threads
 from foleylib.interfaces.cli import main
 
 OMP_VARIABLES = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", device.AUTO_THREADS, "LOCAL_WORLD_SIZE")
@@ -71,3 +74,14 @@ def test_torch_starts_with_what_configure_threads_chose():
     chosen, threads, policy = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
                                              check=True).stdout.split()
     assert 1 <= int(chosen) <= device.available_cores() and threads == chosen and policy == "PASSIVE"
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_thread_count_is_set_inside_and_restored_after(fails):
+    before = cv2.getNumThreads()
+    with pytest.raises(RuntimeError) if fails else nullcontext():
+        with cv2_threads(before + 1):
+            assert cv2.getNumThreads() == before + 1
+            if fails:
+                raise RuntimeError("the body failed")
+    assert cv2.getNumThreads() == before

@@ -1,4 +1,4 @@
-"""Ingest of a corpus: `--jobs` (worker processes) makes the clips one at a time makes, and `--fast-resize` (ffmpeg's
+"""Ingest of a corpus: `--jobs` (worker threads) makes the clips one at a time makes, and `--fast-resize` (ffmpeg's
 area scaler) stays near cv2's INTER_AREA. Media made on the spot (synthetic scenes, test patterns)."""
 import os
 import signal

@@ -53,6 +53,18 @@ def test_native_size_and_resize(good_video):
     assert np.abs(full.mean(axis=(1, 2)) - small.mean(axis=(1, 2))).max() < 3
 
 
+@pytest.mark.parametrize("resize", ["cv2", "ffmpeg"])
+def test_one_pass_decodes_the_frames_and_audio_of_two(tmp_path, good_video, resize):
+    info, raw = media.probe(good_video), tmp_path / "audio.raw"
+    frames = np.stack(list(media.iter_frames(good_video, fps=15, size=32, resize=resize, threads=1, audio_out=raw,
+                                             sr=8000, channels=1)))
+    np.testing.assert_array_equal(frames, np.stack(list(media.iter_frames(good_video, fps=15, size=32,
+                                                                          resize=resize))))
+    audio = media.read_raw_audio(raw, 8000, 1, info, good_video)
+    assert audio.shape == (16000, 1)  # the 2 s at 8 kHz, mono
+    np.testing.assert_array_equal(audio, media.read_audio(good_video, sr=8000, channels=1))
+
+
 def test_mono_is_duplicated_and_surround_downmixed(tmp_path):
     mono = make_video(tmp_path / "mono.mp4", sr=48000, channels=1, seconds=1)
     audio = media.read_audio(mono, sr=16000, channels=2)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +22,17 @@ def pick_device(name: str = "auto") -> torch.device:
     import torch
 
     return torch.device("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else torch.device(name)
+
+
+@contextmanager
+def thread_count(get: Callable[[], int], put: Callable[[int], object], n: int) -> Iterator[None]:
+    """A library's thread count (read with `get`, set with `put`) at n inside, the count before restored after."""
+    saved = get()
+    put(n)
+    try:
+        yield
+    finally:
+        put(saved)
 
 
 def available_cores() -> int:

@@ -4,18 +4,16 @@ with the frames' motion cached in motion.npy (foleylib.data.motion).
 Frames are resampled to `spec.fps` and resized to `spec.size`; audio is resampled to `spec.sr` with
 `spec.channels`. Then the paper's clipping (Sec. III-B): audio is cut to whole frames and frames to the
 audio's length (see `AVSpec.clip_lengths`). A clip whose source bytes and parameters are unchanged is skipped.
-`ingest` aligns many videos, several at once in worker processes when asked (`jobs`).
+`ingest` aligns many videos, several at once on worker threads when asked (`jobs`): ffmpeg decodes in its own
+processes and cv2 and the compiled motion pass release the GIL, so a thread per core keeps the cores busy.
 """
 from __future__ import annotations
 
 import itertools
 import json
-import multiprocessing
-import multiprocessing.synchronize
-import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import partial
@@ -86,25 +84,27 @@ def _stream_frames(frames: Iterable[np.ndarray], raw: Path, motion_raw: Path | N
     return count
 
 
-def _save_frames(raw: Path, count: int, keep: int, frame_shape: tuple[int, ...], path: Path,
-                 chunk: int = 4096) -> None:
-    """A .npy file of the first `keep` of `count` raw uint8 frames, copied in chunks through memory maps."""
-    source = np.memmap(raw, np.uint8, "r", shape=(count, *frame_shape))
-    target = np.lib.format.open_memmap(path, "w+", np.uint8, (keep, *frame_shape))
-    for start in range(0, keep, chunk):
-        target[start:start + chunk] = source[start:min(keep, start + chunk)]
-    target.flush()
-    del source, target
+def _save_frames(raw: Path, keep: int, frame_shape: tuple[int, ...], path: Path, chunk: int = 1 << 24) -> None:
+    """A .npy file of the first `keep` raw uint8 frames of `raw` (then removed): its header, then the bytes copied
+    in chunks (memory stays a chunk)."""
+    left = keep * int(np.prod(frame_shape))
+    with raw.open("rb") as source, path.open("wb") as target:
+        np.lib.format.write_array_header_1_0(target, {"descr": "|u1", "fortran_order": False,
+                                                      "shape": (keep, *frame_shape)})
+        while left:
+            left -= target.write(source.read(min(chunk, left)))
     raw.unlink()
 
 
 def ingest_file(source: str | Path, out_root: str | Path, spec: AVSpec = AVSpec(), force: bool = False,
-                max_seconds: float = MAX_SECONDS, resize: str = "cv2", motion_cache: bool = True) -> IngestResult:
+                max_seconds: float = MAX_SECONDS, resize: str = "cv2", motion_cache: bool = True,
+                threads: int | None = None) -> IngestResult:
     """Align one video into out_root/<name>/; raises InputError for a file that cannot be used. Frames stream to
     disk as they are decoded, so memory does not grow with the video's length; longer videos than `max_seconds`
     are refused up front. `resize` "ffmpeg" resizes with ffmpeg's scaler instead of cv2 (media.iter_frames).
     Without `motion_cache` no motion.npy is written (half the work): models with motion input compute the same
-    values from the frames when they load the clip (motion.clip_motion)."""
+    values from the frames when they load the clip (motion.clip_motion). `threads`: ffmpeg's decoder threads (None:
+    its own choice)."""
     source, out_root = Path(source), Path(out_root)
     info = media.probe(source)
     if not info.has_video:
@@ -121,11 +121,14 @@ def ingest_file(source: str | Path, out_root: str | Path, spec: AVSpec = AVSpec(
         return IngestResult(source, clip_dir, "skipped", old)
 
     with atomic_dir(clip_dir) as tmp:
-        decoded = _stream_frames(media.iter_frames(source, fps=spec.fps, size=spec.size, resize=resize, info=info),
+        decoded = _stream_frames(media.iter_frames(source, fps=spec.fps, size=spec.size, resize=resize, info=info,
+                                                  threads=threads, audio_out=tmp / "audio.raw", sr=spec.sr,
+                                                  channels=spec.channels),
                                  tmp / "frames.raw", tmp / "motion.raw" if motion_cache else None)
         if decoded == 0:
             raise InputError("video has no decodable frames", source)
-        audio = media.read_audio(source, sr=spec.sr, channels=spec.channels, info=info)
+        audio = media.read_raw_audio(tmp / "audio.raw", spec.sr, spec.channels, info, source)
+        (tmp / "audio.raw").unlink()
         n_frames, n_samples = spec.clip_lengths(len(audio), decoded)
         if n_frames == 0:
             raise InputError(f"too short: no whole video frame with audio ({len(audio)} samples)", source)
@@ -145,9 +148,9 @@ def ingest_file(source: str | Path, out_root: str | Path, spec: AVSpec = AVSpec(
             "foleylib": __version__,
             "motion": motion.CACHE_INFO if motion_cache else None,
         }
-        _save_frames(tmp / "frames.raw", decoded, n_frames, (spec.size, spec.size, 3), tmp / "frames.npy")
+        _save_frames(tmp / "frames.raw", n_frames, (spec.size, spec.size, 3), tmp / "frames.npy")
         if motion_cache:  # motion of frame k depends on frames up to k only: cut alike
-            _save_frames(tmp / "motion.raw", decoded, n_frames,
+            _save_frames(tmp / "motion.raw", n_frames,
                          (spec.size, spec.size, len(motion.MOTION_CHANNELS)), tmp / motion.MOTION_FILE)
         np.save(tmp / "audio.npy", np.ascontiguousarray(audio[:n_samples], np.float32))
         write_json(tmp / "meta.json", meta)
@@ -169,83 +172,53 @@ def write_manifest(out_root: str | Path) -> dict:
     return manifest
 
 
-@contextmanager
-def _children_ignore_sigint() -> Iterator[None]:
-    """Processes started inside ignore Ctrl-C from their start (they inherit it): a worker starting up or waiting
-    for work would die of it with a traceback; `_ingest_chain` takes it while it works. Main thread only."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-_stopped: multiprocessing.synchronize.Event | None = None  # in a worker process: set when the batch stops early
-
-
-def _start_worker(stopped: multiprocessing.synchronize.Event) -> None:
-    global _stopped
-    _stopped = stopped
-    media.use_one_core()
-
-
-def _ingest_chain(align: Callable[[Path], IngestResult], sources: list[Path]) -> list[IngestResult | tuple[str, str]]:
-    """In a worker process: align `sources` one after another, a refused one as its (reason, path). Ctrl-C stops
-    the clip being written (its temporary folder removed) and comes back to the caller as KeyboardInterrupt, as
-    does work handed out before the batch stopped."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        outcomes = []
-        for source in sources:
-            if _stopped.is_set():
-                raise KeyboardInterrupt
-            try:
-                outcomes.append(align(source))
-            except InputError as err:
-                outcomes.append((err.reason, err.path))
-        return outcomes
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _ingest_chain(align: Callable[[Path], IngestResult], sources: list[Path],
+                  stopped: threading.Event) -> list[IngestResult | InputError]:
+    """On a worker thread: align `sources` one after another (a refused one as its InputError) until the batch
+    stops. A clip being written when it stops is finished, or removed where Ctrl-C stopped its ffmpeg."""
+    outcomes = []
+    for source in sources:
+        if stopped.is_set():  # nobody reads the outcomes of a stopped batch
+            break
+        try:
+            outcomes.append(align(source))
+        except InputError as err:
+            outcomes.append(err)
+    return outcomes
 
 
 def _outcome(future: Future, position: int) -> IngestResult:
     outcome = future.result()[position]
-    if isinstance(outcome, IngestResult):
-        return outcome
-    raise InputError(*outcome)
+    if isinstance(outcome, InputError):
+        raise outcome
+    return outcome
 
 
 @contextmanager
 def _outcomes(align: Callable[[Path], IngestResult], sources: list[Path],
               jobs: int) -> Iterator[Iterator[Callable[[], IngestResult]]]:
     """Each source's outcome in input order, as a call that returns its IngestResult or raises its InputError: run
-    here one at a time (`jobs` 1), or in `jobs` worker processes, where sources that claim the same clip folder
+    here one at a time (`jobs` 1), or on `jobs` worker threads, where sources that claim the same clip folder
     name go to one worker in input order (so they are named as one at a time would). On leaving, work not started
-    is skipped and the workers are waited for (a clip being written is finished, or removed on Ctrl-C)."""
+    is skipped and the workers are waited for (a clip being written is finished, or removed on Ctrl-C), cv2 on one
+    thread per job meanwhile."""
     if jobs == 1:
         yield (partial(align, source) for source in sources)
         return
     chains: dict[str, list[int]] = {}
     for i, source in enumerate(sources):
         chains.setdefault(safe_name(source.stem), []).append(i)
-    context = multiprocessing.get_context("spawn")
-    stopped = context.Event()
-    pool = ProcessPoolExecutor(min(jobs, len(chains)), context, _start_worker, (stopped,))
-    try:
-        where: dict[int, tuple[Future, int]] = {}
-        with _children_ignore_sigint():  # the pool starts its workers as work is submitted
+    stopped = threading.Event()
+    with media.cv2_threads(1), ThreadPoolExecutor(min(jobs, len(chains))) as pool:
+        try:
+            where: dict[int, tuple[Future, int]] = {}
             for chain in chains.values():
-                future = pool.submit(_ingest_chain, align, [sources[i] for i in chain])
+                future = pool.submit(_ingest_chain, align, [sources[i] for i in chain], stopped)
                 where |= {i: (future, position) for position, i in enumerate(chain)}
-        yield (partial(_outcome, *where[i]) for i in range(len(sources)))
-    except BaseException:  # Ctrl-C or a failure: the workers start nothing more
-        stopped.set()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+            yield (partial(_outcome, *where[i]) for i in range(len(sources)))
+        except BaseException:  # Ctrl-C or a failure: the workers start nothing more
+            stopped.set()
+            raise
 
 
 def ingest(sources: Iterable[str | Path], out_root: str | Path, spec: AVSpec = AVSpec(), force: bool = False,
@@ -255,13 +228,12 @@ def ingest(sources: Iterable[str | Path], out_root: str | Path, spec: AVSpec = A
            motion_cache: bool = True) -> tuple[list[IngestResult], list[InputError]]:
     """Align many videos, `jobs` at once (0: one per available core); a bad file is reported through `on_error`
     and skipped, the rest still ingested. Results and errors are reported in input order, the manifest written
-    once at the end. The clips are the same for any `jobs`. The workers are started afresh ("spawn") and import
-    the main module: a script that asks for jobs calls this under `if __name__ == "__main__":`. `resize` and
-    `motion_cache`: see ingest_file."""
+    once at the end. The clips are the same for any `jobs`; with more than one, each job decodes on one core
+    (ffmpeg's and cv2's threads would only contend). `resize` and `motion_cache`: see ingest_file."""
     sources = [Path(source) for source in sources]
     jobs = min(jobs or available_cores(), max(1, len(sources)))
     align = partial(ingest_file, out_root=out_root, spec=spec, force=force, max_seconds=max_seconds, resize=resize,
-                    motion_cache=motion_cache)
+                    motion_cache=motion_cache, threads=1 if jobs > 1 else None)
     batch, results = Batch(on_error), []
     with _outcomes(align, sources, jobs) as outcomes:
         for outcome in outcomes:

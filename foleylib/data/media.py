@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import numpy as np
 from moviepy.video.io.ffmpeg_reader import FFmpegInfosParser
 
 from foleylib.core.config import as_fraction
+from foleylib.core.device import thread_count
 from foleylib.core.errors import InputError
 from foleylib.core.fsutil import atomic_path
 
@@ -36,18 +38,19 @@ RESIZES = {  # iter_frames' ffmpeg filter per resize: "cv2" resizes the full fra
 }
 
 
-_decoder_threads: list[str] = []  # ffmpeg's options for its decoders' threads (none: ffmpeg's own choice)
-
-
 def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def use_one_core() -> None:
-    """This process decodes and resizes on one core from now on (ffmpeg's decoders, cv2): for a worker of a pool
-    with a job per core, where more threads per job only contend."""
-    _decoder_threads[:] = ["-threads", "1"]
-    cv2.setNumThreads(1)
+def _decoder_threads(threads: int | None) -> list[str]:
+    """ffmpeg's options for its decoders' threads (None: ffmpeg's own choice)."""
+    return [] if threads is None else ["-threads", str(threads)]
+
+
+def cv2_threads(n: int) -> AbstractContextManager[None]:
+    """cv2 runs its loops on n threads inside (a setting of the whole process, restored on leaving): for a job per
+    core, where more threads per job only contend."""
+    return thread_count(cv2.getNumThreads, cv2.setNumThreads, n)
 
 
 @dataclass(frozen=True)
@@ -184,7 +187,8 @@ def probe(path: str | Path) -> Probe:
 
 
 def iter_frames(path: str | Path, fps: float | None = None, size: int | None = 64,
-                start: float = 0.0, resize: str = "cv2", info: Probe | None = None) -> Iterator[np.ndarray]:
+                start: float = 0.0, resize: str = "cv2", info: Probe | None = None, threads: int | None = None,
+                audio_out: Path | None = None, sr: int = 16000, channels: int = 2) -> Iterator[np.ndarray]:
     """Yield the frames of a video one at a time as uint8 RGB [size, size, 3].
 
     `fps` resamples to a constant frame rate by timestamps (variable frame rate input is fine);
@@ -192,7 +196,9 @@ def iter_frames(path: str | Path, fps: float | None = None, size: int | None = 6
     square with area averaging: `resize` "cv2" decodes whole frames and resizes them with cv2 (INTER_AREA, as the
     paper), "ffmpeg" lets ffmpeg's own scaler do it while decoding (faster, not bit-exact; see RESIZES).
     `start` seeks to that second first (ffmpeg decodes from the keyframe before it and drops what precedes it).
-    `info`: the file's probe when the caller has it (else it is probed).
+    `info`: the file's probe when the caller has it (else it is probed); `threads`: ffmpeg's decoder threads
+    (None: its own choice). With `audio_out` the same ffmpeg also decodes the audio stream, as read_audio(path, sr,
+    channels) does, to that raw file (one pass over the file for both; read it with read_raw_audio).
     """
     info = info or probe(path)
     if not info.has_video or not info.width:
@@ -204,12 +210,15 @@ def iter_frames(path: str | Path, fps: float | None = None, size: int | None = 6
         raise ValueError(f"unknown resize {resize!r} (one of {', '.join(RESIZES)})")
     w, h = (size, size) if size is not None and resize == "ffmpeg" else (info.width, info.height)
     seek = ["-ss", f"{start:.6f}"] if start > 0 else []
-    cmd = [ffmpeg_exe(), "-v", "error", "-nostdin", *_decoder_threads, *seek, "-i", str(path), "-map", "0:v:0", "-an"]
+    cmd = [ffmpeg_exe(), "-v", "error", "-nostdin", *_decoder_threads(threads), *seek, "-i", str(path),
+           "-map", "0:v:0", "-an"]
     rate = as_fraction(fps) if fps is not None else None
     resample = [f"fps={rate.numerator}/{rate.denominator}"] if rate else []
     # every frame at the probed (or asked) size, also where the stream changes size midway (H.264 may)
     cmd += ["-vf", ",".join([*resample, RESIZES[resize].format(w=w, h=h)]), "-f", "rawvideo", "-pix_fmt", "rgb24",
             "-"]
+    if audio_out is not None:
+        cmd += [*_audio_output(sr, channels), "-y", str(audio_out)]
     nbytes, count = w * h * 3, 0
     with tempfile.TemporaryFile() as errors:  # a file, not a pipe: a flood of decoder errors cannot block ffmpeg
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, bufsize=nbytes)
@@ -225,7 +234,8 @@ def iter_frames(path: str | Path, fps: float | None = None, size: int | None = 6
                 yield frame
             if proc.wait() != 0:
                 errors.seek(0)
-                raise InputError(f"cannot decode video: {_last_error_line(errors.read().decode(errors='replace'))}",
+                what = "video" if audio_out is None else "video or audio"
+                raise InputError(f"cannot decode {what}: {_last_error_line(errors.read().decode(errors='replace'))}",
                                  path)
         finally:
             if proc.poll() is None:
@@ -253,21 +263,39 @@ def read_frames(path: str | Path, fps: float | None = None, size: int | None = 6
     return np.stack(frames)
 
 
-def read_audio(path: str | Path, sr: int = 16000, channels: int = 2, info: Probe | None = None) -> np.ndarray:
+def read_audio(path: str | Path, sr: int = 16000, channels: int = 2, info: Probe | None = None,
+               threads: int | None = None) -> np.ndarray:
     """The first audio stream as float32 [N, channels] in [-1, 1], resampled to `sr`.
 
     Mono is duplicated to every channel, more channels than asked are downmixed (ffmpeg's matrix). `info`: the
-    file's probe when the caller has it (else it is probed).
+    file's probe when the caller has it (else it is probed); `threads`: ffmpeg's decoder threads (None: its own
+    choice).
     """
     info = info or probe(path)
     if not info.has_audio:
         raise InputError("no audio stream", path)
-    cmd = [ffmpeg_exe(), "-v", "error", "-nostdin", *_decoder_threads, "-i", str(path), "-map", "0:a:0", "-vn",
-           "-ac", str(channels), "-ar", str(sr), "-f", "f32le", "-"]
+    cmd = [ffmpeg_exe(), "-v", "error", "-nostdin", *_decoder_threads(threads), "-i", str(path),
+           *_audio_output(sr, channels), "-"]
     res = subprocess.run(cmd, capture_output=True)
     if res.returncode != 0:
         raise InputError(f"cannot decode audio: {_last_error_line(res.stderr.decode(errors='replace'))}", path)
-    audio = np.frombuffer(res.stdout, np.float32).reshape(-1, channels)
+    return _checked_audio(res.stdout, sr, channels, info, path)
+
+
+def read_raw_audio(raw: Path, sr: int, channels: int, info: Probe, path: str | Path) -> np.ndarray:
+    """The audio iter_frames decoded to `raw` beside the frames of `path` (probed as `info`), as read_audio
+    returns it."""
+    return _checked_audio(raw.read_bytes(), sr, channels, info, path)
+
+
+def _audio_output(sr: int, channels: int) -> list[str]:
+    """ffmpeg's options for an output of the first audio stream as raw float32 at `sr` with `channels`."""
+    return ["-map", "0:a:0", "-vn", "-ac", str(channels), "-ar", str(sr), "-f", "f32le"]
+
+
+def _checked_audio(data: bytes, sr: int, channels: int, info: Probe, path: str | Path) -> np.ndarray:
+    """Decoded raw float32 audio as [N, channels] in [-1, 1]; refused when empty or clearly shorter than probed."""
+    audio = np.frombuffer(data, np.float32).reshape(-1, channels)
     if len(audio) == 0:
         raise InputError("audio stream has no samples", path)
     check_decoded(len(audio) / sr, info.duration, "audio", path)

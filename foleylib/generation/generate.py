@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Literal
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from foleylib.core.config import AVSpec
-from foleylib.core.device import free_cores
+from foleylib.core.device import free_cores, thread_count
 from foleylib.core.progress import progress_bar
 from foleylib.data.dataset import audio_context, causal_window, video_context, window_frame_count
 from foleylib.data.motion import FrameInput, input_channels
@@ -48,15 +48,9 @@ def make_stepper(model: torch.nn.Module, takes: int = 1, workers: int = 1,
     return make(takes) if min(workers, takes) <= 1 else SplitStepper(make, takes, min(workers, takes))
 
 
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
+def torch_threads(n: int) -> AbstractContextManager[None]:
     """torch's intra-op thread count set to n inside, the count before restored after."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(saved)
+    return thread_count(torch.get_num_threads, torch.set_num_threads, n)
 
 
 @contextmanager

@@ -225,7 +225,7 @@ def _add_ingest_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="re-align even when source and parameters are unchanged")
     p.add_argument("--max-seconds", type=positive_float, help="refuse videos longer than this (default 4 hours)")
     p.add_argument("--jobs", type=non_negative_int, default=1,
-                   help="videos aligned at once, each in its own process (default 1; 0: one per core)")
+                   help="videos aligned at once, each on a thread driving its own ffmpeg (default 1; 0: one per core)")
     p.add_argument("--fast-resize", action="store_true",
                    help="resize frames with ffmpeg's area scaler while decoding instead of cv2's INTER_AREA on "
                         "whole frames (faster; frames differ by a few levels, see README)")
