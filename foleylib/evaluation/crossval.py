@@ -66,22 +66,29 @@ DEFAULT_TRAIN = {"arch": "wavenet", "preset": "small", "steps": 200, "loss": "ce
 def train_options(extra: str = "", **chosen) -> tuple[str, ...]:
     """`foley train` options: DEFAULT_TRAIN updated by `chosen` (arch, preset, steps, loss, batch_size), then the
     shell-split options in `extra` (e.g. "--video-input rgb+motion --augment flip,gain")."""
-    try:
-        more = tuple(shlex.split(extra))
-    except ValueError as err:
-        raise InputError(f"--train-args: {err}", extra) from None
     named = DEFAULT_TRAIN | {k: v for k, v in chosen.items() if v is not None}
-    return tuple(a for k, v in named.items() for a in (f"--{k.replace('_', '-')}", str(v))) + more
+    return tuple(a for k, v in named.items() for a in (f"--{k.replace('_', '-')}", str(v))) + split_options(
+        extra, "--train-args")
+
+
+def split_options(text: str, flag: str) -> tuple[str, ...]:
+    """Options written as one shell string (the value of `flag`), split as a shell would."""
+    try:
+        return tuple(shlex.split(text))
+    except ValueError as err:
+        raise InputError(f"{flag}: {err}", text) from None
 
 
 @dataclass(frozen=True)
 class CrossvalConfig:
     """How each fold trains, generates and is scored. `train_args` are `foley train` options (anything it
-    takes except --data/--val-data/--out/--init/--seed/--device); fine-tuning runs `finetune_steps` more."""
+    takes except --data/--val-data/--out/--init/--seed/--device); fine-tuning runs `finetune_steps` more, with
+    `finetune_args` added to them (e.g. --freeze audio: only the video side adapts to the held-out clip)."""
 
     mode: str = "loo"
     train_args: tuple[str, ...] = field(default_factory=train_options)
     finetune_steps: int = 100
+    finetune_args: tuple[str, ...] = ()
     seed: int = 0
     device: str = "auto"
     threads: int = 1  # torch threads in training and generation (the protocol runs one job per core)
@@ -103,18 +110,20 @@ class CrossvalConfig:
         return {"mode": self.mode, "train_args": list(self.train_args), "seed": self.seed,
                 "train_clips": sorted(train_clips)} | (
             {"finetune_steps": self.finetune_steps} if self.mode == "finetune" else {}) | (
+            {"finetune_args": list(self.finetune_args)} if self.finetune_args else {}) | (
             {"segments": self.segments} if self.segments > 1 else {})
 
 
 GENERATION_SETTINGS = ("takes", "guidance")  # fold settings that change what is generated, not what is trained
 
 
-def check_train_args(train_args: tuple[str, ...], out: Path) -> None:
-    """Refuse options `foley train` would refuse, or that crossval sets itself, before any fold runs."""
+def check_train_args(train_args: tuple[str, ...], out: Path, flag: str = "--train-args") -> None:
+    """Refuse options `foley train` would refuse, or that crossval sets itself, before any fold runs; `flag`
+    names where they came from."""
     own = {"--data", "--val-data", "--out", "--init", "--seed", "--device", "--resume", "--nproc", "--val-span"}
     clash = sorted(own & {a.split("=")[0] for a in train_args})
     if clash:
-        raise InputError(f"--train-args may not set {', '.join(clash)} (crossval sets it per fold)", out)
+        raise InputError(f"{flag} may not set {', '.join(clash)} (crossval sets it per fold)", out)
     stderr = io.StringIO()
     try:
         with contextlib.redirect_stderr(stderr):
@@ -194,7 +203,7 @@ def train_fold(cfg: CrossvalConfig, data: list[Path], out: Path, val: list[Path]
     argv = ["train", *cfg.train_args, "--data", *map(str, data), "--out", str(out), "--seed", str(cfg.seed),
             "--device", cfg.device, "--quiet", "--force"]
     argv += ["--val-data", *map(str, val)] if val else []
-    argv += ["--init", str(init), "--steps", str(cfg.finetune_steps)] if init else []
+    argv += ["--init", str(init), "--steps", str(cfg.finetune_steps), *cfg.finetune_args] if init else []
     argv += ["--val-span", ",".join(map(repr, val_span))] if val_span else []
     args = train_parser().parse_args(argv[1:])
     args.argv = argv
@@ -435,6 +444,9 @@ def run_crossval(sources: list[Path], out: str | Path, group_by: str = "all", cf
     if cfg.segments > 1 and cfg.mode != "finetune":
         raise InputError("segments apply to mode finetune (mode loo generates each clip whole)", out)
     check_train_args(cfg.train_args, out)
+    if cfg.finetune_args and cfg.mode != "finetune":
+        raise InputError("--finetune-args apply to mode finetune", out)
+    check_train_args(cfg.train_args + cfg.finetune_args, out, "--finetune-args")
     for source in sources + also_train:
         if not source.exists():
             raise InputError("no such file or folder", source)
@@ -478,7 +490,9 @@ def run_crossval(sources: list[Path], out: str | Path, group_by: str = "all", cf
                  f"clip generated whole in {cfg.segments} segments, each by a model pretrained on the others and "
                  f"fine-tuned {cfg.finetune_steps} steps on the rest of the clip")
               + (f", {len(extra)} more clip(s) in every training set (`--also-train`)" if extra else "")
-              + f". `foley train {' '.join(cfg.train_args)}`, seed {cfg.seed}"
+              + f". `foley train {' '.join(cfg.train_args)}`"
+              + (f", fine-tuned with `{' '.join(cfg.finetune_args)}` too" if cfg.finetune_args else "")
+              + f", seed {cfg.seed}"
               + (f", scores averaged over {cfg.takes} takes (seeds {cfg.seed}..{cfg.seed + cfg.takes - 1})"
                  if cfg.takes > 1 else "")
               + (f", generated with classifier-free guidance {cfg.guidance:g} (the model and its shuffled twin)"

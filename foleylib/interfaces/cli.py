@@ -151,12 +151,13 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 
 def cmd_crossval(args: argparse.Namespace) -> int:
-    from foleylib.evaluation.crossval import CrossvalConfig, run_crossval, train_options
+    from foleylib.evaluation.crossval import CrossvalConfig, run_crossval, split_options, train_options
 
     _refuse_existing([Path(args.out) / "crossval.md", Path(args.out) / "crossval.json"], args.force)
-    cfg = CrossvalConfig(mode=args.mode, finetune_steps=args.finetune_steps, seed=args.seed, device=args.device,
-                         threads=args.threads, resamples=args.resamples, takes=args.takes, segments=args.segments,
-                         guidance=args.guidance,
+    cfg = CrossvalConfig(mode=args.mode, finetune_steps=args.finetune_steps,
+                         finetune_args=split_options(args.finetune_args, "--finetune-args"), seed=args.seed,
+                         device=args.device, threads=args.threads, resamples=args.resamples, takes=args.takes,
+                         segments=args.segments, guidance=args.guidance,
                          train_args=train_options(args.train_args, arch=args.arch, preset=args.preset,
                                                   steps=args.steps, loss=args.loss, batch_size=args.batch_size))
     t0 = time.perf_counter()
@@ -333,6 +334,9 @@ def _add_crossval_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-args", default="", metavar="OPTIONS",
                    help="more foley train options, e.g. --train-args='--video-input rgb+motion --augment flip'")
     p.add_argument("--finetune-steps", type=positive_int, default=100, help="finetune mode (default 100)")
+    p.add_argument("--finetune-args", default="", metavar="OPTIONS",
+                   help="finetune mode: foley train options for the fine-tuning only, after --train-args, e.g. "
+                        "--finetune-args='--freeze audio'")
     p.add_argument("--resamples", type=positive_int, default=2000, help="bootstrap resamples (default 2000)")
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
     p.add_argument("--also-train", nargs="+", type=Path, default=[], metavar="VIDEO_OR_CLIP",
