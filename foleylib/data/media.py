@@ -263,19 +263,16 @@ def read_frames(path: str | Path, fps: float | None = None, size: int | None = 6
     return np.stack(frames)
 
 
-def read_audio(path: str | Path, sr: int = 16000, channels: int = 2, info: Probe | None = None,
-               threads: int | None = None) -> np.ndarray:
+def read_audio(path: str | Path, sr: int = 16000, channels: int = 2, info: Probe | None = None) -> np.ndarray:
     """The first audio stream as float32 [N, channels] in [-1, 1], resampled to `sr`.
 
     Mono is duplicated to every channel, more channels than asked are downmixed (ffmpeg's matrix). `info`: the
-    file's probe when the caller has it (else it is probed); `threads`: ffmpeg's decoder threads (None: its own
-    choice).
+    file's probe when the caller has it (else it is probed).
     """
     info = info or probe(path)
     if not info.has_audio:
         raise InputError("no audio stream", path)
-    cmd = [ffmpeg_exe(), "-v", "error", "-nostdin", *_decoder_threads(threads), "-i", str(path),
-           *_audio_output(sr, channels), "-"]
+    cmd = [ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(path), *_audio_output(sr, channels), "-"]
     res = subprocess.run(cmd, capture_output=True)
     if res.returncode != 0:
         raise InputError(f"cannot decode audio: {_last_error_line(res.stderr.decode(errors='replace'))}", path)

@@ -444,9 +444,10 @@ def run_crossval(sources: list[Path], out: str | Path, group_by: str = "all", cf
     if cfg.segments > 1 and cfg.mode != "finetune":
         raise InputError("segments apply to mode finetune (mode loo generates each clip whole)", out)
     check_train_args(cfg.train_args, out)
-    if cfg.finetune_args and cfg.mode != "finetune":
-        raise InputError("--finetune-args apply to mode finetune", out)
-    check_train_args(cfg.train_args + cfg.finetune_args, out, "--finetune-args")
+    if cfg.finetune_args:
+        if cfg.mode != "finetune":
+            raise InputError("--finetune-args apply to mode finetune", out)
+        check_train_args(cfg.train_args + cfg.finetune_args, out, "--finetune-args")
     for source in sources + also_train:
         if not source.exists():
             raise InputError("no such file or folder", source)
