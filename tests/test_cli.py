@@ -28,6 +28,8 @@ def test_bad_arguments_exit_2(tmp_path):
     assert proc.returncode == 2 and "must be positive" in proc.stderr
     assert not any(tmp_path.iterdir())
     assert foley("synth", "thunder").returncode == 2
+    nucleus = foley("generate", tmp_path / "v.mp4", "--ckpt", tmp_path, "--out", tmp_path / "o.mp4", "--top-p", "2")
+    assert nucleus.returncode == 2 and "argument --top-p: must be in (0, 1], got 2" in nucleus.stderr
 
 
 def test_output_folder_that_is_a_file(tmp_path):

@@ -155,7 +155,7 @@ def test_mean_over_takes_by_hand():
 def test_takes_score_the_mean_of_their_takes(claps, tmp_path, monkeypatch):
     """With --takes 2, a clip's scores are the mean of its takes' scores: here take 0 (seed 0) is silence and take
     1 the true audio, so every metric lies halfway between the two."""
-    def fake_free_running(model, clip, spec, part, n_frames, seed, prior=None, guidance=1.0):
+    def fake_free_running(model, clip, spec, part, n_frames, seed, prior=None, **sampling):
         true = np.asarray(clip.audio[spec.frame_start(part.start):spec.frame_start(part.start + n_frames)])
         return {name: true if seed == 1 else np.zeros_like(true) for name in SYSTEMS}, 1.0
 
@@ -177,21 +177,24 @@ def test_takes_score_the_mean_of_their_takes(claps, tmp_path, monkeypatch):
 
 
 def test_also_train_clips_train_every_fold_and_are_never_held_out(claps, tmp_path, monkeypatch, capsys):
-    """Also: --guidance reaches every generation of the folds and is recorded."""
-    guidances = []
+    """Also: the sampling options reach every generation of the folds and are recorded."""
+    samplings = []
 
-    def silent(model, clip, spec, part, n_frames, seed, prior=None, guidance=1.0):
-        guidances.append(guidance)
+    def silent(model, clip, spec, part, n_frames, seed, prior=None, **sampling):
+        samplings.append(sampling)
         n = spec.frame_start(part.start + n_frames) - spec.frame_start(part.start)
         return {name: np.zeros((n, spec.channels), np.float32) for name in SYSTEMS}, 1.0
 
     monkeypatch.setattr(crossval, "free_running", silent)
     out = tmp_path / "cv"
     assert main(["crossval", *map(str, claps[:2]), "--also-train", str(claps[2]), *TINY, "--out", str(out),
-                 "--guidance", "2"]) == 0
+                 "--guidance", "2", "--temperature", "0.8", "--top-p", "0.9"]) == 0
     report = json.loads((out / "crossval.json").read_text())
-    assert guidances == [2.0, 2.0] and [f["settings"]["guidance"] for f in report["folds"]] == [2.0, 2.0]
-    assert "classifier-free guidance 2" in report["header"]
+    sampling = {"guidance": 2.0, "temperature": 0.8, "top_p": 0.9}
+    assert samplings == [sampling, sampling] and [f["settings"] for f in report["folds"]] == [
+        f["settings"] | sampling for f in report["folds"]]
+    assert "classifier-free guidance 2" in report["header"] and "sampled at temperature 0.8" in report["header"]
+    assert "from the nucleus holding 0.9 of the probability" in report["header"]
     assert [f["clip"] for f in report["folds"]] == ["clap-0", "clap-1"] and report["also_train"] == ["clap-2"]
     assert [f["settings"]["train_clips"] for f in report["folds"]] == [["clap-1", "clap-2"], ["clap-0", "clap-2"]]
     assert "1 more clip(s) in every training set" in report["header"]
@@ -212,12 +215,12 @@ def test_a_fold_that_only_generates_otherwise_reuses_its_trained_runs(claps, tmp
     assert len(weights) == 6  # each fold's pretrained run and its two fine-tuned ones
     first = json.loads((out / "crossval.json").read_text())
     capsys.readouterr()
-    assert main([*args, "--guidance", "2", "--takes", "2", "--force"]) == 0
+    assert main([*args, "--temperature", "0.5", "--takes", "2", "--force"]) == 0
     assert capsys.readouterr().out.count("reused its runs") == 2
     assert {path: path.read_bytes() for path in (out / "folds").rglob("model.pt")} == weights
     again = json.loads((out / "crossval.json").read_text())
     for before, after in zip(first["folds"], again["folds"]):
-        assert after["reused_runs"] and after["settings"]["guidance"] == 2.0 and after["settings"]["takes"] == 2
+        assert after["reused_runs"] and after["settings"]["temperature"] == 0.5 and after["settings"]["takes"] == 2
         assert after["val_loss"] == before["val_loss"]  # the same runs' records
         assert after["scores"]["model"]["onset_f1"] != before["scores"]["model"]["onset_f1"] or \
             after["scores"]["model"]["logmel_db"] != before["scores"]["model"]["logmel_db"]  # generated anew

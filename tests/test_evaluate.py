@@ -151,6 +151,19 @@ def test_guided_evaluation_guides_the_model_and_its_shuffled_twin_not_the_zeroed
         evaluate_run(continuous, seconds=0.4, guidance=2.0)
 
 
+def test_evaluation_draws_at_the_temperature_it_is_given(run):
+    """At temperature 0, and from a nucleus so small it holds only the likeliest class, every video's take is its
+    argmax path, whatever the seed; at temperature 1 the seed changes it."""
+    cold, cold_audio = evaluate_run(run, seconds=0.4, temperature=0.0, seed=1)
+    narrow, narrow_audio = evaluate_run(run, seconds=0.4, top_p=1e-6, seed=2)
+    _, warm_audio = evaluate_run(run, seconds=0.4, seed=1)
+    _, warm_other_seed = evaluate_run(run, seconds=0.4, seed=2)
+    assert (cold["temperature"], cold["top_p"], narrow["temperature"], narrow["top_p"]) == (0.0, 1.0, 1.0, 1e-6)
+    for name in ("model", "video_zeroed", "video_shuffled"):
+        np.testing.assert_array_equal(cold_audio[name], narrow_audio[name])
+        assert not np.array_equal(warm_audio[name], warm_other_seed[name])
+
+
 def test_reports_table_rows_and_differences():
     from foleylib.evaluation.ablation import reports_table
 

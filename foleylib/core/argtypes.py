@@ -1,5 +1,5 @@
-"""Value types for command-line options: numbers that must be positive or not negative, shares, spans of a
-clip."""
+"""Value types for command-line options: numbers that must be positive or not negative, shares, probability
+masses, spans of a clip."""
 from __future__ import annotations
 
 import argparse
@@ -38,12 +38,22 @@ def fraction_span(text: str) -> tuple[float, float]:
     return start, end
 
 
-def share(text: str) -> float:
-    """An argparse type: a share of the examples, 0 <= value < 1."""
+def _fraction(text: str, ok: Callable[[float], bool], interval: str) -> float:
+    """A number parsed from text, refused unless ok(value) (`interval` names the allowed values in messages)."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+        raise argparse.ArgumentTypeError(f"expected a number in {interval}, got {text}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"must be in {interval}, got {text}")
     return value
+
+
+def share(text: str) -> float:
+    """An argparse type: a share of the examples, 0 <= value < 1."""
+    return _fraction(text, lambda v: 0 <= v < 1, "[0, 1)")
+
+
+def probability_mass(text: str) -> float:
+    """An argparse type: a probability mass, 0 < value <= 1 (nucleus sampling's top_p)."""
+    return _fraction(text, lambda v: 0 < v <= 1, "(0, 1]")

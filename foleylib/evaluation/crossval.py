@@ -14,7 +14,7 @@ OUT/crossval.json holds the per-clip rows and, per system and metric, the mean o
 bootstrap interval (`metrics.bootstrap_mean`) and the model's paired differences from its twins; OUT/crossval.md
 shows them as tables. Each fold lives in OUT/folds/<clip>/ (training run, generated audio, embeddings,
 fold.json); a fold whose fold.json holds the same settings is reused, so a killed batch continues where it
-stopped, and one whose runs were trained the same way but that generates otherwise (takes, guidance) keeps its
+stopped, and one whose runs were trained the same way but that generates otherwise (takes, sampling) keeps its
 runs and only generates and scores again.
 
 A tail of one or two seconds holds few sounds, so one clip's verdict rests on a handful of onsets. With `segments`
@@ -95,15 +95,16 @@ class CrossvalConfig:
     takes: int = 1  # generated takes per system and clip, scores averaged over them
     segments: int = 1  # mode finetune: segments of each held-out clip scored in turn (1: its tail)
     guidance: float = 1.0  # classifier-free guidance weight of the model's and its twins' generation (1: none)
+    temperature: float = 1.0  # mu-law sampling temperature of the model and its twins (0: argmax)
+    top_p: float = 1.0  # their nucleus sampling mass (1: off)
     resamples: int = 2000  # bootstrap resamples
     confidence: float = 0.95  # bootstrap interval
 
     def fold_settings(self, train_clips: list[str]) -> dict:
         """What a finished fold must have been run with to be reused: its training settings and how it generated
-        (takes, guidance; GENERATION_SETTINGS)."""
-        return self.training_settings(train_clips) | (
-            {"takes": self.takes} if self.takes > 1 else {}) | (
-            {"guidance": self.guidance} if self.guidance != 1 else {})
+        (GENERATION_SETTINGS: takes and the sampling, each recorded only where it is not the default)."""
+        return self.training_settings(train_clips) | {
+            name: getattr(self, name) for name in GENERATION_SETTINGS if getattr(self, name) != 1}
 
     def training_settings(self, train_clips: list[str]) -> dict:
         """What a fold's runs must have been trained with to be reused by a fold that generates otherwise."""
@@ -114,7 +115,8 @@ class CrossvalConfig:
             {"segments": self.segments} if self.segments > 1 else {})
 
 
-GENERATION_SETTINGS = ("takes", "guidance")  # fold settings that change what is generated, not what is trained
+# fold settings that change what is generated, not what is trained (each defaults to 1)
+GENERATION_SETTINGS = ("takes", "guidance", "temperature", "top_p")
 
 
 def check_train_args(train_args: tuple[str, ...], out: Path, flag: str = "--train-args") -> None:
@@ -296,7 +298,7 @@ def score_piece(cfg: CrossvalConfig, clip: AlignedClip, piece: Piece) -> ScoredP
     model, spec = load_model(piece.run, cfg.device)
     part = piece.frames
     generated = [free_running(model, clip, spec, part, len(part), cfg.seed + take, prior=piece.prior,
-                              guidance=cfg.guidance)
+                              guidance=cfg.guidance, temperature=cfg.temperature, top_p=cfg.top_p)
                  for take in range(cfg.takes)]  # (audio by system, the model's real-time factor) per take
     takes = [{name: audio[name] for name in SYSTEMS} for audio, _ in generated]
     reference = np.asarray(clip.audio[spec.frame_start(part.start):][:len(takes[0]["model"])])
@@ -498,6 +500,8 @@ def run_crossval(sources: list[Path], out: str | Path, group_by: str = "all", cf
                  if cfg.takes > 1 else "")
               + (f", generated with classifier-free guidance {cfg.guidance:g} (the model and its shuffled twin)"
                  if cfg.guidance != 1 else "")
+              + (f", sampled at temperature {cfg.temperature:g}" if cfg.temperature != 1 else "")
+              + (f", from the nucleus holding {cfg.top_p:g} of the probability" if cfg.top_p != 1 else "")
               + ". Onset accuracy and AP strict "
               "(onset_acc, onset_ap) and as CondFoleyGen's predict_onset.py (condfoleygen_acc, condfoleygen_ap: "
               f"2 s clips, AP 1 for silence); {cfg.resamples} bootstrap resamples over clips. Folds: "

@@ -138,10 +138,10 @@ def shuffled_video(frames: np.ndarray) -> np.ndarray:
 
 def free_running(model: torch.nn.Module, clip: AlignedClip, spec: AVSpec, tail: range, n_frames: int,
                  seed: int, progress: bool = False, prior: np.ndarray | None = None,
-                 guidance: float = 1.0) -> tuple[dict[str, np.ndarray], float]:
+                 **sampling: float) -> tuple[dict[str, np.ndarray], float]:
     """Generated audio of the tail's first n_frames by the model, by the model on zeroed and on shuffled video
-    (shuffled_video), all with classifier-free `guidance` (FoleyEngine; on zeroed video it changes nothing), and
-    by the baselines that need no model; and the model's
+    (shuffled_video), all drawn with the same `sampling` (generate's temperature, top_p and classifier-free
+    guidance; guidance changes nothing on zeroed video), and by the baselines that need no model; and the model's
     real-time factor. The histogram baseline draws from the mu-law histogram of `prior` [N, C], audio the model
     trained on (default: the clip's audio before the tail), and the motion bursts take its 99.9th percentile
     level."""
@@ -155,7 +155,7 @@ def free_running(model: torch.nn.Module, clip: AlignedClip, spec: AVSpec, tail: 
     for name, video in videos.items():
         t = time.perf_counter()
         audio[name] = generate(model, spec, video, tail.start, n_frames, prime=prime, seed=seed, progress=progress,
-                               guidance=guidance)
+                               **sampling)
         if name == "model":
             rtf = n / spec.sr / (time.perf_counter() - t)
     rng = np.random.default_rng([seed, 1])  # not the sampler's stream: a model of the histogram would copy it
@@ -199,10 +199,11 @@ def score_generated(audio: dict[str, np.ndarray], clip: AlignedClip, spec: AVSpe
 
 def evaluate_run(run: str | Path, clip_dir: str | Path | None = None, seconds: float = 4.0, seed: int = 0,
                  device: str = "auto", progress: bool = False, onset_metric: str = "strict",
-                 guidance: float = 1.0) -> tuple[dict, dict[str, np.ndarray]]:
+                 guidance: float = 1.0, temperature: float = 1.0,
+                 top_p: float = 1.0) -> tuple[dict, dict[str, np.ndarray]]:
     """Evaluate a run folder on a clip's held-out tail (default: the first clip it trained on); `onset_metric`
-    as `metrics.audio_metrics` takes it; the model and its twins generate with classifier-free `guidance`
-    (free_running).
+    as `metrics.audio_metrics` takes it; the model and its twins are drawn at `temperature` from the nucleus
+    `top_p` with classifier-free `guidance` (free_running).
 
     Returns the report (JSON-ready) and the free-running audio of the model and of each baseline [n, C]."""
     run = Path(run)
@@ -221,13 +222,14 @@ def evaluate_run(run: str | Path, clip_dir: str | Path | None = None, seconds: f
     train, tail = split_by_time(clip, tc.val_fraction, tc.val_end)
     n_frames = max(1, min(len(tail), math.floor(seconds * spec.fps_exact)))
     t0 = float(tail.start / spec.fps_exact)
-    audio, rtf = free_running(model, clip, spec, tail, n_frames, seed, progress, guidance=guidance)
+    audio, rtf = free_running(model, clip, spec, tail, n_frames, seed, progress, guidance=guidance,
+                              temperature=temperature, top_p=top_p)
     scores, truth = score_generated(audio, clip, spec, tail.start, onset_metric)
     cfg = model.cfg
     return {
         "run": str(run), "clip": str(clip.path), "arch": cfg.arch, "mode": cfg.mode, "loss": cfg.loss,
         "tail_start_s": t0, "generated_seconds": len(audio["model"]) / spec.sr, "rtf": rtf, "seed": seed,
-        "guidance": guidance,
+        "guidance": guidance, "temperature": temperature, "top_p": top_p,
         "truth": "scene events" if truth else "onsets detected in the true audio", "onset_metric": onset_metric,
         "teacher_forced": teacher_forced(model, [clip], spec, tc) | {
             "histogram_nll_nats": histogram_nll(clip, train, tail, spec)},

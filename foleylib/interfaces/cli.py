@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from foleylib.core.argtypes import non_negative_float, non_negative_int, positive_float, positive_int
+from foleylib.core.argtypes import non_negative_float, non_negative_int, positive_float, positive_int, probability_mass
 from foleylib.core.config import GENERATION_PRECISIONS, MODEL_PRESETS, AVSpec
 from foleylib.core.device import configure_threads
 from foleylib.core.errors import InputError
@@ -115,7 +115,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     check_output(args.out, [args.ckpt], args.force)
     report, _ = evaluate_run(args.ckpt, args.data, seconds=args.seconds, seed=args.seed, device=args.device,
-                             progress=not args.quiet, onset_metric=args.onset_metric, guidance=args.guidance)
+                             progress=not args.quiet, onset_metric=args.onset_metric, guidance=args.guidance,
+                             temperature=args.temperature, top_p=args.top_p)
     write_json(args.out, report)
     tf = report["teacher_forced"]
     print(f"{report['arch']}/{report['mode']}/{report['loss']} on {report['clip']}: validation {report['loss']} "
@@ -157,7 +158,8 @@ def cmd_crossval(args: argparse.Namespace) -> int:
     cfg = CrossvalConfig(mode=args.mode, finetune_steps=args.finetune_steps,
                          finetune_args=split_options(args.finetune_args, "--finetune-args"), seed=args.seed,
                          device=args.device, threads=args.threads, resamples=args.resamples, takes=args.takes,
-                         segments=args.segments, guidance=args.guidance,
+                         segments=args.segments, guidance=args.guidance, temperature=args.temperature,
+                         top_p=args.top_p,
                          train_args=train_options(args.train_args, arch=args.arch, preset=args.preset,
                                                   steps=args.steps, loss=args.loss, batch_size=args.batch_size))
     t0 = time.perf_counter()
@@ -266,10 +268,7 @@ def _add_generate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", choices=GENERATION_PRECISIONS, default="fp32",
                    help="cached generation's weights: fp32 (default; equals naive) or int8 with per-row scales "
                         "(faster; outputs within about 1%% of fp32's)")
-    p.add_argument("--temperature", type=non_negative_float, default=1.0,
-                   help="mu-law sampling temperature (0 = argmax)")
-    p.add_argument("--top-p", type=positive_float, default=1.0, help="mu-law nucleus sampling mass (1 = off)")
-    _guidance_option(p, "each sample")
+    _sampling_options(p, "each sample")
     p.add_argument("--crossfade", type=non_negative_float, default=0.0,
                    help="deep fusion: overlap segments by MS milliseconds with a crossfade")
     p.add_argument("--prime", type=non_negative_float, default=0.0,
@@ -279,8 +278,11 @@ def _add_generate_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_generate)
 
 
-def _guidance_option(p: argparse.ArgumentParser, what: str) -> None:
-    """--guidance W: classifier-free guidance of `what` (FoleyEngine's guidance)."""
+def _sampling_options(p: argparse.ArgumentParser, what: str) -> None:
+    """--temperature, --top-p and --guidance W (classifier-free guidance, FoleyEngine's) of `what`."""
+    p.add_argument("--temperature", type=non_negative_float, default=1.0,
+                   help="mu-law sampling temperature (0 = argmax; default 1)")
+    p.add_argument("--top-p", type=probability_mass, default=1.0, help="mu-law nucleus sampling mass (1 = off)")
     p.add_argument("--guidance", type=non_negative_float, default=1.0, metavar="W",
                    help=f"mu-law models: classifier-free guidance, {what} drawn from u + W (c - u), c the logits on "
                         "the frames and u on black frames (train with --video-dropout P); 1 = off (default)")
@@ -294,7 +296,7 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seconds", type=positive_float, default=4.0, help="seconds of the tail to generate (default 4)")
     p.add_argument("--onset-metric", choices=["strict", "condfoleygen"], default="strict",
                    help="onset accuracy and AP: strict (default) or exactly as CondFoleyGen's predict_onset.py")
-    _guidance_option(p, "the model's and its twins' samples")
+    _sampling_options(p, "the model's and its twins' samples")
     _run_options(p, "replace an existing report")
     p.set_defaults(func=cmd_evaluate)
 
@@ -347,7 +349,7 @@ def _add_crossval_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--segments", type=positive_int, default=1, metavar="K",
                    help="finetune mode: score the whole held-out clip in K equal segments, each generated after "
                         "fine-tuning on the rest of the clip (default 1: its tail)")
-    _guidance_option(p, "the model's and its twins' samples")
+    _sampling_options(p, "the model's and its twins' samples")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
     p.add_argument("--out", type=Path, default=Path("results/crossval"))
