@@ -95,9 +95,10 @@ def test_05_wavenet(tmp_path):
 
 def test_08_studio(tmp_path):
     nb, results = run_notebook("08_studio.ipynb", tmp_path, SCENE_SECONDS=3.0, PRESET="tiny", TRAIN_STEPS=2,
-                               SECONDS=0.4)
+                               SECONDS=0.4, TOP_P=0.9)
     assert (results["start_s"], results["seconds"], results["frames"]) == (2.4, 0.4, 10)  # the held-out tail
     assert results["method"] == "cached" and results["has_original"] and results["rtf"] > 0
+    assert (results["temperature"], results["top_p"]) == (1.0, 0.9)
     assert results["progress"] == [3200, 3200]  # 0.4 s at 8 kHz: the bar reached its end
     assert results["frame_shown"] == 69 and results["marker_s"] == pytest.approx(0.36)
     out = tmp_path / "out"

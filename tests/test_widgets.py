@@ -86,13 +86,13 @@ def test_key_widgets_carry_stable_css_classes(runs, videos):
     s = Studio(videos, runs)
     classes = {name: getattr(s, name)._dom_classes for name in (
         "generate_button", "progress", "original_audio", "generated_audio", "waveform", "frame_slider",
-        "frame_image", "message", "takes", "take", "precision", "guidance", "ui")}
+        "frame_image", "message", "takes", "take", "precision", "guidance", "top_p", "ui")}
     assert classes == {"generate_button": ("foley-generate",), "progress": ("foley-progress",),
                        "original_audio": ("foley-original-audio",), "generated_audio": ("foley-generated-audio",),
                        "waveform": ("foley-waveform",), "frame_slider": ("foley-frame-slider",),
                        "frame_image": ("foley-frame",), "message": ("foley-message",), "takes": ("foley-takes",),
                        "take": ("foley-take",), "precision": ("foley-precision",), "guidance": ("foley-guidance",),
-                       "ui": ("foley-studio",)}
+                       "top_p": ("foley-top-p",), "ui": ("foley-studio",)}
 
 
 def test_helpers_make_wav_and_png_bytes():
@@ -180,15 +180,18 @@ def test_int8_weights_are_a_choice_of_cached_generation(runs, videos):
     assert "(cached, int8 weights)" in s.status.value and wav_info(s.generated_audio.value) == (0.2, 2)
 
 
-def test_guidance_is_a_choice_of_mu_law_runs(runs, videos):
+def test_guidance_and_nucleus_sampling_are_choices_of_mu_law_runs(runs, videos):
     s = Studio(videos, runs, video=str(videos / "clap.mp4"), run=str(runs / "wavenet"), start=1.2, seconds=0.2,
-               seed=3, guidance=2.0, takes=2)
-    assert s.generate()["guidance"] == 2.0 and s.message.value == ""
-    assert "(cached, guidance 2, 2 takes)" in s.status.value
+               seed=3, guidance=2.0, takes=2, top_p=0.5)
+    result = s.generate()
+    assert (result["guidance"], result["top_p"], result["temperature"]) == (2.0, 0.5, 1.0) and s.message.value == ""
+    assert "(cached, top-p 0.5, guidance 2, 2 takes)" in s.status.value
     spec = preset("tiny")
     clip = load_clip(ingest_file(videos / "clap.mp4", videos.parent / "guided-clip", spec).clip_dir)
     model, _ = load_model(runs / "wavenet", "cpu")
     first = round(1.2 * spec.fps)
     frames, n = np.asarray(clip.frames), round(0.2 * spec.fps)
-    np.testing.assert_array_equal(s.all_takes[1], generate(model, spec, frames, first, n, seed=4, guidance=2.0))
-    assert not np.array_equal(s.all_takes[1], generate(model, spec, frames, first, n, seed=4))
+    np.testing.assert_array_equal(s.all_takes[1], generate(model, spec, frames, first, n, seed=4, guidance=2.0,
+                                                           top_p=0.5))
+    assert not np.array_equal(s.all_takes[1], generate(model, spec, frames, first, n, seed=4, guidance=2.0))
+    assert not np.array_equal(s.all_takes[1], generate(model, spec, frames, first, n, seed=4, top_p=0.5))

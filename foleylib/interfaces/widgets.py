@@ -131,7 +131,8 @@ class Studio:
 
     The video list holds the videos and aligned clips found under `videos`, the run list the trained runs found
     under `runs` (described by their config); a `video` or `run` path given here joins its list.
-    Widgets and their CSS classes: video (foley-video), run (foley-run), start, seconds, temperature, method,
+    Widgets and their CSS classes: video (foley-video), run (foley-run), start, seconds, temperature, top_p
+    (foley-top-p: nucleus sampling mass, 1 = off; mu-law runs), method,
     precision (foley-precision: cached generation's weights, fp32 or int8 for speed), guidance (foley-guidance:
     classifier-free guidance weight, 1 = none; mu-law runs), seed,
     takes (foley-takes: takes made at once, seeds seed, seed + 1, ...; cached generation), generate_button
@@ -147,7 +148,7 @@ class Studio:
     def __init__(self, videos: str | Path = "../data", runs: str | Path = "../outputs", video: str = "", run: str = "",
                  start: float = 0.0, seconds: float = 2.0, temperature: float = 1.0, method: str = "auto",
                  seed: int = 0, takes: int = 1, display_size: int = 160, device: str = "auto",
-                 precision: str = "fp32", guidance: float = 1.0):
+                 precision: str = "fp32", guidance: float = 1.0, top_p: float = 1.0):
         self.videos_dir, self.runs_dir, self.display_size, self.device = Path(videos), Path(runs), display_size, device
         self.video = w.Dropdown(description="video", layout=w.Layout(width="50%"))
         self.run = w.Dropdown(description="run", layout=w.Layout(width="50%"))
@@ -155,6 +156,7 @@ class Studio:
         self.seconds = w.BoundedFloatText(seconds, min=0.04, max=600, step=0.5, description="length (s)")
         self.temperature = w.FloatSlider(temperature, min=0, max=2, step=0.05, description="temperature",
                                          style={"description_width": "initial"})
+        self.top_p = w.FloatSlider(top_p, min=0.05, max=1, step=0.05, description="top-p")
         self.method = w.Dropdown(options=["auto", "naive", "cached"], value=method, description="method")
         self.precision = w.Dropdown(options=GENERATION_PRECISIONS, value=precision, description="weights")
         self.guidance = w.FloatSlider(guidance, min=0, max=4, step=0.25, description="guidance")
@@ -177,7 +179,7 @@ class Studio:
             layout=w.Layout(display="none"))
         self.ui = w.VBox([w.HBox([self.video, self.run]),
                           w.HBox([self.start, self.seconds, self.seed, self.takes]),
-                          w.HBox([self.temperature, self.guidance, self.method, self.precision,
+                          w.HBox([self.temperature, self.top_p, self.guidance, self.method, self.precision,
                                   self.generate_button]),
                           w.HBox([self.progress, self.status]), self.message, self.results])
         for widget, name in ((self.video, "video"), (self.run, "run"), (self.generate_button, "generate"),
@@ -185,6 +187,7 @@ class Studio:
                              (self.original_audio, "original-audio"), (self.generated_audio, "generated-audio"),
                              (self.waveform, "waveform"), (self.frame_slider, "frame-slider"), (self.takes, "takes"),
                              (self.take, "take"), (self.precision, "precision"), (self.guidance, "guidance"),
+                             (self.top_p, "top-p"),
                              (self.frame_image, "frame"), (self.ui, "studio")):
             widget.add_class(f"foley-{name}")
         self.generate_button.on_click(self.generate)
@@ -240,7 +243,7 @@ class Studio:
         with decode_part(video, spec, first, model) as (past_frames, decoded), \
                 decode_part(video, spec, first, model, size=self.display_size) as (_, display):
             takes = self.takes.value
-            samplers = [Sampler(self.temperature.value, 1.0, self.seed.value + k) for k in range(takes)]
+            samplers = [Sampler(self.temperature.value, self.top_p.value, self.seed.value + k) for k in range(takes)]
             engine = make_engine(model, spec, run, self.method.value, samplers[0] if takes == 1 else samplers, first,
                                  past_frames, workers=min(takes, free_cores()), precision=self.precision.value,
                                  guidance=self.guidance.value)
@@ -264,12 +267,14 @@ class Studio:
         seconds = len(self.audio) / spec.sr
         self.result = {"video": str(video), "run": run, "start_s": first / self.fps, "seconds": seconds,
                        "frames": len(self.frames), "takes": takes, "method": engine.method,
-                       "precision": self.precision.value, "guidance": self.guidance.value, "wall_s": wall,
+                       "precision": self.precision.value, "guidance": self.guidance.value,
+                       "temperature": self.temperature.value, "top_p": self.top_p.value, "wall_s": wall,
                        "rtf": takes * seconds / wall,
                        "sr": spec.sr, "fps": self.fps, "has_original": self.original is not None}
         self._show_part()  # players and waveform first: "generated" in the status means they are there
         precision = self.precision.value
         details = [engine.method] + ([f"{precision} weights"] if precision != "fp32" else []) \
+            + ([f"top-p {self.top_p.value:g}"] if self.top_p.value != 1 else []) \
             + ([f"guidance {self.guidance.value:g}"] if self.guidance.value != 1 else []) \
             + ([f"{takes} takes"] if takes > 1 else [])
         self.status.value = f"{seconds:.2f} s generated ({', '.join(details)}), real-time factor " \
