@@ -49,13 +49,14 @@ fuzz: setup
 	OMP_NUM_THREADS=1 $(VENV)/bin/python tests/fuzz_campaign.py --cases $(FUZZ_CASES) --seed $(FUZZ_SEED) --out outputs/fuzz
 
 # docs/studio.png: the studio in JupyterLab on a trained run and a video of yours, e.g.
-#   make screenshot VIDEO=clip.mp4 RUN=runs/finetuned START=4.8 SECONDS=1.2
+#   make screenshot VIDEO=clip.mp4 RUN=runs/finetuned START=4.8 SECONDS=1.2 [TOP_P=0.9]
 # (fails where the browser tests cannot run)
 screenshot: setup
-	@test -n "$(VIDEO)" -a -n "$(RUN)" || { echo "usage: make screenshot VIDEO=file RUN=folder [START=s SECONDS=s]"; exit 2; }
+	@test -n "$(VIDEO)" -a -n "$(RUN)" || { echo "usage: make screenshot VIDEO=file RUN=folder [START=s SECONDS=s TOP_P=p]"; exit 2; }
 	mkdir -p docs && rm -f docs/studio.new.png
 	FOLEY_STUDIO_SCREENSHOT=$(CURDIR)/docs/studio.new.png FOLEY_STUDIO_VIDEO=$(abspath $(VIDEO)) \
 	  FOLEY_STUDIO_RUN=$(abspath $(RUN)) FOLEY_STUDIO_START=$(or $(START),0) FOLEY_STUDIO_SECONDS=$(or $(SECONDS),2) \
+	  FOLEY_STUDIO_TOP_P=$(or $(TOP_P),1) \
 	  $(VENV)/bin/python -m pytest -q -rsx tests/test_browser.py -k trained_run
 	@test -f docs/studio.new.png || { echo "no screenshot: the studio browser test did not run (see above)"; exit 1; }
 	mv docs/studio.new.png docs/studio.png

@@ -189,7 +189,7 @@ def studio_picture(page: LabPage) -> Path:
 def test_studio_on_a_trained_run_for_the_readme(lab, page):
     """The README's picture: the studio lists a video (FOLEY_STUDIO_VIDEO, copied into its data folder) and a
     trained run (FOLEY_STUDIO_RUN, copied beside its outputs), generates FOLEY_STUDIO_SECONDS from
-    FOLEY_STUDIO_START without an error, and the slider shows a frame of the part."""
+    FOLEY_STUDIO_START (top-p FOLEY_STUDIO_TOP_P) without an error, and the slider shows a frame of the part."""
     video, run = Path(os.environ["FOLEY_STUDIO_VIDEO"]), Path(os.environ["FOLEY_STUDIO_RUN"])
     work = lab.root / "picture"
     (work / "data").mkdir(parents=True)
@@ -199,7 +199,8 @@ def test_studio_on_a_trained_run_for_the_readme(lab, page):
                                 OUT_DIR=str(work / "outputs" / "08_studio"), VIDEO=str(work / "data" / video.name),
                                 RUN=str(work / "outputs" / run.name),
                                 START=float(os.environ.get("FOLEY_STUDIO_START", 0)),
-                                SECONDS=float(os.environ.get("FOLEY_STUDIO_SECONDS", 2)), INTERACTIVE=True)
+                                SECONDS=float(os.environ.get("FOLEY_STUDIO_SECONDS", 2)),
+                                TOP_P=float(os.environ.get("FOLEY_STUDIO_TOP_P", 1)), INTERACTIVE=True)
     page.open(notebook)
     page.run_all(timeout=120)
     p = page.page
