@@ -1,10 +1,12 @@
 """Ingest of a corpus: `--jobs` (worker threads) makes the clips one at a time makes, and `--fast-resize` (ffmpeg's
 area scaler) stays near cv2's INTER_AREA. Media made on the spot (synthetic scenes, test patterns)."""
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -60,7 +62,10 @@ def test_jobs_name_sources_of_one_stem_as_one_at_a_time(tmp_path):
 
 
 def test_ctrl_c_stops_every_job_and_leaves_whole_clips_or_none(tmp_path):
-    videos = [make_video(tmp_path / f"long{k}.mp4", seconds=8.0, size="320x240") for k in range(4)]
+    """The interrupt lands while the first clips are written: 12 clips of 8 s leave seconds of work after it even
+    on a loaded machine, where the test may notice a temp folder late (with 4 clips the batch once ended first)."""
+    first = make_video(tmp_path / "long0.mp4", seconds=8.0, size="320x240")
+    videos = [first] + [Path(shutil.copy(first, tmp_path / f"long{k}.mp4")) for k in range(1, 12)]
     out = tmp_path / "aligned"
     proc = subprocess.Popen([sys.executable, "-m", "foleylib", "ingest", *map(str, videos), "--out", str(out),
                              "--size", "32", "--jobs", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
