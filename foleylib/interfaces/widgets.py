@@ -179,8 +179,8 @@ class Studio:
             layout=w.Layout(display="none"))
         self.ui = w.VBox([w.HBox([self.video, self.run]),
                           w.HBox([self.start, self.seconds, self.seed, self.takes]),
-                          w.HBox([self.temperature, self.top_p, self.guidance, self.method, self.precision,
-                                  self.generate_button]),
+                          w.HBox([self.temperature, self.top_p, self.guidance]),
+                          w.HBox([self.method, self.precision, self.generate_button]),
                           w.HBox([self.progress, self.status]), self.message, self.results])
         for widget, name in ((self.video, "video"), (self.run, "run"), (self.generate_button, "generate"),
                              (self.progress, "progress"), (self.status, "status"), (self.message, "message"),
