@@ -337,6 +337,22 @@ def test_resumed_run_keeps_its_freeze_and_augmentation(tmp_path, clip_dir):
               resume=True)
 
 
+def test_video_lookahead_is_recorded_and_needs_rgb_input(tmp_path, clip_dir, capsys):
+    def run(out, *extra):
+        return main(["train", "--arch", "wavenet", "--data", str(clip_dir), "--steps", "1", "--batch-size", "2",
+                     "--window", "64", "--preset", "tiny", "--quiet", "--out", str(tmp_path / out), *extra])
+
+    assert run("ahead", "--video-lookahead", "2") == 0
+    assert json.loads((tmp_path / "ahead" / "config.json").read_text())["model"]["video_lookahead"] == 2
+    assert load_model(tmp_path / "ahead", "cpu")[0].cfg.video_lookahead == 2
+    capsys.readouterr()
+    assert run("motion", "--video-lookahead", "1", "--video-input", "rgb+motion") == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: looking ahead needs --video-input rgb (motion is computed causally, frame by frame) " \
+                  f"({tmp_path / 'motion'})"
+    assert not (tmp_path / "motion" / "config.json").exists()
+
+
 def test_an_incompatible_or_missing_init_run_is_one_line_exit_2(tmp_path, clip_dir, capsys):
     def run(out, *extra):
         return main(["train", "--arch", "wavenet", "--data", str(clip_dir), "--steps", "1", "--batch-size", "2",

@@ -43,7 +43,8 @@ def split_datasets(clips: list[AlignedClip], spec: AVSpec, model: torch.nn.Modul
     cfg = model.cfg
     windows = cfg.mode == "causal" and cfg.arch != "fusion"
     warmup = warmup_positions(model, window) if windows else 0
-    clips, val_clips = ([model_clip(c, cfg.video_input) for c in group] for group in (clips, val_clips or []))
+    clips, val_clips = ([model_clip(c, cfg.video_input, cfg.video_lookahead) for c in group]
+                        for group in (clips, val_clips or []))
 
     def examples(parts: list[tuple[AlignedClip, range]]) -> Dataset:
         return ConcatDataset([make_dataset(c, spec, cfg.arch, cfg.mode, frames, window, warmup) for c, frames in parts])

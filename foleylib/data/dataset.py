@@ -1,13 +1,16 @@
 """Aligned clips on disk and the context windows the models train on.
 
 For an audio index i (the sample to predict) a model sees the `context_samples` samples before i and the
-last `context_frames` video frames up to the frame on screen at i (that frame included). Missing context at
-the start of a clip is zero padding, for audio and for video (paper Sec. III-B and III-D).
+last `context_frames` video frames up to the frame on screen at i (that frame included; a model that looks K
+frames ahead reads the clip through `AdvancedFrames`). Missing context at the start of a clip is zero padding, for
+audio and for video (paper Sec. III-B and III-D).
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,6 +132,52 @@ def video_context(frames: np.ndarray, current: int, count: int) -> np.ndarray:
     lo = max(start, 0)
     out[lo - start:] = frames[lo:current + 1]
     return out
+
+
+class AdvancedFrames:
+    """What a model that looks `ahead` frames past the one on screen (ModelConfig.video_lookahead) reads as a
+    clip's frames: row j is frames[j + ahead], the last frame repeated where that is past the end. Same length and
+    shape as `frames`; rows are read only when asked for (a memory map stays one). `look_ahead`: the same for a
+    stream."""
+
+    def __init__(self, frames: np.ndarray, ahead: int):
+        self.frames, self.ahead = frames, ahead
+        self.dtype, self.shape = frames.dtype, frames.shape
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, index) -> np.ndarray:
+        rows = np.minimum(np.asarray(range(len(self.frames))[index], np.intp) + self.ahead, len(self.frames) - 1)
+        return np.asarray(self.frames[rows])
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return self[:] if dtype is None else self[:].astype(dtype)
+
+
+def look_ahead(past: np.ndarray | None, frames: Iterable[np.ndarray],
+               ahead: int) -> tuple[np.ndarray | None, Iterator[np.ndarray]]:
+    """A video stream as a model that looks `ahead` frames ahead reads it (the rows AdvancedFrames gives of the
+    whole video): `past` [P, S, S, 3], the frames before the first one to generate, and `frames`, the video from
+    there on -> the model's P frames before it and its frames from it on, as many as the video has (video frame
+    j + ahead as frame j, the last one repeated at the end). Reads `ahead` frames before yielding the first."""
+    frames = iter(frames)
+    if not ahead:
+        return past, frames
+    early = list(itertools.islice(frames, ahead))
+    seen = ([] if past is None else list(past)) + early
+    if not seen:
+        return past, iter(())
+    seen += [seen[-1]] * (ahead - len(early))  # past the video's end: its last frame
+
+    def rest() -> Iterator[np.ndarray]:
+        last = seen[-1]
+        for last in frames:
+            yield last
+        yield from itertools.repeat(last, len(early))
+
+    model_past = np.array(seen[ahead:], np.uint8).reshape(-1, *np.shape(seen[0]))
+    return (model_past if past is not None else None), rest()
 
 
 def split_by_time(clip: AlignedClip, val_fraction: float = 0.2, val_end: float = 1.0) -> tuple[list[range], range]:

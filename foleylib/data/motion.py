@@ -24,14 +24,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 from numba import njit
 
-if TYPE_CHECKING:
-    from foleylib.data.dataset import AlignedClip
+from foleylib.data.dataset import AdvancedFrames, AlignedClip
 
 VIDEO_INPUTS = ("rgb", "rgb+motion", "motion")
 MOTION_CHANNELS = ("diff", "right", "left", "down", "up", "stop")
@@ -205,10 +203,15 @@ def clip_motion(clip: AlignedClip) -> np.ndarray:
     return motion_channels(np.asarray(clip.frames))
 
 
-def model_clip(clip: AlignedClip, video_input: str) -> AlignedClip:
-    """The clip as a model with `video_input` reads it: its frames replaced by the model's input frames (the
-    motion cache memory-mapped, the RGB frames not copied); the clip itself for "rgb"."""
+def model_clip(clip: AlignedClip, video_input: str, lookahead: int = 0) -> AlignedClip:
+    """The clip as a model with `video_input` and `lookahead` (ModelConfig.video_lookahead) reads it: its frames
+    replaced by the model's input frames (the motion cache memory-mapped, the RGB frames not copied; frames
+    `lookahead` ahead: dataset.AdvancedFrames); the clip itself for "rgb" without lookahead."""
     input_channels(video_input)
+    if lookahead:
+        if video_input != "rgb":
+            raise ValueError("looking ahead needs video_input 'rgb'")
+        return replace(clip, frames=AdvancedFrames(clip.frames, lookahead))
     if video_input == "rgb":
         return clip
     motion = clip_motion(clip)

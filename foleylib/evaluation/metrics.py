@@ -94,8 +94,8 @@ def per_sample_nll(model: torch.nn.Module, clip: AlignedClip, spec: AVSpec, fram
     span = model.receptive_field
     n = spec.frame_start(frames.stop) - spec.frame_start(frames.start)
     window = min(window, n)
-    ds = WindowDataset(model_clip(clip, model.cfg.video_input), spec, frames, window=window, warmup=span - 1,
-                       stride=window)
+    shown = model_clip(clip, model.cfg.video_input, model.cfg.video_lookahead)  # the frames as the model reads them
+    ds = WindowDataset(shown, spec, frames, window=window, warmup=span - 1, stride=window)
     out = np.full(n, np.nan)
     first = spec.frame_start(frames.start)
     for j, batch in enumerate(DataLoader(ds, batch_size=4)):

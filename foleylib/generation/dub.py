@@ -17,7 +17,7 @@ import torch
 
 from foleylib.core.config import AVSpec
 from foleylib.core.errors import InputError
-from foleylib.data.dataset import window_frame_count
+from foleylib.data.dataset import look_ahead, window_frame_count
 from foleylib.data.media import Probe, iter_frames, mux_audio, probe, read_audio, write_audio
 from foleylib.generation.generate import FoleyEngine, Method, run_frames
 from foleylib.generation.sampling import Sampler
@@ -54,15 +54,16 @@ def plan_part(video: Path, spec: AVSpec, start: float, seconds: float | None) ->
 @contextmanager
 def decode_part(video: Path, spec: AVSpec, first: int, model: torch.nn.Module,
                 size: int | None = None) -> Iterator[tuple[np.ndarray, Iterator[np.ndarray]]]:
-    """Decode a video from frame `first` at the spec's frame rate and `size` (default the spec's): yields the
-    frames before it that the model's contexts look back on [past, size, size, 3] and an iterator of the frames
-    from `first` on. The decoder is closed on exit."""
-    size = size or spec.size
+    """Decode a video from frame `first` at the spec's frame rate: yields the frames before it that the model's
+    contexts look back on [past, S, S, 3] and an iterator of the frames from `first` on. Without `size`, the
+    frames as the model reads them (the spec's size; `look_ahead` when the model looks ahead); with it, the
+    video's own frames at that size (for display). The decoder is closed on exit."""
+    shown = size or spec.size
     past = min(first, window_frame_count(spec, model.receptive_field + 1))
-    with closing(iter_frames(video, fps=spec.fps_exact, size=size, start=float((first - past) / spec.fps_exact))) \
+    with closing(iter_frames(video, fps=spec.fps_exact, size=shown, start=float((first - past) / spec.fps_exact))) \
             as decoded:
-        past_frames = np.array(list(itertools.islice(decoded, past)), np.uint8).reshape(-1, size, size, 3)
-        yield past_frames, decoded
+        past_frames = np.array(list(itertools.islice(decoded, past)), np.uint8).reshape(-1, shown, shown, 3)
+        yield look_ahead(past_frames, decoded, 0 if size else model.cfg.video_lookahead)
 
 
 def make_engine(model: torch.nn.Module, spec: AVSpec, run: str | Path, *args, **kwargs) -> FoleyEngine:

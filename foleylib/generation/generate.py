@@ -26,8 +26,15 @@ import torch
 from foleylib.core.config import AVSpec
 from foleylib.core.device import free_cores, thread_count
 from foleylib.core.progress import progress_bar
-from foleylib.data.dataset import audio_context, causal_window, video_context, window_frame_count
-from foleylib.data.motion import FrameInput, input_channels
+from foleylib.data.dataset import (
+    AdvancedFrames,
+    audio_context,
+    causal_window,
+    look_ahead,
+    video_context,
+    window_frame_count,
+)
+from foleylib.data.motion import HISTORY, FrameInput, input_channels
 from foleylib.generation.fastgen import FastTransformerStepper, FastWaveNetStepper, FusedStepper, SplitStepper
 from foleylib.generation.kernels import blas_threads
 from foleylib.generation.sampling import Sampler
@@ -188,10 +195,10 @@ class FoleyEngine:
         self.next_frame = start_frame
         first = self.spec.frame_start(start_frame)
         self.made = first  # samples before this one are final
-        history = max(cfg.context_samples, model.receptive_field) + 1  # what the next step reads
+        history = samples_read(model)
         self.audio = self._tape(prime, first, history + 2 * self.spec.max_samples_per_frame, self.row, np.float32)
         self.frame_input = FrameInput(cfg.video_input)  # RGB frames -> the model's input frames (causal motion)
-        keep = window_frame_count(self.spec, history) + 2
+        keep = frames_kept(model, spec)
         past = None if past_frames is None else self.frame_input.last(past_frames, keep)
         self.frames = self._tape(past, start_frame, keep, (cfg.size, cfg.size, input_channels(cfg.video_input)),
                                  np.uint8)
@@ -364,11 +371,24 @@ class FoleyEngine:
             self.made = end
 
 
+def samples_read(model: torch.nn.Module) -> int:
+    """How many samples up to the next one a step reads: its audio context and the sample before it."""
+    return max(model.cfg.context_samples, model.receptive_field) + 1
+
+
+def frames_kept(model: torch.nn.Module, spec: AVSpec) -> int:
+    """How many input frames before the next one a FoleyEngine keeps: as far back as its next steps' contexts
+    reach."""
+    return window_frame_count(model.cfg.spec_for(spec), samples_read(model)) + 2
+
+
 def stream(model: torch.nn.Module, spec: AVSpec, frames: Iterable[np.ndarray], **engine_args) -> Iterator[FrameAudio]:
     """Live Foley: yield each frame's audio as soon as it is made, taking frames one at a time from an iterator
     (a camera, a decoder). `engine_args` go to FoleyEngine (method, sampler, start_frame, past_frames, prime,
-    crossfade, precision, guidance)."""
-    engine = FoleyEngine(model, spec, **engine_args)
+    crossfade, precision, guidance). A model that looks ahead (ModelConfig.video_lookahead = K) makes frame j's
+    audio once frame j + K has come (K frames of latency), and the last K frames' audio at the end."""
+    past, frames = look_ahead(engine_args.pop("past_frames", None), frames, model.cfg.video_lookahead)
+    engine = FoleyEngine(model, spec, past_frames=past, **engine_args)
     for frame in frames:
         yield engine.push(frame)
 
@@ -395,10 +415,13 @@ def _generate(model: torch.nn.Module, spec: AVSpec, frames: np.ndarray, start_fr
     if start_frame < 0 or n_frames < 1 or start_frame + n_frames > len(frames):
         raise ValueError(f"frames {start_frame} .. {start_frame + n_frames - 1} are not all in the clip "
                          f"({len(frames)} frames)")
-    engine = FoleyEngine(model, spec, method, sampler, start_frame, past_frames=frames[:start_frame], prime=prime,
+    ahead = model.cfg.video_lookahead
+    shown = AdvancedFrames(frames, ahead) if ahead else frames  # what the model reads as the clip's frames
+    past = shown[max(0, start_frame - frames_kept(model, spec) - HISTORY):start_frame]
+    engine = FoleyEngine(model, spec, method, sampler, start_frame, past_frames=past, prime=prime,
                          crossfade=crossfade, workers=workers, precision=precision, guidance=guidance)
     total = spec.frame_start(start_frame + n_frames) - spec.frame_start(start_frame)
-    return run_frames(engine, frames[start_frame:start_frame + n_frames], total, progress)[0]
+    return run_frames(engine, (shown[k] for k in range(start_frame, start_frame + n_frames)), total, progress)[0]
 
 
 def generate_takes(model: torch.nn.Module, spec: AVSpec, frames: np.ndarray, start_frame: int, n_frames: int,

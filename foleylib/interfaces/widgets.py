@@ -89,6 +89,7 @@ def run_choices(folder: str | Path) -> list[tuple[str, str]]:
         model, train = (part if isinstance(part, dict) else {} for part in (model, train))
         data = [Path(d).name for d in data if isinstance(d, str)] if isinstance(data, list) else []
         about = [model.get("arch"), model.get("loss"), model.get("video_input"),
+                 f"{model['video_lookahead']} frames ahead" if model.get("video_lookahead") else None,
                  f"{train['steps']} steps" if "steps" in train else None,
                  f"on {', '.join(data[:3])}{' ...' if len(data) > 3 else ''}" if data else None]
         details = ", ".join(str(a) for a in about if a)

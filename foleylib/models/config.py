@@ -43,6 +43,7 @@ class ModelConfig:
     # video context embedding (all architectures)
     norm: Norm = "batch"  # ResNet normalization: "batch" = paper Fig. 3; "group" = per example
     video_input: str = "rgb"  # one of VIDEO_INPUTS: frames as the paper, + or only motion (motion.py)
+    video_lookahead: int = 0  # frames past the one on screen that the context reaches (0: the paper; dataset.py)
     video_channels: int = 16  # c_vid: channels of the 3D ResNet
     video_blocks: int = 2  # ResBlock3d after the stem (wavenet/transformer), each halves x and y
     # deep fusion
@@ -130,6 +131,10 @@ class ModelConfig:
         if self.sync_head and not (self.arch in ("wavenet", "transformer") and self.mode == "causal"):
             raise ValueError("the sync loss reads the per-frame video embedding of the causal wavenet and "
                              "transformer (--mode causal)")
+        if self.video_lookahead < 0 or self.video_lookahead > MAX_LAYERS:
+            raise ValueError(f"video_lookahead must be in [0, {MAX_LAYERS}] frames, got {self.video_lookahead}")
+        if self.video_lookahead and self.video_input != "rgb":
+            raise ValueError("looking ahead needs --video-input rgb (motion is computed causally, frame by frame)")
         if self.arch == "transformer" and self.mode == "causal" and self.raw_context < 2:
             raise ValueError("the causal transformer needs raw_context >= 2")
 

@@ -74,6 +74,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--video-input", choices=VIDEO_INPUTS, default=m.video_input,
                    help="what the video encoder sees: RGB frames (the paper), RGB + motion channels (frame "
                         "difference, optical flow, impact cue) or motion only")
+    p.add_argument("--video-lookahead", type=non_negative_int, default=m.video_lookahead, metavar="K",
+                   help="the video context ends K frames after the one on screen: a file's next frames show where "
+                        "a sound starts (rgb input; live generation then runs K frames late); default 0, the paper")
     p.add_argument("--precision", choices=["fp32", "bf16"], default=t.precision,
                    help="bf16: mixed precision (bfloat16 autocast), for GPUs (default fp32)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (pays off on long GPU runs)")
@@ -129,7 +132,8 @@ def _train(args: argparse.Namespace) -> int:
         context_frames=args.context_frames or context.context_frames,
         context_samples=args.context_samples or context.context_samples)
     overrides = ({"loss": args.loss, "variant": args.variant, "norm": args.norm, "video_input": args.video_input,
-                  "positions": args.positions, "sync_head": args.sync_weight > 0}
+                  "video_lookahead": args.video_lookahead, "positions": args.positions,
+                  "sync_head": args.sync_weight > 0}
                  | ({"mode": args.mode} if args.mode else {}))
     try:
         cfg = model_config(args.arch, args.preset, spec, **overrides)
