@@ -116,7 +116,7 @@ def test_09_real_footage(tmp_path):
     assert results["clips"] == ["clap-0", "clap-1", "clap-2"] and results["held_out"] == "clap-2"
     assert results["motion_shape"] == [75, 32, 32, 6] and results["motion_channels"][-1] == "stop"
     assert list(results["ablation"]) == ["rgb", "rgb+motion", "rgb+motion, augmented", "rgb+motion, sync loss",
-                                         "rgb+motion, guided", "pretrained + fine-tuned"]
+                                         "rgb+motion, guided", "rgb, looking ahead", "pretrained + fine-tuned"]
     for row in results["ablation"].values():
         assert 0 < row["val_loss"] < 6 and 0 <= row["onset_f1"] <= 1 and row["logmel_db"] > 0
     out = tmp_path / "out"
@@ -128,6 +128,8 @@ def test_09_real_footage(tmp_path):
     assert synced["train"]["sync_weight"] == 5.0 and synced["model"]["sync_head"]
     guided = json.loads((out / "ablation" / "rgb_motion_guided" / "config.json").read_text())
     assert guided["train"]["video_dropout"] == 0.2 and results["ablation"]["rgb+motion, guided"]["guidance"] == 2.0
+    ahead = json.loads((out / "ablation" / "rgb_ahead" / "config.json").read_text())["model"]
+    assert (ahead["video_lookahead"], ahead["video_input"]) == (1, "rgb")
     assert results["crossval"]["folds"] == 3
     assert "Leave-one-clip-out" in (out / "crossval" / "crossval.md").read_text()
     for clip in results["clips"]:
