@@ -272,3 +272,45 @@ def test_segments_score_the_whole_held_out_clip(claps, tmp_path, capsys):
                            "foley train refuses these options")):
         assert main(["crossval", *map(str, claps[:2]), *args, *TINY, "--out", str(tmp_path / "bad")]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_repeats_average_folds_trained_with_each_seed(claps, tmp_path, capsys):
+    """--repeats 2: every fold is trained and scored with seeds 0 and 1 (each as --seed alone would), a clip's
+    scores are the means over both, and the report keeps each seed's scores and summary."""
+    out, alone = tmp_path / "cv", tmp_path / "seed1"
+    args = ["crossval", *map(str, claps[:2]), *TINY, "--takes", "2"]
+    assert main([*args, "--repeats", "2", "--out", str(out)]) == 0
+    assert "above its shuffled-video twin's on" in capsys.readouterr().out
+    assert main([*args, "--seed", "1", "--out", str(alone)]) == 0
+    report, single = (json.loads((d / "crossval.json").read_text()) for d in (out, alone))
+    assert "every fold trained 2 times (seeds 0..1)" in report["header"] and report["config"]["repeats"] == 2
+    for fold, one in zip(report["folds"], single["folds"]):
+        seeds = [json.loads((out / "folds" / fold["clip"] / f"seed{s}" / "fold.json").read_text()) for s in (0, 1)]
+        assert [f["settings"]["seed"] for f in seeds] == [0, 1] and fold["settings"]["seeds"] == [0, 1]
+        assert seeds[1]["scores"] == one["scores"]  # the second repeat is the run with --seed 1
+        assert [r["scores"] for r in fold["repeats"]] == [f["scores"] for f in seeds]
+        for system in SYSTEMS:
+            for metric in ("onset_f1", "logmel_db", "fad"):
+                values = [f["scores"][system][metric] for f in seeds if f["scores"][system][metric] is not None]
+                mean = fold["scores"][system][metric]
+                assert mean is None if not values else mean == pytest.approx(np.mean(values)), (system, metric)
+    for summary, folds in ((report["summary"], report["folds"]), (report["per_seed"]["1"], single["folds"])):
+        pairs = [(f["scores"]["model"]["onset_f1"], f["scores"]["video_shuffled"]["onset_f1"]) for f in folds]
+        assert summary["above"]["video_shuffled"] == {"clips": sum(a > b for a, b in pairs),
+                                                      "ties": sum(a == b for a, b in pairs), "of": 2}
+    assert report["per_seed"]["1"]["means"] == single["summary"]["means"]
+    embeddings = [np.load(out / "folds" / c / f"seed{s}" / "embeddings.npz") for c in ("clap-0", "clap-1")
+                  for s in (0, 1)]
+    pooled = {name: np.concatenate([e[name] for e in embeddings]) for name in ("model", "reference")}
+    assert report["group_fad"]["all"]["model"] == pytest.approx(
+        crossval.embedding_distance(pooled["model"], pooled["reference"]))
+    md = (out / "crossval.md").read_text()
+    fold = report["folds"][0]
+    cells = [(r["scores"]["model"]["onset_f1"], r["scores"]["video_shuffled"]["onset_f1"]) for r in fold["repeats"]]
+    above = sum(a > b for a, b in cells)
+    assert (f"| clap-0 | {fmt_cell(cells[0][0])} / {fmt_cell(cells[0][1])} | {fmt_cell(cells[1][0])} / "
+            f"{fmt_cell(cells[1][1])} | {above} of 2 | {fmt_cell(fold['scores']['model']['onset_f1'])} / "
+            f"{fmt_cell(fold['scores']['video_shuffled']['onset_f1'])} |") in md
+    assert "Trained with seed 1 alone, it is above its shuffled twin's on" in md
+    assert main([*args, "--repeats", "2", "--out", str(out), "--force"]) == 0  # every fold reused
+    assert capsys.readouterr().out.count("reused the finished fold") == 4

@@ -22,6 +22,11 @@ K > 1 (mode finetune) every part of the held-out clip is scored: the clip is cut
 each one the pretrained model is fine-tuned on the rest of the clip (`foley train --val-span`, the frames before
 and after the segment) and generates that segment, primed with the real audio before it; the clip's scores are
 the mean over its segments and takes, and its audio files hold the K segments end to end.
+
+One training seed can decide a clip's verdict as much as the video does (a model trained with another seed may
+fall on the other side of its twin). With `repeats` R > 1 every fold is trained and scored R times, with seeds
+seed .. seed + R - 1 (each in OUT/folds/<clip>/seed<S>/), and a clip's scores are the means over its repeats: the
+verdict of R models, not of one. crossval.json then keeps each repeat's scores per clip and each seed's summary.
 """
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ import re
 import shlex
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +99,7 @@ class CrossvalConfig:
     threads: int = 1  # torch threads in training and generation (the protocol runs one job per core)
     takes: int = 1  # generated takes per system and clip, scores averaged over them
     segments: int = 1  # mode finetune: segments of each held-out clip scored in turn (1: its tail)
+    repeats: int = 1  # folds trained and scored per clip (seeds seed, seed + 1, ...), scores averaged over them
     guidance: float = 1.0  # classifier-free guidance weight of the model's and its twins' generation (1: none)
     temperature: float = 1.0  # mu-law sampling temperature of the model and its twins (0: argmax)
     top_p: float = 1.0  # their nucleus sampling mass (1: off)
@@ -331,6 +337,27 @@ def _fad(gen: np.ndarray, ref: np.ndarray) -> float | None:
     return embedding_distance(gen, ref) if min(len(gen), len(ref)) >= 2 else None
 
 
+def fold_dir(out: Path, clip: str, seed: int, repeats: int) -> Path:
+    """Where a fold lives: OUT/folds/<clip>, or OUT/folds/<clip>/seed<S> when every fold is repeated."""
+    return out / "folds" / clip if repeats == 1 else out / "folds" / clip / f"seed{seed}"
+
+
+def merge_repeats(repeats: list[dict]) -> dict:
+    """One clip's folds trained with different seeds as one fold: each score the mean over them, times summed;
+    its "repeats" keep each seed's validation loss and scores."""
+    first = repeats[0]
+    scores = {name: mean_over_takes([r["scores"][name] for r in repeats]) for name in SYSTEMS}
+    seeds = [r["settings"]["seed"] for r in repeats]
+    return {"clip": first["clip"], "group": first["group"],
+            "settings": {k: v for k, v in first["settings"].items() if k != "seed"} | {"seeds": seeds},
+            "start_s": first["start_s"], "seconds": first["seconds"],
+            "train_s": sum(r["train_s"] for r in repeats), "reused_runs": all(r["reused_runs"] for r in repeats),
+            "val_loss": _mean([r["val_loss"] for r in repeats]), "rtf": _mean([r["rtf"] for r in repeats]),
+            "uses_video": uses_video(scores), "scores": scores, "wall_s": sum(r["wall_s"] for r in repeats),
+            "repeats": [{"seed": seed, "val_loss": r["val_loss"], "scores": r["scores"]}
+                        for seed, r in zip(seeds, repeats)]}
+
+
 def trained_runs(fold_dir: Path, training: dict) -> bool:
     """Whether fold_dir holds a finished fold whose runs were trained with these training settings (its other
     settings may differ)."""
@@ -353,26 +380,38 @@ def finished_fold(fold_dir: Path, settings: dict) -> dict | bool | None:
 
 def summarize(folds: list[dict], cfg: CrossvalConfig) -> dict:
     """Per system and metric the mean over clips with its bootstrap interval; the model's paired per-clip
-    differences from each twin (model minus twin); how many clips the model used the video on."""
+    differences from each twin (model minus twin); how many clips the model used the video on and on how many
+    its onset F1 is above each twin's."""
     boot = {"resamples": cfg.resamples, "confidence": cfg.confidence, "seed": cfg.seed}
     means = {s: {m: bootstrap_mean([f["scores"][s][m] for f in folds], **boot) for m in METRICS} for s in SYSTEMS}
     paired = {twin: {m: bootstrap_mean([_minus(f["scores"]["model"][m], f["scores"][twin][m]) for f in folds],
                                        **boot) for m in METRICS} for twin in TWINS}
     used = [f["uses_video"] for f in folds if f["uses_video"] is not None]
-    return {"means": means, "model_minus": paired, "uses_video": {"clips": sum(used), "of": len(used)}}
+    return {"means": means, "model_minus": paired, "uses_video": {"clips": sum(used), "of": len(used)},
+            "above": {twin: count_above(folds, twin) for twin in TWINS}}
+
+
+def count_above(folds: list[dict], twin: str) -> dict[str, int]:
+    """On how many clips the model's onset F1 is above (clips) or equal to (ties) its twin's, of those where both
+    are defined (of)."""
+    pairs = [(f["scores"]["model"]["onset_f1"], f["scores"][twin]["onset_f1"]) for f in folds]
+    pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+    return {"clips": sum(a > b for a, b in pairs), "ties": sum(a == b for a, b in pairs), "of": len(pairs)}
 
 
 def _minus(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a - b
 
 
-def group_fad(folds: list[dict], out: Path) -> dict[str, dict[str, float | None]]:
-    """Per group and system: FAD of the pooled embeddings of all its generated clips against the true ones."""
+def group_fad(folds: list[dict], dirs: dict[str, list[Path]]) -> dict[str, dict[str, float | None]]:
+    """Per group and system: FAD of the pooled embeddings of all its generated clips (from each of a clip's fold
+    folders `dirs`, one per repeat) against the true ones."""
     pooled: dict[str, dict[str, list[np.ndarray]]] = {}
     for fold in folds:
-        with np.load(out / "folds" / fold["clip"] / "embeddings.npz") as saved:
-            for name in (*SYSTEMS, "reference"):
-                pooled.setdefault(fold["group"], {}).setdefault(name, []).append(saved[name])
+        for where in dirs[fold["clip"]]:
+            with np.load(where / "embeddings.npz") as saved:
+                for name in (*SYSTEMS, "reference"):
+                    pooled.setdefault(fold["group"], {}).setdefault(name, []).append(saved[name])
     return {group: {name: _fad(np.concatenate(sets[name]), np.concatenate(sets["reference"])) for name in SYSTEMS}
             for group, sets in pooled.items()}
 
@@ -398,7 +437,10 @@ def markdown(report: dict) -> str:
     lines += [f"| model - {twin} | " + " | ".join(_interval(s["model_minus"][twin][m], True) for m in METRICS) + " |"
               for twin in TWINS]
     lines += ["", f"The model uses the video (at least as good as on shuffled video on onset F1 and envelope "
-                  f"correlation, better on one) on {s['uses_video']['clips']} of {s['uses_video']['of']} clips.",
+                  f"correlation, better on one) on {s['uses_video']['clips']} of {s['uses_video']['of']} clips. "
+                  + _above_sentence(s["above"], "Its onset F1 is")
+                  + "".join(_above_sentence(summary["above"], f" Trained with seed {seed} alone, it is")
+                            for seed, summary in report.get("per_seed", {}).items()),
               "", "## FAD over each group (pooled YAMNet embeddings of its clips)", "",
               "| group | " + " | ".join(SYSTEMS) + " |", "|---|" + "---|" * len(SYSTEMS)]
     lines += [f"| {g} | " + " | ".join(fmt_cell(v[n]) for n in SYSTEMS) + " |" for g, v in report["group_fad"].items()]
@@ -413,22 +455,33 @@ def markdown(report: dict) -> str:
               "|---|---|---|---|---|---|"]
     lines += [f"| {f['clip']} | {f['group']} | {len(f['settings']['train_clips'])} | {fmt_cell(f['val_loss'])} | "
               f"{f['train_s']:.0f} | {f['rtf']:.2f} |" for f in folds]
-    return "\n".join(lines + _segment_lines(folds)) + "\n"
+    return "\n".join(lines + _part_lines(folds, "segments") + _part_lines(folds, "repeats")) + "\n"
 
 
-def _segment_lines(folds: list[dict]) -> list[str]:
-    """With --segments: each clip's onset F1 per segment, the model's against its shuffled twin's, and on how many
-    segments the model is above (how steady a clip's verdict is)."""
-    if not all("segments" in f for f in folds):
+def _above_sentence(above: dict[str, dict[str, int]], subject: str) -> str:
+    """How many clips the model's onset F1 is above each twin's on, as a sentence about `subject`."""
+    counts = [f"{twin.replace('video_', '')} twin's on {c['clips']} of {c['of']} clips ({c['ties']} ties)"
+              for twin, c in above.items()]
+    return f"{subject} above its " + " and its ".join(counts) + "."
+
+
+def _part_lines(folds: list[dict], part: str) -> list[str]:
+    """With segments or repeats (`part`): each clip's onset F1 per segment or seed, the model's against its
+    shuffled-video twin's, on how many of them the model is above, and the clip's (their mean): how steady a clip's
+    verdict is."""
+    if not all(part in f for f in folds):
         return []
-    lines = ["", "## Per clip and segment: onset_f1 of the model / its shuffled-video twin", "",
-             "| clip | " + " | ".join(f"segment {j}" for j in range(len(folds[0]["segments"])))
-             + " | segments above |", "|---|" + "---|" * (len(folds[0]["segments"]) + 1)]
+    noun = {"segments": "segment", "repeats": "seed"}[part]
+    heads = [f"seed {r['seed']}" for r in folds[0][part]] if part == "repeats" else [
+        f"segment {j}" for j in range(len(folds[0][part]))]
+    lines = ["", f"## Per clip and {noun}: onset_f1 of the model / its shuffled-video twin", "",
+             "| clip | " + " | ".join(heads) + f" | {noun}s above | mean |", "|---|" + "---|" * (len(heads) + 2)]
     for f in folds:
-        pairs = [(s["scores"]["model"]["onset_f1"], s["scores"]["video_shuffled"]["onset_f1"]) for s in f["segments"]]
+        pairs = [(p["scores"]["model"]["onset_f1"], p["scores"]["video_shuffled"]["onset_f1"]) for p in f[part]]
         above = sum(a is not None and b is not None and a > b for a, b in pairs)
+        mean = f"{fmt_cell(f['scores']['model']['onset_f1'])} / {fmt_cell(f['scores']['video_shuffled']['onset_f1'])}"
         lines.append(f"| {f['clip']} | " + " | ".join(f"{fmt_cell(a)} / {fmt_cell(b)}" for a, b in pairs)
-                     + f" | {above} of {len(pairs)} |")
+                     + f" | {above} of {len(pairs)} | {mean} |")
     return lines
 
 
@@ -463,28 +516,35 @@ def run_crossval(sources: list[Path], out: str | Path, group_by: str = "all", cf
     groups = clip_groups(list(clips), group_by)
     members = {g: [n for n in clips if groups[n] == g] for g in dict.fromkeys(groups.values())}
     trained_on = {name: [n for n in members[groups[name]] if n != name] + list(extra) for name in clips}
-    plan = {name: cfg.fold_settings(trained_on[name]) for name in clips}
-    stale = [n for n in clips if finished_fold(out / "folds" / n, plan[n]) is False]
+    seeds = [cfg.seed + r for r in range(cfg.repeats)]
+    where = {(name, seed): fold_dir(out, name, seed, cfg.repeats) for name in clips for seed in seeds}
+    plan = {(name, seed): replace(cfg, seed=seed).fold_settings(trained_on[name]) for name, seed in where}
+    stale = [key for key in where if finished_fold(where[key], plan[key]) is False]
     if stale and not force:
-        raise InputError(f"fold {stale[0]} was run with other settings (--force redoes such folds)", out / "folds")
+        raise InputError(f"fold {where[stale[0]].relative_to(out / 'folds')} was run with other settings (--force "
+                         "redoes such folds)", out / "folds")
     t0 = time.perf_counter()
-    folds = []
+    by_seed: dict[int, list[dict]] = {seed: [] for seed in seeds}
     with torch_threads(cfg.threads):
-        for name, clip in clips.items():
-            fold = finished_fold(out / "folds" / name, plan[name])
-            if fold:
-                log(f"{name}: reused the finished fold")
-            else:
-                others = [clips[n] if n in clips else extra[n] for n in trained_on[name]]
-                fold = run_fold(cfg, clip, others, groups[name], out / "folds" / name)
-                model, shuffled = fold["scores"]["model"], fold["scores"]["video_shuffled"]
-                trained = "reused its runs" if fold["reused_runs"] else \
-                    f"trained on {len(others)} clips in {fold['train_s']:.0f} s"
-                log(f"{name} ({groups[name]}): {trained}, "
-                    f"{fold['seconds']:.1f} s generated at {fold['rtf']:.2f}x real time; onset F1 model "
-                    f"{fmt_cell(model['onset_f1'])}, shuffled {fmt_cell(shuffled['onset_f1'])} "
-                    f"({fold['wall_s']:.0f} s)")
-            folds.append(fold)
+        for seed in seeds:  # one whole repeat after the other: a stopped batch has whole repeats done
+            for name, clip in clips.items():
+                label = name if cfg.repeats == 1 else f"{name} seed {seed}"
+                fold = finished_fold(where[name, seed], plan[name, seed])
+                if fold:
+                    log(f"{label}: reused the finished fold")
+                else:
+                    others = [clips[n] if n in clips else extra[n] for n in trained_on[name]]
+                    fold = run_fold(replace(cfg, seed=seed), clip, others, groups[name], where[name, seed])
+                    model, shuffled = fold["scores"]["model"], fold["scores"]["video_shuffled"]
+                    trained = "reused its runs" if fold["reused_runs"] else \
+                        f"trained on {len(others)} clips in {fold['train_s']:.0f} s"
+                    log(f"{label} ({groups[name]}): {trained}, "
+                        f"{fold['seconds']:.1f} s generated at {fold['rtf']:.2f}x real time; onset F1 model "
+                        f"{fmt_cell(model['onset_f1'])}, shuffled {fmt_cell(shuffled['onset_f1'])} "
+                        f"({fold['wall_s']:.0f} s)")
+                by_seed[seed].append(fold)
+    folds = by_seed[cfg.seed] if cfg.repeats == 1 else [merge_repeats(list(repeats))
+                                                          for repeats in zip(*by_seed.values())]
     header = (f"{len(folds)} clips in {len(members)} group(s) (`--group-by {group_by}`), mode `{cfg.mode}`: each "
               + ("clip generated whole by a model trained on the other clips of its group"
                  if cfg.mode == "loo" else
@@ -495,7 +555,9 @@ def run_crossval(sources: list[Path], out: str | Path, group_by: str = "all", cf
               + (f", {len(extra)} more clip(s) in every training set (`--also-train`)" if extra else "")
               + f". `foley train {' '.join(cfg.train_args)}`"
               + (f", fine-tuned with `{' '.join(cfg.finetune_args)}` too" if cfg.finetune_args else "")
-              + f", seed {cfg.seed}"
+              + (f", seed {cfg.seed}" if cfg.repeats == 1 else
+                 f", every fold trained {cfg.repeats} times (seeds {cfg.seed}..{seeds[-1]}) and a clip's scores the "
+                 "means over them")
               + (f", scores averaged over {cfg.takes} takes (seeds {cfg.seed}..{cfg.seed + cfg.takes - 1})"
                  if cfg.takes > 1 else "")
               + (f", generated with classifier-free guidance {cfg.guidance:g} (the model and its shuffled twin)"
@@ -509,7 +571,10 @@ def run_crossval(sources: list[Path], out: str | Path, group_by: str = "all", cf
               f"{(time.perf_counter() - t0) / 60:.1f} min.")
     report = {"config": asdict(cfg), "group_by": group_by, "groups": members, "also_train": list(extra),
               "header": header, "folds": folds,
-              "summary": summarize(folds, cfg), "group_fad": group_fad(folds, out)}
+              "summary": summarize(folds, cfg),
+              "group_fad": group_fad(folds, {name: [where[name, seed] for seed in seeds] for name in clips})}
+    if cfg.repeats > 1:
+        report["per_seed"] = {str(seed): summarize(by_seed[seed], cfg) for seed in seeds}
     write_json(out / "crossval.json", report)
     with atomic_path(out / "crossval.md") as tmp:
         tmp.write_text(markdown(report))

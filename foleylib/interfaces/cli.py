@@ -158,16 +158,17 @@ def cmd_crossval(args: argparse.Namespace) -> int:
     cfg = CrossvalConfig(mode=args.mode, finetune_steps=args.finetune_steps,
                          finetune_args=split_options(args.finetune_args, "--finetune-args"), seed=args.seed,
                          device=args.device, threads=args.threads, resamples=args.resamples, takes=args.takes,
-                         segments=args.segments, guidance=args.guidance, temperature=args.temperature,
-                         top_p=args.top_p,
+                         segments=args.segments, repeats=args.repeats, guidance=args.guidance,
+                         temperature=args.temperature, top_p=args.top_p,
                          train_args=train_options(args.train_args, arch=args.arch, preset=args.preset,
                                                   steps=args.steps, loss=args.loss, batch_size=args.batch_size))
     t0 = time.perf_counter()
     report = run_crossval(args.videos, args.out, args.group_by, cfg, spec=_spec_from(args), force=args.force,
                           log=print, also_train=args.also_train)
-    model = report["summary"]["means"]["model"]["onset_f1"]
-    print(f"{len(report['folds'])} folds in {(time.perf_counter() - t0) / 60:.1f} min; model onset F1 "
-          f"{'-' if model is None else format(model['mean'], '.3f')} -> {Path(args.out) / 'crossval.md'}, "
+    model, above = report["summary"]["means"]["model"]["onset_f1"], report["summary"]["above"]["video_shuffled"]
+    print(f"{len(report['folds'])} clips in {(time.perf_counter() - t0) / 60:.1f} min; model onset F1 "
+          f"{'-' if model is None else format(model['mean'], '.3f')}, above its shuffled-video twin's on "
+          f"{above['clips']} of {above['of']} clips -> {Path(args.out) / 'crossval.md'}, "
           f"{Path(args.out) / 'crossval.json'}")
     return 0
 
@@ -349,6 +350,9 @@ def _add_crossval_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--segments", type=positive_int, default=1, metavar="K",
                    help="finetune mode: score the whole held-out clip in K equal segments, each generated after "
                         "fine-tuning on the rest of the clip (default 1: its tail)")
+    p.add_argument("--repeats", type=positive_int, default=1, metavar="R",
+                   help="train and score every fold R times (seeds SEED .. SEED+R-1, in OUT/folds/<clip>/seed<S>); "
+                        "a clip's scores are the means over them (default 1)")
     _sampling_options(p, "the model's and its twins' samples")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
