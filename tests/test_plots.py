@@ -178,3 +178,17 @@ def test_motion_drawn_over_frames_arrows_only_where_it_moves():
         plot_motion(frames, motion_channels(frames), [6], fps=25)
     with pytest.raises(ValueError, match="does not belong"):
         plot_motion(frames, motion_channels(frames)[:3], [0], fps=25)
+
+
+def test_context_window_looking_ahead_shows_the_frames_the_model_reads():
+    """--video-lookahead K: the frames end K after the current one, the last frame repeated past the end (as
+    dataset.AdvancedFrames reads them)."""
+    spec = AVSpec(sr=SR, fps=25, context_frames=3, context_samples=256)  # 320 samples per frame: 12 frames
+    titles = [ax.get_title() for ax in plot_context_window(clip(0.48), video(12), spec, 5 * 320, lookahead=2).axes[:-1]]
+    assert titles == ["frame 5 (current)", "frame 6 (ahead)", "frame 7 (ahead)"]
+    fig = plot_context_window(clip(0.48), video(12), spec, 11 * 320 + 5, lookahead=2)  # frame 11, the last
+    assert [ax.get_title() for ax in fig.axes[:-1]] == ["frame 11 (current)", "frame 11 (ahead)", "frame 11 (ahead)"]
+    assert [ax.get_images()[0].get_array().tolist() for ax in fig.axes[:-1]] == [video(12)[11].tolist()] * 3
+    assert "(2 ahead)" in fig._suptitle.get_text()
+    behind = plot_context_window(clip(0.48), video(12), spec, 5 * 320)
+    assert [ax.get_title() for ax in behind.axes[:-1]] == ["frame 3", "frame 4", "frame 5 (current)"]

@@ -127,12 +127,14 @@ def _context_span(spec: AVSpec, index: int, mode: str) -> tuple[int, int, int]:
     return start - spec.context_samples, start, spec.frame_start(k + 1)
 
 
-def _draw_context_frames(axes, frames: np.ndarray, k: int) -> None:
-    """The last len(axes) frames up to frame k; frames before 0 are black zero-padding squares."""
+def _draw_context_frames(axes, frames: np.ndarray, k: int, lookahead: int = 0) -> None:
+    """The last len(axes) frames up to frame k + lookahead (the last frame past the end); frames before 0 are
+    black zero-padding squares."""
     for j, ax in enumerate(axes):
-        f = k - len(axes) + 1 + j
+        at = k + lookahead - len(axes) + 1 + j  # the context's position: frame at, or the last one past the end
+        f = min(at, len(frames) - 1)
         ax.imshow(frames[f] if f >= 0 else np.zeros_like(frames[0]))
-        ax.set_title(f"frame {f}" + (" (current)" if f == k else ""), fontsize=9)
+        ax.set_title(f"frame {f}" + (" (current)" if at == k else " (ahead)" if at > k else ""), fontsize=9)
         if f < 0:
             ax.text(0.5, 0.5, "zero padding", color="white", ha="center", va="center", transform=ax.transAxes)
         ax.set_xticks([]), ax.set_yticks([])
@@ -158,12 +160,14 @@ def _draw_audio_context(ax, audio: np.ndarray, c0: int, t0: int, t1: int) -> Non
 
 
 def plot_context_window(audio: np.ndarray, frames: np.ndarray, spec: AVSpec, index: int, *,
-                        mode: Literal["sample", "frame"] = "sample") -> Figure:
+                        mode: Literal["sample", "frame"] = "sample", lookahead: int = 0) -> Figure:
     """What a model sees to predict audio at `index` (paper Sec. III-B): zero-padded audio and video context.
 
     mode "sample": the target is sample `index`; mode "frame": the whole segment of the frame holding
     `index`. Shows the `spec.context_samples` samples before the target and the last
-    `spec.context_frames` frames (current one included); positions before 0 are zero padding.
+    `spec.context_frames` frames (current one included); positions before 0 are zero padding. With `lookahead`
+    K (a run trained with --video-lookahead K) the frames end K after the current one, the last frame repeated
+    past the end, as the model reads them.
     """
     if mode not in ("sample", "frame"):
         raise ValueError(f"mode must be 'sample' or 'frame', got {mode!r}")
@@ -175,10 +179,11 @@ def plot_context_window(audio: np.ndarray, frames: np.ndarray, spec: AVSpec, ind
     k, n = spec.frame_of_sample(index), spec.context_frames
     fig = Figure(figsize=(max(8.0, 1.8 * n), 5.5), layout="constrained")
     grid = fig.add_gridspec(2, n, height_ratios=[1, 1.4])
-    _draw_context_frames([fig.add_subplot(grid[0, j]) for j in range(n)], frames, k)
+    _draw_context_frames([fig.add_subplot(grid[0, j]) for j in range(n)], frames, k, lookahead)
     _draw_audio_context(fig.add_subplot(grid[1, :]), audio, c0, t0, t1)
     what = f"sample {index}" if mode == "sample" else f"the samples of frame {k}"
-    fig.suptitle(f"context for predicting {what}: {spec.context_samples} samples, {n} frames")
+    ahead = f" ({lookahead} ahead)" if lookahead else ""
+    fig.suptitle(f"context for predicting {what}: {spec.context_samples} samples, {n} frames{ahead}")
     return fig
 
 
