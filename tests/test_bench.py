@@ -8,12 +8,14 @@ from test_cli import foley
 GENERATION_KEYS = {"rtf_naive", "rtf_cached", "rtf_live", "speedup", "flops_per_sample", "gflops_achieved",
                    "fraction_of_peak", "step_us_per_sample", "step_gflops", "step_fraction_of_peak", "step_bytes",
                    "read_gbps", "roofline_us_per_sample", "step_fraction_of_roofline", "rtf_batched",
-                   "rtf_batched_1thread", "batch", "batch_workers", "batch_speedup", "int8"}
-ROOFLINE_KEYS = {"step_bytes", "read_gbps", "roofline_us_per_sample", "step_fraction_of_roofline"}
+                   "rtf_batched_1thread", "batch", "batch_workers", "batch_speedup", "int8", "step_us_by_takes",
+                   "takes_step_bound"}
+ROOFLINE_KEYS = {"step_bytes", "read_gbps", "roofline_us_per_sample", "step_fraction_of_roofline",
+                 "takes_step_bound"}
 INT8_KEYS = {"rtf_cached", "rtf_live", "step_us_per_sample", "step_gflops", "step_fraction_of_peak", "rtf_batched",
-             "speedup_over_fp32"} | ROOFLINE_KEYS
+             "speedup_over_fp32", "step_us_by_takes"} | ROOFLINE_KEYS
 CACHED_ONLY = {"rtf_cached", "rtf_live", "speedup", "step_us_per_sample", "step_gflops",
-               "step_fraction_of_peak"} | ROOFLINE_KEYS
+               "step_fraction_of_peak", "step_us_by_takes"} | ROOFLINE_KEYS
 
 
 def _positive(value) -> bool:
@@ -32,7 +34,8 @@ def test_quick_bench_writes_every_measurement(tmp_path):
     for arch, g in report["generation"].items():
         assert set(g) == GENERATION_KEYS
         cached = set() if arch == "fusion" else CACHED_ONLY
-        assert all(_positive(g[k]) for k in GENERATION_KEYS - CACHED_ONLY - {"int8"} | cached), (arch, g)
+        numbers = (GENERATION_KEYS - CACHED_ONLY - {"int8"} | cached) - {"step_us_by_takes"}
+        assert all(_positive(g[k]) for k in numbers), (arch, g)
         assert g["batch"] == 4 and 1 <= g["batch_workers"] <= 4  # 4 takes at once, at most a thread per take
         one_stream = g["rtf_naive"] if arch == "fusion" else g["rtf_cached"]
         assert math.isclose(g["batch_speedup"], g["rtf_batched"] / one_stream)
@@ -44,9 +47,15 @@ def test_quick_bench_writes_every_measurement(tmp_path):
                             g["flops_per_sample"] / machine["peak_matmul_gflops_1thread"] / 1e3)
                 assert math.isclose(rates["roofline_us_per_sample"], bound)
                 assert math.isclose(rates["step_fraction_of_roofline"], bound / rates["step_us_per_sample"])
+            share = -(-g["batch"] // g["batch_workers"])  # the takes of one thread
+            for rates in (g, g["int8"]):  # each thread's takes stepped as fast as alone: the most takes can give
+                steps = rates["step_us_by_takes"]
+                assert set(steps) == {"1", str(share), "4"} and all(_positive(t) for t in steps.values())
+                assert math.isclose(rates["takes_step_bound"], 4 * steps["1"] / steps[str(share)])
+                assert math.isclose(steps["1"], rates["step_us_per_sample"])
             assert g["int8"]["step_bytes"] < g["step_bytes"] / 2  # a byte per weight instead of four
             int8 = g["int8"]  # the same rates with int8 weights, the products' FLOPs counted as before
-            assert set(int8) == INT8_KEYS and all(_positive(v) for v in int8.values())
+            assert set(int8) == INT8_KEYS and all(_positive(v) for k, v in int8.items() if k != "step_us_by_takes")
             assert math.isclose(int8["step_gflops"], g["flops_per_sample"] / int8["step_us_per_sample"] / 1e3)
             assert math.isclose(int8["speedup_over_fp32"], int8["rtf_cached"] / g["rtf_cached"])
     fusion = report["generation"]["fusion"]

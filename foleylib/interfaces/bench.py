@@ -3,7 +3,8 @@
 Every figure is the median wall time of several repeats after a warm-up call, turned into a rate. Generation is
 measured at the default model preset, 16 kHz stereo, mu-law sampling included, with untrained weights (speed
 does not depend on them), one stream on one thread as a live user would run it, the fused step alone (the
-kernels' arithmetic rate), and `batch` takes at once, on a thread per core and on one thread. Ingest is measured
+kernels' arithmetic rate), and `batch` takes at once, on a thread per core and on one thread (with the step of 1, 2
+and 4 takes on one thread: what takes at once can give at most). Ingest is measured
 on one file and on a corpus with a job per core, with the exact and the fast resize, and fast without the motion
 cache; two `foley train` runs started
 together against one alone, each process choosing its threads as the command does. The machine is shared and
@@ -187,12 +188,13 @@ def fusion_flops_per_sample(model: torch.nn.Module, spec: AVSpec) -> int:
 
 
 def step_seconds(model: torch.nn.Module, spec: AVSpec, frames: int, plan: Plan, seed: int,
-                 precision: str = "fp32") -> float:
-    """Wall seconds per sample of the fused step alone (FusedStepper.run): one take, mu-law draw included, no video
-    embedding."""
-    engine = FoleyEngine(model, spec, "cached", Sampler(seed=seed), precision=precision)  # caches warmed on padding
+                 precision: str = "fp32", takes: int = 1) -> float:
+    """Wall seconds per sample of the fused step alone (FusedStepper.run) of `takes` takes in lockstep on one
+    thread, mu-law draws included, no video embedding."""
+    samplers = Sampler(seed=seed) if takes == 1 else [Sampler(seed=seed + k) for k in range(takes)]
+    engine = FoleyEngine(model, spec, "cached", samplers, precision=precision)  # caches warmed on padding
     n = spec.frame_start(frames)
-    previous = np.zeros(spec.channels, np.float32)
+    previous = np.zeros(spec.channels if takes == 1 else (takes, spec.channels), np.float32)
     return median_seconds(lambda: engine.stepper.run(previous, n, engine.sampler), plan.repeats) / n
 
 
@@ -218,8 +220,14 @@ def cached_rates(model: torch.nn.Module, spec: AVSpec, plan: Plan, seed: int, fl
     pushed as they arrive), the fused step alone (step_us_per_sample; step_gflops from the step's `flops`, counted
     as float32 ones; its share of the 1-thread peak), its roofline (the longer of reading the step's bytes at
     read_gbps and its arithmetic at the 1-thread peak; the step's share of it) and plan.takes takes at once on
-    `workers` threads (rtf_batched)."""
-    step = step_seconds(model, spec, plan.cached_frames, plan, seed, precision)
+    `workers` threads (rtf_batched). What takes at once can give: the step of 1, plan.takes / workers and
+    plan.takes takes in lockstep on one thread (step_us_by_takes), and takes_step_bound, the most audio plan.takes
+    takes on `workers` threads make against one stream if each thread stepped its share of them as fast as alone:
+    takes * step(1) / step(takes / workers)."""
+    share = -(-plan.takes // workers)
+    by_takes = {n: step_seconds(model, spec, plan.cached_frames, plan, seed, precision, takes=n)
+                for n in sorted({1, share, plan.takes})}
+    step = by_takes[1]
     nbytes = STEPPERS[model.cfg.arch](model, precision=precision).bytes_per_step()
     read = read_gbps(nbytes, plan.repeats)
     roofline = max(nbytes / read, flops / peak_1thread) / 1e9  # seconds: reading the weights, or their arithmetic
@@ -229,6 +237,8 @@ def cached_rates(model: torch.nn.Module, spec: AVSpec, plan: Plan, seed: int, fl
             "step_fraction_of_peak": flops / step / 1e9 / peak_1thread,
             "step_bytes": nbytes, "read_gbps": read, "roofline_us_per_sample": roofline * 1e6,
             "step_fraction_of_roofline": roofline / step,
+            "step_us_by_takes": {str(n): t * 1e6 for n, t in by_takes.items()},
+            "takes_step_bound": plan.takes * step / by_takes[share],
             "rtf_batched": takes_rtf(model, spec, plan, seed, workers, precision)}
 
 
@@ -245,7 +255,8 @@ def generation(arch: str, plan: Plan, spec: AVSpec, peak_1thread: float, seed: i
         rate = result["rtf_naive"]
         result |= {"rtf_cached": None, "rtf_live": None, "speedup": None, "step_us_per_sample": None,
                    "step_gflops": None, "step_fraction_of_peak": None, "step_bytes": None, "read_gbps": None,
-                   "roofline_us_per_sample": None, "step_fraction_of_roofline": None, "int8": None,
+                   "roofline_us_per_sample": None, "step_fraction_of_roofline": None, "step_us_by_takes": None,
+                   "takes_step_bound": None, "int8": None,
                    "rtf_batched": takes_rtf(model, spec, plan, seed, workers)}
     else:
         flops = STEPPERS[arch](model).flops_per_step()
@@ -425,14 +436,16 @@ def run_bench(quick: bool = False, seed: int = 0, log: Callable[[str], None] = l
         cached = "" if g["rtf_cached"] is None else (
             f", cached {g['rtf_cached']:.3f} (live {g['rtf_live']:.3f}; step {g['step_us_per_sample']:.1f} us, "
             f"roofline {g['roofline_us_per_sample']:.1f} us)")
+        bound = "" if g["takes_step_bound"] is None else f", at most {g['takes_step_bound']:.2f}x by their steps"
         log(f"generation {name}: rtf naive {g['rtf_naive']:.4f}{cached}, {g['batch']} takes at once "
-            f"{g['rtf_batched']:.3f} ({g['batch_speedup']:.2f}x one stream; on one thread "
+            f"{g['rtf_batched']:.3f} ({g['batch_speedup']:.2f}x one stream{bound}; on one thread "
             f"{g['rtf_batched_1thread']:.3f})")
         if g["int8"]:
             log(f"generation {name} int8 weights: cached {g['int8']['rtf_cached']:.3f} "
                 f"({g['int8']['speedup_over_fp32']:.2f}x fp32), step {g['int8']['step_us_per_sample']:.1f} us "
                 f"(roofline {g['int8']['roofline_us_per_sample']:.1f} us), {g['batch']} takes at once "
-                f"{g['int8']['rtf_batched']:.3f}")
+                f"{g['int8']['rtf_batched']:.3f} (at most {g['int8']['takes_step_bound']:.2f}x one int8 stream by "
+                "their steps)")
     with single_thread():
         report["context_scaling"] = context_scaling(plan, spec, seed)
     report["training"] = {name: training(arch, plan, spec, seed, **overrides)
