@@ -284,6 +284,7 @@ def test_repeats_average_folds_trained_with_each_seed(claps, tmp_path, capsys):
     assert main([*args, "--seed", "1", "--out", str(alone)]) == 0
     report, single = (json.loads((d / "crossval.json").read_text()) for d in (out, alone))
     assert "every fold trained 2 times (seeds 0..1)" in report["header"] and report["config"]["repeats"] == 2
+    assert "2 takes (seeds S..S+1 in the repeat of seed S)" in report["header"]
     for fold, one in zip(report["folds"], single["folds"]):
         seeds = [json.loads((out / "folds" / fold["clip"] / f"seed{s}" / "fold.json").read_text()) for s in (0, 1)]
         assert [f["settings"]["seed"] for f in seeds] == [0, 1] and fold["settings"]["seeds"] == [0, 1]

@@ -558,8 +558,9 @@ def run_crossval(sources: list[Path], out: str | Path, group_by: str = "all", cf
               + (f", seed {cfg.seed}" if cfg.repeats == 1 else
                  f", every fold trained {cfg.repeats} times (seeds {cfg.seed}..{seeds[-1]}) and a clip's scores the "
                  "means over them")
-              + (f", scores averaged over {cfg.takes} takes (seeds {cfg.seed}..{cfg.seed + cfg.takes - 1})"
-                 if cfg.takes > 1 else "")
+              + (f", scores averaged over {cfg.takes} takes (seeds "
+                 + (f"{cfg.seed}..{cfg.seed + cfg.takes - 1})" if cfg.repeats == 1 else
+                    f"S..S+{cfg.takes - 1} in the repeat of seed S)") if cfg.takes > 1 else "")
               + (f", generated with classifier-free guidance {cfg.guidance:g} (the model and its shuffled twin)"
                  if cfg.guidance != 1 else "")
               + (f", sampled at temperature {cfg.temperature:g}" if cfg.temperature != 1 else "")
