@@ -76,6 +76,15 @@ def test_torch_starts_with_what_configure_threads_chose():
     assert 1 <= int(chosen) <= device.available_cores() and threads == chosen and policy == "PASSIVE"
 
 
+def test_the_command_line_loads_without_torch():
+    """`foley` chooses OpenMP's threads and waiting policy before torch loads (OpenMP reads them once): importing
+    the command line must not import torch, or two trainings at once spin for each other's core (a tenth of their
+    speed each instead of a half)."""
+    script = "import sys, foleylib.interfaces.cli; print('torch' in sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "False"
+
+
 @pytest.mark.parametrize("fails", [False, True])
 def test_a_thread_count_is_set_inside_and_restored_after(fails):
     before = cv2.getNumThreads()

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 from numba import njit
 
-from foleylib.data.dataset import AdvancedFrames, AlignedClip
+if TYPE_CHECKING:  # dataset imports torch, which `foley` must load only after choosing its threads
+    from foleylib.data.dataset import AlignedClip
 
 VIDEO_INPUTS = ("rgb", "rgb+motion", "motion")
 MOTION_CHANNELS = ("diff", "right", "left", "down", "up", "stop")
@@ -211,6 +213,8 @@ def model_clip(clip: AlignedClip, video_input: str, lookahead: int = 0) -> Align
     if lookahead:
         if video_input != "rgb":
             raise ValueError("looking ahead needs video_input 'rgb'")
+        from foleylib.data.dataset import AdvancedFrames
+
         return replace(clip, frames=AdvancedFrames(clip.frames, lookahead))
     if video_input == "rgb":
         return clip
