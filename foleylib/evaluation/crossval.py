@@ -392,8 +392,8 @@ def summarize(folds: list[dict], cfg: CrossvalConfig) -> dict:
 
 
 def count_above(folds: list[dict], twin: str) -> dict[str, int]:
-    """On how many clips the model's onset F1 is above (clips) or equal to (ties) its twin's, of those where both
-    are defined (of)."""
+    """On how many clips (folds, or a fold's segments or repeats: dicts with "scores") the model's onset F1 is above
+    (clips) or equal to (ties) its twin's, of those where both are defined (of)."""
     pairs = [(f["scores"]["model"]["onset_f1"], f["scores"][twin]["onset_f1"]) for f in folds]
     pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
     return {"clips": sum(a > b for a, b in pairs), "ties": sum(a == b for a, b in pairs), "of": len(pairs)}
@@ -478,7 +478,7 @@ def _part_lines(folds: list[dict], part: str) -> list[str]:
              "| clip | " + " | ".join(heads) + f" | {noun}s above | mean |", "|---|" + "---|" * (len(heads) + 2)]
     for f in folds:
         pairs = [(p["scores"]["model"]["onset_f1"], p["scores"]["video_shuffled"]["onset_f1"]) for p in f[part]]
-        above = sum(a is not None and b is not None and a > b for a, b in pairs)
+        above = count_above(f[part], "video_shuffled")["clips"]
         mean = f"{fmt_cell(f['scores']['model']['onset_f1'])} / {fmt_cell(f['scores']['video_shuffled']['onset_f1'])}"
         lines.append(f"| {f['clip']} | " + " | ".join(f"{fmt_cell(a)} / {fmt_cell(b)}" for a, b in pairs)
                      + f" | {above} of {len(pairs)} | {mean} |")

@@ -149,6 +149,11 @@ def _scene(spec: AVSpec, frames: int, seed: int) -> tuple[np.ndarray, np.ndarray
     return video, audio
 
 
+def _samplers(seed: int, takes: int) -> Sampler | list[Sampler]:
+    """What FoleyEngine takes for `takes` takes: one sampler, or one per take (seeds seed, seed + 1, ...)."""
+    return Sampler(seed=seed) if takes == 1 else [Sampler(seed=seed + k) for k in range(takes)]
+
+
 def generation_rtf(model: torch.nn.Module, spec: AVSpec, method: str, frames: int, plan: Plan, seed: int,
                    precision: str = "fp32", live: bool = False, takes: int = 1, workers: int = 1) -> float:
     """Seconds of audio per wall second of one stream, `frames` frames after a primed start (full contexts), as
@@ -159,7 +164,7 @@ def generation_rtf(model: torch.nn.Module, spec: AVSpec, method: str, frames: in
     starts."""
     start = spec.context_frames + 2 * spec.frame_of_sample(model.receptive_field) + 2
     video, audio = _scene(spec, start + frames, seed)
-    samplers = Sampler(seed=seed) if takes == 1 else [Sampler(seed=seed + k) for k in range(takes)]
+    samplers = _samplers(seed, takes)
     engines = iter([FoleyEngine(model, spec, method, samplers, start, past_frames=video[:start],
                                 prime=audio[:spec.frame_start(start)], workers=workers, precision=precision)
                     for _ in range(plan.repeats + 1)])  # median_seconds's warm-up and timed runs
@@ -191,8 +196,7 @@ def step_seconds(model: torch.nn.Module, spec: AVSpec, frames: int, plan: Plan, 
                  precision: str = "fp32", takes: int = 1) -> float:
     """Wall seconds per sample of the fused step alone (FusedStepper.run) of `takes` takes in lockstep on one
     thread, mu-law draws included, no video embedding."""
-    samplers = Sampler(seed=seed) if takes == 1 else [Sampler(seed=seed + k) for k in range(takes)]
-    engine = FoleyEngine(model, spec, "cached", samplers, precision=precision)  # caches warmed on padding
+    engine = FoleyEngine(model, spec, "cached", _samplers(seed, takes), precision=precision)  # caches warmed on padding
     n = spec.frame_start(frames)
     previous = np.zeros(spec.channels if takes == 1 else (takes, spec.channels), np.float32)
     return median_seconds(lambda: engine.stepper.run(previous, n, engine.sampler), plan.repeats) / n
