@@ -39,16 +39,16 @@ def test_jobs_2_makes_the_clips_of_jobs_1_and_reports_a_bad_file_in_order(tmp_pa
     bad.write_text("not a video\n")
     sources = [scenes[0], bad, scenes[1], scenes[2]]
     one, two = tmp_path / "one", tmp_path / "two"
-    results, errors = ingest(sources, one, SPEC)
+    results, errors = ingest(sources, one, SPEC, motion_cache=True)  # the motion's flows on worker threads too
     assert [r.source for r in results] == [scenes[0], scenes[1], scenes[2]] and len(errors) == 1
     proc = subprocess.run([sys.executable, "-m", "foleylib", "ingest", *map(str, sources), "--out", str(two),
-                           "--size", "32", "--jobs", "2"], capture_output=True, text=True)
+                           "--size", "32", "--jobs", "2", "--motion"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: {errors[0]}"]  # one line, the same as one at a time
     reported = [line.split(" -> ")[0] for line in proc.stdout.splitlines() if line.startswith("ingested: ")]
     assert reported == [f"ingested: {s}" for s in (scenes[0], scenes[1], scenes[2])]  # in input order
     assert sorted(p.name for p in two.iterdir()) == ["car", "clap", "manifest.json", "water"]  # no temp leftovers
-    assert _files(two) == _files(one)  # byte for byte, meta.json and manifest.json included
+    assert (two / "car" / "motion.npy").exists() and _files(two) == _files(one)  # byte for byte, meta.json too
 
 
 def test_jobs_name_sources_of_one_stem_as_one_at_a_time(tmp_path):

@@ -115,7 +115,7 @@ def test_a_stream_started_late_equals_the_whole_clip():
 def clip_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("motion")
     video = render_scene("clap", root / "synth", seconds=3, seed=1, width=160, height=90)["video"]
-    return ingest_file(video, root / "aligned", AVSpec(sr=8000, fps=25, size=32)).clip_dir
+    return ingest_file(video, root / "aligned", AVSpec(sr=8000, fps=25, size=32), motion_cache=True).clip_dir
 
 
 def test_ingest_caches_motion_and_old_clips_compute_the_same(clip_dir):
@@ -136,17 +136,18 @@ def test_ingest_caches_motion_and_old_clips_compute_the_same(clip_dir):
     assert model_clip(clip, "rgb") is clip
 
 
-def test_ingest_without_the_motion_cache_gives_models_the_same_motion(clip_dir, tmp_path, capsys):
+def test_ingest_caches_motion_only_when_asked_and_models_read_the_same(clip_dir, tmp_path, capsys):
     source = json.loads((clip_dir / "meta.json").read_text())["source"]
     args = ["ingest", source, "--out", str(tmp_path), "--sr", "8000", "--fps", "25", "--size", "32"]
-    assert main([*args, "--no-motion"]) == 0
+    assert main(args) == 0 and "1 aligned" in capsys.readouterr().out
     bare = next(tmp_path.glob("*/meta.json")).parent
     assert not (bare / MOTION_FILE).exists() and load_clip(bare).meta["motion"] is None
     np.testing.assert_array_equal(np.load(bare / "frames.npy"), np.load(clip_dir / "frames.npy"))
     np.testing.assert_array_equal(np.asarray(model_clip(load_clip(bare), "rgb+motion").frames),
                                   np.asarray(model_clip(load_clip(clip_dir), "rgb+motion").frames))
-    assert main(args) == 0 and "unchanged" in capsys.readouterr().out  # the clip is current without the cache
-    assert main([*args, "--force"]) == 0 and (bare / MOTION_FILE).exists()  # --force adds it
+    assert main([*args, "--motion"]) == 0 and "1 aligned" in capsys.readouterr().out  # not current without the cache
+    np.testing.assert_array_equal(np.load(bare / MOTION_FILE), np.load(clip_dir / MOTION_FILE))
+    assert main(args) == 0 and "1 unchanged" in capsys.readouterr().out  # a clip with the cache stays current
 
 
 @pytest.mark.parametrize("video_input", VIDEO_INPUTS)

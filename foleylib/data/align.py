@@ -1,5 +1,5 @@
 """Alignment: decode a video into an aligned clip folder (frames.npy, audio.npy, meta.json) by the paper's rules,
-with the frames' motion cached in motion.npy (foleylib.data.motion).
+and on request the frames' motion cached in motion.npy (foleylib.data.motion).
 
 Frames are resampled to `spec.fps` and resized to `spec.size`; audio is resampled to `spec.sr` with
 `spec.channels`. Then the paper's clipping (Sec. III-B): audio is cut to whole frames and frames to the
@@ -59,12 +59,15 @@ def _read_meta(clip_dir: Path) -> dict | None:
         return None
 
 
-def _is_current(meta: dict | None, sha: str, spec: AVSpec, resize: str, clip_dir: Path) -> bool:
+def _is_current(meta: dict | None, sha: str, spec: AVSpec, resize: str, motion_cache: bool, clip_dir: Path) -> bool:
+    """Whether the clip folder holds this source aligned this way (and its motion cache, when one is asked for)."""
     if not meta or meta.get("sha256") != sha:
         return False
     if any(meta.get(k) != v for k, v in spec.to_dict().items() if k in ALIGN_KEYS):
         return False
     if meta.get("resize", "cv2") != resize:  # clips from before the choice existed were resized with cv2
+        return False
+    if motion_cache and not (meta.get("motion") == motion.CACHE_INFO and (clip_dir / motion.MOTION_FILE).exists()):
         return False
     return (clip_dir / "frames.npy").exists() and (clip_dir / "audio.npy").exists()
 
@@ -97,14 +100,14 @@ def _save_frames(raw: Path, keep: int, frame_shape: tuple[int, ...], path: Path,
 
 
 def ingest_file(source: str | Path, out_root: str | Path, spec: AVSpec = AVSpec(), force: bool = False,
-                max_seconds: float = MAX_SECONDS, resize: str = "cv2", motion_cache: bool = True,
+                max_seconds: float = MAX_SECONDS, resize: str = "cv2", motion_cache: bool = False,
                 threads: int | None = None) -> IngestResult:
     """Align one video into out_root/<name>/; raises InputError for a file that cannot be used. Frames stream to
     disk as they are decoded, so memory does not grow with the video's length; longer videos than `max_seconds`
     are refused up front. `resize` "ffmpeg" resizes with ffmpeg's scaler instead of cv2 (media.iter_frames).
-    Without `motion_cache` no motion.npy is written (half the work): models with motion input compute the same
-    values from the frames when they load the clip (motion.clip_motion). `threads`: ffmpeg's decoder threads (None:
-    its own choice)."""
+    `motion_cache` also writes the frames' motion to motion.npy (two optical flows per frame, more work than the
+    decode), for models with motion input; without it they compute the same values from the frames each time they
+    load the clip (motion.clip_motion). `threads`: ffmpeg's decoder threads (None: its own choice)."""
     source, out_root = Path(source), Path(out_root)
     info = media.probe(source)
     if not info.has_video:
@@ -117,7 +120,7 @@ def ingest_file(source: str | Path, out_root: str | Path, spec: AVSpec = AVSpec(
     sha = sha256_file(source)
     clip_dir = _clip_dir_for(source, sha, out_root)
     old = _read_meta(clip_dir)
-    if not force and _is_current(old, sha, spec, resize, clip_dir):
+    if not force and _is_current(old, sha, spec, resize, motion_cache, clip_dir):
         return IngestResult(source, clip_dir, "skipped", old)
 
     with atomic_dir(clip_dir) as tmp:
@@ -225,7 +228,7 @@ def ingest(sources: Iterable[str | Path], out_root: str | Path, spec: AVSpec = A
            on_error: Callable[[InputError], None] | None = None,
            on_result: Callable[[IngestResult], None] | None = None,
            max_seconds: float = MAX_SECONDS, jobs: int = 1, resize: str = "cv2",
-           motion_cache: bool = True) -> tuple[list[IngestResult], list[InputError]]:
+           motion_cache: bool = False) -> tuple[list[IngestResult], list[InputError]]:
     """Align many videos, `jobs` at once (0: one per available core); a bad file is reported through `on_error`
     and skipped, the rest still ingested. Results and errors are reported in input order, the manifest written
     once at the end. The clips are the same for any `jobs`; with more than one, each job decodes on one core

@@ -17,8 +17,8 @@ given it: `motion_channels` turns RGB frames into M = 6 uint8 channels per frame
 
 Motion for frame k uses frames k-2, k-1 and k only (causal): a stream (`MotionTracker`, live generation) and a
 whole clip (`motion_channels`, ingest) give the same values. `model_frames` stacks what `video_input` asks for:
-"rgb" (the paper, 3 channels), "rgb+motion" (3 + 6) or "motion" (6). `ingest` caches a clip's motion in
-motion.npy; `model_clip` reads it (or computes it for clips ingested before) for the datasets.
+"rgb" (the paper, 3 channels), "rgb+motion" (3 + 6) or "motion" (6). `ingest --motion` caches a clip's motion in
+motion.npy; `model_clip` reads it (or computes it for clips ingested without it) for the datasets.
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ MOTION_FILE = "motion.npy"  # the cache next to frames.npy
 # Farneback on 64 x 64 frames: pyramid scale, levels, window, iterations, poly_n, poly_sigma (a 9 px window keeps
 # the flow of a moving object within a few pixels of it)
 FARNEBACK = (0.5, 3, 9, 3, 5, 1.1)
-# recorded in meta.json at ingest; a motion.npy made with other settings is recomputed
+# recorded in meta.json by ingest --motion; a motion.npy made with other settings is recomputed
 CACHE_INFO = {"channels": list(MOTION_CHANNELS), "flow": "farneback", "farneback": list(FARNEBACK),
               "flow_scale": FLOW_SCALE, "min_flow": MIN_FLOW, "min_speed": MIN_SPEED}
 
@@ -192,7 +192,7 @@ class StackedFrames:
 
 def clip_motion(clip: AlignedClip) -> np.ndarray:
     """A clip's motion [T, S, S, M]: its motion.npy (memory-mapped) when ingest made one with these settings,
-    else computed from its frames (clips ingested before motion existed); the same values either way."""
+    else computed from its frames (clips ingested without --motion); the same values either way."""
     path = Path(clip.path) / MOTION_FILE
     if clip.meta.get("motion") == CACHE_INFO and path.exists():
         try:

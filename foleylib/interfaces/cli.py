@@ -87,7 +87,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     results, errors = ingest(args.videos, ensure_out_dir(args.out), _spec_from(args), force=args.force,
                              on_error=_print_error, on_result=report, max_seconds=args.max_seconds or MAX_SECONDS,
                              jobs=args.jobs, resize="ffmpeg" if args.fast_resize else "cv2",
-                             motion_cache=not args.no_motion)
+                             motion_cache=args.motion)
     skipped = sum(r.status == "skipped" for r in results)
     print(f"{len(results) - skipped} aligned, {skipped} unchanged, {len(errors)} failed in "
           f"{time.perf_counter() - t0:.1f} s; "
@@ -233,9 +233,10 @@ def _add_ingest_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fast-resize", action="store_true",
                    help="resize frames with ffmpeg's area scaler while decoding instead of cv2's INTER_AREA on "
                         "whole frames (faster; frames differ by a few levels, see README)")
-    p.add_argument("--no-motion", action="store_true",
-                   help="do not cache the frames' motion (half the work; models with motion input compute the same "
-                        "values when they load the clip)")
+    p.add_argument("--motion", action="store_true",
+                   help="also cache the frames' motion in motion.npy, for models with --video-input rgb+motion or "
+                        "motion (two optical flows per frame, more work than the decode; without it such models "
+                        "compute the same values when they load the clip)")
     _spec_args(p)
     p.set_defaults(func=cmd_ingest)
 
