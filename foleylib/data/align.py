@@ -67,7 +67,7 @@ def _is_current(meta: dict | None, sha: str, spec: AVSpec, resize: str, motion_c
         return False
     if meta.get("resize", "cv2") != resize:  # clips from before the choice existed were resized with cv2
         return False
-    if motion_cache and not (meta.get("motion") == motion.CACHE_INFO and (clip_dir / motion.MOTION_FILE).exists()):
+    if motion_cache and not motion.has_cache(meta, clip_dir):
         return False
     return (clip_dir / "frames.npy").exists() and (clip_dir / "audio.npy").exists()
 

@@ -190,11 +190,16 @@ class StackedFrames:
         return self[:] if dtype is None else self[:].astype(dtype)
 
 
+def has_cache(meta: dict, clip_dir: str | Path) -> bool:
+    """Whether the clip folder holds a motion.npy that ingest made with these settings (meta: its meta.json)."""
+    return meta.get("motion") == CACHE_INFO and (Path(clip_dir) / MOTION_FILE).exists()
+
+
 def clip_motion(clip: AlignedClip) -> np.ndarray:
     """A clip's motion [T, S, S, M]: its motion.npy (memory-mapped) when ingest made one with these settings,
     else computed from its frames (clips ingested without --motion); the same values either way."""
     path = Path(clip.path) / MOTION_FILE
-    if clip.meta.get("motion") == CACHE_INFO and path.exists():
+    if has_cache(clip.meta, clip.path):
         try:
             motion = np.load(path, mmap_mode="r")
         except Exception:  # noqa: BLE001 - a damaged cache (np.load raises many kinds) is recomputed

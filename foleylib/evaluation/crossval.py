@@ -545,6 +545,8 @@ def run_crossval(sources: list[Path], out: str | Path, group_by: str = "all", cf
                 by_seed[seed].append(fold)
     folds = by_seed[cfg.seed] if cfg.repeats == 1 else [merge_repeats(list(repeats))
                                                           for repeats in zip(*by_seed.values())]
+    takes_seeds = (f"{cfg.seed}..{cfg.seed + cfg.takes - 1}" if cfg.repeats == 1 else
+                   f"S..S+{cfg.takes - 1} in the repeat of seed S")
     header = (f"{len(folds)} clips in {len(members)} group(s) (`--group-by {group_by}`), mode `{cfg.mode}`: each "
               + ("clip generated whole by a model trained on the other clips of its group"
                  if cfg.mode == "loo" else
@@ -558,9 +560,7 @@ def run_crossval(sources: list[Path], out: str | Path, group_by: str = "all", cf
               + (f", seed {cfg.seed}" if cfg.repeats == 1 else
                  f", every fold trained {cfg.repeats} times (seeds {cfg.seed}..{seeds[-1]}) and a clip's scores the "
                  "means over them")
-              + (f", scores averaged over {cfg.takes} takes (seeds "
-                 + (f"{cfg.seed}..{cfg.seed + cfg.takes - 1})" if cfg.repeats == 1 else
-                    f"S..S+{cfg.takes - 1} in the repeat of seed S)") if cfg.takes > 1 else "")
+              + (f", scores averaged over {cfg.takes} takes (seeds {takes_seeds})" if cfg.takes > 1 else "")
               + (f", generated with classifier-free guidance {cfg.guidance:g} (the model and its shuffled twin)"
                  if cfg.guidance != 1 else "")
               + (f", sampled at temperature {cfg.temperature:g}" if cfg.temperature != 1 else "")
