@@ -5,7 +5,16 @@ import torch
 from numba import njit
 
 from foleylib.generation import kernels
-from foleylib.generation.kernels import BLOCK, blocked, exp_into, gated_into, layer_norm_into, matvec_into, softmax_into
+from foleylib.generation.kernels import (
+    BLOCK,
+    HALF,
+    blocked,
+    exp_into,
+    gated_into,
+    layer_norm_into,
+    matvec_into,
+    softmax_into,
+)
 
 
 def test_exp_into_matches_exp_over_the_float32_range():
@@ -32,8 +41,9 @@ def test_matvec_sums_every_take_in_input_order_whatever_the_number_of_takes():
     rng = np.random.default_rng(2)
     w, x, b = (rng.standard_normal(s).astype(np.float32) for s in ((BLOCK + 9, 37), (3, 37), BLOCK + 9))
     wb = blocked(w)
-    assert wb.shape == (2, 37, BLOCK) and np.all(wb[1, :, 9:] == 0)  # rows padded to whole blocks
-    np.testing.assert_array_equal(wb[0, 5], w[:BLOCK, 5])  # a block's weights of one input are contiguous
+    assert wb.shape == (2, 2, 37, HALF)  # blocks of two halves
+    assert np.all(wb[1, 0, :, 9:] == 0) and np.all(wb[1, 1] == 0)  # rows padded to whole blocks
+    np.testing.assert_array_equal(wb[0, 1, 5], w[HALF:BLOCK, 5])  # a half block's weights of one input: contiguous
     out = np.full((3, BLOCK + 9), np.nan, np.float32)
     matvec_into(wb, kernels.unscaled(w), x, b, out)
     np.testing.assert_allclose(out, x @ w.T + b, rtol=1e-5, atol=1e-5)

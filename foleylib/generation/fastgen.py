@@ -35,7 +35,16 @@ from numba import njit
 
 from foleylib.core.config import GENERATION_PRECISIONS
 from foleylib.generation import kernels
-from foleylib.generation.kernels import BLOCK, FAST, UNSCALED, gated_into, layer_norm_into, matvec_into, softmax_into
+from foleylib.generation.kernels import (
+    BLOCK,
+    FAST,
+    HALF,
+    UNSCALED,
+    gated_into,
+    layer_norm_into,
+    matvec_into,
+    softmax_into,
+)
 from foleylib.generation.sampling import MULAW_VALUES, DrawParameters, Sampler, sample_classes, takes_draw
 from foleylib.models.transformer import AVTransformer, window_start
 from foleylib.models.wavenet import WaveNet
@@ -358,7 +367,7 @@ class TransformerState(NamedTuple):
 
     e: np.ndarray  # [d] the embedding of the frame on screen
     tokens: np.ndarray  # [T, M, d] the window's tokens, before the positional embedding (a ring when rolling)
-    keys: np.ndarray  # [T, n_layers, heads, ceil(M / BLOCK), d / heads, BLOCK]: laid out as matvec_into's weights
+    keys: np.ndarray  # [T, n_layers, heads, ceil(M / BLOCK), 2, d / heads, HALF]: laid out as matvec_into's weights
     values: np.ndarray  # [T, n_layers, heads, d / heads, M] (transposed: see _attend)
     bias_ring: np.ndarray  # [heads, 2M]: slice (M - t) % M .. + M holds each slot's alibi bias at slot t (or 0)
     query: np.ndarray  # [1, d / heads] one head's scaled query
@@ -422,7 +431,7 @@ class FastTransformerStepper(FusedStepper):
 
         return TransformerState(
             e=np.zeros(d, np.float32), tokens=np.zeros((T, M, d), np.float32),
-            keys=np.zeros((T, cfg.n_layers, heads, -(-M // BLOCK), dh, BLOCK), np.float32),
+            keys=np.zeros((T, cfg.n_layers, heads, -(-M // BLOCK), 2, dh, HALF), np.float32),
             values=np.zeros((T, cfg.n_layers, heads, dh, M), np.float32),
             bias_ring=-(w.slopes[:, None] * distance[None].astype(np.float32)), query=np.zeros((1, dh), np.float32),
             span=np.zeros(2, np.int64), hop=model.hop, rolling=model.sliding, h=rows(d), normed=rows(d),
@@ -474,7 +483,7 @@ class FastTransformerStepper(FusedStepper):
 @njit(**FAST)
 def _attend(qkv, keys, values, t, count, bias_ring, query, scores, probs, attended):  # pragma: no cover - compiled
     """One take's attention at cache slot t: caches the keys and values of qkv [3d] at t in keys [heads,
-    ceil(M / BLOCK), dh, BLOCK] (blocked: a query's scores are one matvec_into, the keys its weights) and values
+    ceil(M / BLOCK), 2, dh, HALF] (blocked: a query's scores are one matvec_into, the keys its weights) and values
     [heads, dh, M] (transposed: a contiguous vector loop over the slots), and writes every head's softmax-weighted
     values over slots 0 .. count - 1 (t among them) to attended [d]. Head h's scores start from its alibi bias:
     bias_ring[h, (M - t) % M + s] = -slope_h times slot s's distance back from t around the ring of M slots (all
@@ -482,10 +491,10 @@ def _attend(qkv, keys, values, t, count, bias_ring, query, scores, probs, attend
     heads, dh, M = values.shape
     d = heads * dh
     scale = np.float32(1.0 / np.sqrt(dh))
-    block, lane, first = t // BLOCK, t % BLOCK, (M - t) % M
+    block, half, lane, first = t // BLOCK, t % BLOCK // HALF, t % HALF, (M - t) % M
     for hd in range(heads):
         for i in range(dh):
-            keys[hd, block, i, lane] = qkv[d + hd * dh + i]
+            keys[hd, block, half, i, lane] = qkv[d + hd * dh + i]
             values[hd, i, t] = qkv[2 * d + hd * dh + i]
             query[0, i] = qkv[hd * dh + i] * scale
         matvec_into(keys[hd], UNSCALED, query, bias_ring[hd, first:first + M], scores.reshape(1, M))
@@ -550,7 +559,7 @@ def _block(tokens, keys, values, weights, transposed):  # pragma: no cover - com
             q[:] = qkv[:, hd * dh:(hd + 1) * dh]
             k[:] = qkv[:, d + hd * dh:d + (hd + 1) * dh]
             for t in range(W):
-                keys[la, hd, t // BLOCK, :, t % BLOCK] = k[t]
+                keys[la, hd, t // BLOCK, t % BLOCK // HALF, :, t % HALF] = k[t]
             v[:] = qkv[:, 2 * d + hd * dh:2 * d + (hd + 1) * dh]
             values[la, hd, :, :W] = v.T
             scores = np.dot(q, k.T) * scale

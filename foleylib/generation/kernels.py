@@ -71,14 +71,23 @@ def gated_into(z, scratch, out):  # pragma: no cover - compiled
         out[c] = (1 - 2 / (scratch[c] + 1)) / (1 + scratch[r + c])
 
 
-def blocked(w: np.ndarray) -> np.ndarray:
-    """float32 weights [..., O, I] -> [..., ceil(O / BLOCK), I, BLOCK], what matvec_into reads: each block of
-    BLOCK output rows stored input by input (the BLOCK weights of one input are one contiguous run), zero rows
-    padding the last block."""
+def _by_input(w: np.ndarray) -> np.ndarray:
+    """Weights [..., O, I] -> [..., ceil(O / BLOCK), I, BLOCK]: each block of BLOCK output rows stored input by
+    input, zero rows padding the last block."""
     *lead, outputs, inputs = w.shape
     padded = np.zeros((*lead, -(-outputs // BLOCK) * BLOCK, inputs), w.dtype)
     padded[..., :outputs, :] = w
     return np.ascontiguousarray(padded.reshape(*lead, -1, BLOCK, inputs).swapaxes(-1, -2))
+
+
+def blocked(w: np.ndarray) -> np.ndarray:
+    """float32 weights [..., O, I] -> [..., ceil(O / BLOCK), 2, I, HALF], what matvec_into reads: each block of
+    BLOCK output rows in two halves, each half stored input by input (the HALF weights of one input are one
+    contiguous run, and a half is one sequential stream, as a pair of takes walks it), zero rows padding the last
+    block. Output row o of the block is half o // HALF, lane o % HALF."""
+    by_input = _by_input(w)  # [..., blocks, I, BLOCK]
+    halves = by_input.reshape(*by_input.shape[:-1], 2, HALF)
+    return np.ascontiguousarray(np.moveaxis(halves, -2, -3))
 
 
 def blocked_pairs(q: np.ndarray) -> np.ndarray:
@@ -87,7 +96,7 @@ def blocked_pairs(q: np.ndarray) -> np.ndarray:
     multiply-add takes them), a zero column padding an odd last input."""
     if q.shape[-1] % 2:
         q = np.concatenate([q, np.zeros((*q.shape[:-1], 1), q.dtype)], axis=-1)
-    by_input = blocked(q)  # [..., blocks, I, BLOCK]
+    by_input = _by_input(q)  # [..., blocks, I, BLOCK]
     pairs = by_input.reshape(*by_input.shape[:-2], -1, 2, BLOCK)
     return np.ascontiguousarray(pairs.swapaxes(-1, -2))
 
@@ -164,13 +173,14 @@ def _matvec_typed(wb, scales, x, b, out):
 def _matvec_fp32(wb, scales, x, b, out):  # pragma: no cover - compiled
     """matvec_into of float32 weights blocked(W). Each output is b[o] + w[o, 0] x[t, 0] + w[o, 1] x[t, 1] + ...,
     summed in input order with fused multiply-adds in registers: the same arithmetic whatever T. Takes go in pairs
-    that share every weight load (half a block of outputs each); an odd last take goes alone, a whole block at a
-    time. A block's weights come from memory once per call and from cache for the other takes."""
+    that share every weight load, one half block of outputs at a time (a sequential read of that half); an odd last
+    take goes alone, a whole block at a time (its two halves side by side). A block's weights come from memory once
+    per call and from cache for the other takes."""
     acc = carray(_stack_floats(BLOCK), BLOCK)
     takes, inputs = x.shape
     for ob in range(wb.shape[0]):
-        for half in range(0, BLOCK, HALF):
-            first = ob * BLOCK + half
+        for half in range(2):
+            first = ob * BLOCK + half * HALF
             rows = min(HALF, b.shape[0] - first)
             for t in range(0, takes - 1, 2):
                 for j in range(HALF):
@@ -179,7 +189,7 @@ def _matvec_fp32(wb, scales, x, b, out):  # pragma: no cover - compiled
                 for i in range(inputs):
                     x0, x1 = x[t, i], x[t + 1, i]
                     for j in range(HALF):
-                        w = wb[ob, i, half + j]
+                        w = wb[ob, half, i, j]
                         acc[j] += w * x0
                         acc[HALF + j] += w * x1
                 for j in range(rows):
@@ -192,8 +202,9 @@ def _matvec_fp32(wb, scales, x, b, out):  # pragma: no cover - compiled
                 acc[j] = b[first + j] if j < rows else np.float32(0.0)
             for i in range(inputs):
                 xi = x[t, i]
-                for j in range(BLOCK):
-                    acc[j] += wb[ob, i, j] * xi
+                for j in range(HALF):
+                    acc[j] += wb[ob, 0, i, j] * xi
+                    acc[HALF + j] += wb[ob, 1, i, j] * xi
             for j in range(rows):
                 out[t, first + j] = acc[j]
 
