@@ -79,9 +79,10 @@ def test_int8_products_sum_the_int16_rounded_inputs_exactly(inputs):
     assert np.all(np.abs(scales[:, None] * q - w) <= scales[:, None] / 2 * (1 + 1e-6))  # half a step at most
     qb = kernels.blocked_pairs(q)
     pairs = (inputs + 1) // 2
-    assert qb.shape == (2, pairs, BLOCK, 2) and np.all(qb[1, :, 9:] == 0)  # rows padded to whole blocks
-    np.testing.assert_array_equal(qb[0, 5], q[:BLOCK, 10:12])  # an output's weights of inputs 10, 11 side by side
-    assert np.all(qb[:, -1, :, 1] == 0)  # the odd last input's pair is padded with a zero weight
+    assert qb.shape == (2, 2, pairs, HALF, 2)  # blocks of two halves
+    assert np.all(qb[1, 0, :, 9:] == 0) and np.all(qb[1, 1] == 0)  # rows padded to whole blocks
+    np.testing.assert_array_equal(qb[0, 1, 5], q[HALF:BLOCK, 10:12])  # inputs 10 and 11 side by side
+    assert np.all(qb[:, :, -1, :, 1] == 0)  # the odd last input's pair is padded with a zero weight
     out = np.full((3, BLOCK + 9), np.nan, np.float32)
     matvec_into(qb, scales, x, b, out)
     truth, rounded = _int8_products_by_hand(q, scales, x, b)

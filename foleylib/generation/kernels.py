@@ -91,14 +91,14 @@ def blocked(w: np.ndarray) -> np.ndarray:
 
 
 def blocked_pairs(q: np.ndarray) -> np.ndarray:
-    """int8 weights [..., O, I] -> [..., ceil(O / BLOCK), ceil(I / 2), BLOCK, 2], what matvec_into reads: blocked,
+    """int8 weights [..., O, I] -> [..., ceil(O / BLOCK), 2, ceil(I / 2), HALF, 2], what matvec_into reads: blocked,
     with the inputs taken by pairs (an output's weights of inputs 2p and 2p + 1 side by side, as a 16-bit
     multiply-add takes them), a zero column padding an odd last input."""
     if q.shape[-1] % 2:
         q = np.concatenate([q, np.zeros((*q.shape[:-1], 1), q.dtype)], axis=-1)
     by_input = _by_input(q)  # [..., blocks, I, BLOCK]
-    pairs = by_input.reshape(*by_input.shape[:-2], -1, 2, BLOCK)
-    return np.ascontiguousarray(pairs.swapaxes(-1, -2))
+    pairs = by_input.reshape(*by_input.shape[:-2], -1, 2, 2, HALF)  # [..., blocks, I / 2, 2 inputs, 2 halves, HALF]
+    return np.ascontiguousarray(np.moveaxis(pairs, (-3, -2), (-1, -4)))
 
 
 def _stack_of(dtype: types.Type):
@@ -258,8 +258,8 @@ def _int8_block_of(native: bool):
     def int8_block(typingctx, wb, ob, first, vectors, xq, takes, scales, b, steps, out, t0):
         """For takes t < `takes` and outputs o = ob * BLOCK + (first + v) * 8 + lane, v < `vectors` (both
         compile-time constants; o < O = len(b)): out[t0 + t, o] = b[o] + scales[o] * (steps[t] * sum), sum the
-        exact int32 sum over the input pairs p of wb[ob, p, o % BLOCK, :] . xq[t, 2p:2p + 2] (wb int8
-        blocked_pairs, xq int16 [2, >= 2 * pairs]). The takes * vectors sums stay in registers over the pairs."""
+        exact int32 sum over the input pairs p of wb[ob, o % BLOCK // HALF, p, o % HALF, :] . xq[t, 2p:2p + 2] (wb
+        int8 blocked_pairs, xq int16 [2, >= 2 * pairs]). The takes * vectors sums stay in registers over the pairs."""
         if not (isinstance(vectors, types.IntegerLiteral) and isinstance(takes, types.IntegerLiteral)):
             return None
         n_vectors, n_takes = vectors.literal_value, takes.literal_value
@@ -268,10 +268,15 @@ def _int8_block_of(native: bool):
             w, xq_, scales_, b_, steps_, out_ = (context.make_array(signature.args[i])(context, builder, args[i])
                                                  for i in (0, 4, 6, 7, 8, 9))
             ob_, first_, t0_ = args[1], args[2], args[10]
-            pairs = cgutils.unpack_tuple(builder, w.shape)[1]
-            per_pair = _constant(2 * BLOCK // 16)  # 16-byte loads of one pair's weights of BLOCK outputs
+            pairs = cgutils.unpack_tuple(builder, w.shape)[2]
+            per_pair = _constant(HALF_VECTORS)  # 16-byte loads of one pair's weights of HALF outputs
             weights = builder.bitcast(w.data, V16I8.as_pointer())
-            start = builder.add(builder.mul(builder.mul(ob_, pairs), per_pair), first_)
+            starts = []  # where vector v's weights of pair 0 are: its half's stream, its place in a pair's row
+            for v in range(n_vectors):
+                half, place = (builder.sdiv(builder.add(first_, _constant(v)), per_pair),
+                               builder.srem(builder.add(first_, _constant(v)), per_pair))
+                stream = builder.add(builder.mul(ob_, _constant(2)), half)
+                starts.append(builder.add(builder.mul(builder.mul(stream, pairs), per_pair), place))
             inputs = builder.bitcast(xq_.data, I32.as_pointer())  # a pair of int16 inputs as one int32
             row_pairs = builder.sdiv(cgutils.unpack_tuple(builder, xq_.shape)[1], _constant(2))
             sums = [cgutils.alloca_once_value(builder, ir.Constant(V8I32, [0] * LANES))
@@ -281,9 +286,9 @@ def _int8_block_of(native: bool):
                 x = [builder.bitcast(_everywhere(builder, builder.load(builder.gep(
                     inputs, [builder.add(builder.mul(_constant(t), row_pairs), p)])), V8I32), V16I16)
                     for t in range(n_takes)]
-                row = builder.add(start, builder.mul(p, per_pair))
+                row = builder.mul(p, per_pair)
                 for v in range(n_vectors):
-                    a = builder.sext(builder.load(builder.gep(weights, [builder.add(row, _constant(v))]), align=1),
+                    a = builder.sext(builder.load(builder.gep(weights, [builder.add(starts[v], row)]), align=1),
                                      V16I16)
                     for t in range(n_takes):
                         s = sums[t * n_vectors + v]
