@@ -40,6 +40,7 @@ from foleylib.generation.kernels import (
     FAST,
     HALF,
     UNSCALED,
+    copy_rows,
     gated_into,
     layer_norm_into,
     matvec_into,
@@ -197,13 +198,15 @@ def _next_input(x, j, out, given, draw, audio):  # pragma: no cover - compiled
     """After step j, the next step's inputs x [takes * C]: given[j] (teacher forcing), else the values drawn from
     the head's outputs `out` (tanh, or mu-law logits with `draw`'s settings and uniforms[j]), which are also written
     to audio[j]."""
-    if given.shape[0]:
-        x[:] = given[j]
-        return
     C = x.shape[0]
+    if given.shape[0]:
+        for c in range(C):
+            x[c] = given[j, c]
+        return
     logits = out.reshape(C, -1)
     if logits.shape[1] == 1:
-        x[:] = np.tanh(out)
+        for c in range(C):
+            x[c] = np.tanh(out[c])
     elif draw.temperature == 0:
         for c in range(C):
             x[c] = MULAW_VALUES[np.argmax(logits[c])]
@@ -211,7 +214,8 @@ def _next_input(x, j, out, given, draw, audio):  # pragma: no cover - compiled
         classes = sample_classes(logits, draw.temperature, draw.top_p, draw.uniforms[j])
         for c in range(C):
             x[c] = MULAW_VALUES[classes[c]]
-    audio[j] = x
+    for c in range(C):
+        audio[j, c] = x[c]
 
 
 @njit(**FAST)
@@ -338,15 +342,16 @@ def _wavenet_step(x, state, weights, scales):  # pragma: no cover - compiled
     for t in range(T):  # the input conv's window slides by one sample
         for j in range(hist.shape[1] - C):
             hist[t, j] = hist[t, j + C]
-        hist[t, hist.shape[1] - C:] = x[t * C:(t + 1) * C]
+        for c in range(C):
+            hist[t, hist.shape[1] - C + c] = x[t * C + c]
     matvec_into(w.input_w, s.input_w, hist, w.input_b, h)
     for i in range(L):
         n, d, o = st.lengths[i], st.dilations[i], st.offsets[i]
         p = (st.positions[i] + 1) % n
         st.positions[i] = p
-        rings[o + p] = h
+        copy_rows(h, rings[o + p])
         for j in range(k):  # taps at lags (k-1)d, ..., d, 0: oldest first, as the weights are laid out
-            taps[:, j * r:(j + 1) * r] = rings[o + (p - (k - 1 - j) * d) % n]
+            copy_rows(rings[o + (p - (k - 1 - j) * d) % n], taps[:, j * r:(j + 1) * r])
         matvec_into(w.dilated_w[i], s.dilated_w[i], taps, st.bias_cond[i], st.z)
         layer = gated[:, i * r:(i + 1) * r]
         for t in range(T):
@@ -516,7 +521,8 @@ def _token(t, count, state, weights, scales):  # pragma: no cover - compiled
     h, normed, tmp = st.h, st.normed, st.tmp
     T = h.shape[0]
     for k in range(T):
-        h[k] = st.tokens[k, t] + w.pos[t]
+        for i in range(h.shape[1]):
+            h[k, i] = st.tokens[k, t, i] + w.pos[t, i]
     for la in range(st.keys.shape[1]):
         for k in range(T):
             layer_norm_into(h[k], w.norm1_w[la], w.norm1_b[la], w.eps, normed[k])
@@ -556,16 +562,17 @@ def _block(tokens, keys, values, weights, transposed):  # pragma: no cover - com
             layer_norm_into(h[t], w.norm1_w[la], w.norm1_b[la], w.eps, normed[t])
         qkv = np.dot(normed, wt.qkv_w[la]) + w.qkv_b[la]
         for hd in range(heads):
-            q[:] = qkv[:, hd * dh:(hd + 1) * dh]
-            k[:] = qkv[:, d + hd * dh:d + (hd + 1) * dh]
+            copy_rows(qkv[:, hd * dh:(hd + 1) * dh], q)
+            copy_rows(qkv[:, d + hd * dh:d + (hd + 1) * dh], k)
             for t in range(W):
-                keys[la, hd, t // BLOCK, t % BLOCK // HALF, :, t % HALF] = k[t]
-            v[:] = qkv[:, 2 * d + hd * dh:2 * d + (hd + 1) * dh]
-            values[la, hd, :, :W] = v.T
+                for i in range(dh):
+                    keys[la, hd, t // BLOCK, t % BLOCK // HALF, i, t % HALF] = k[t, i]
+            copy_rows(qkv[:, 2 * d + hd * dh:2 * d + (hd + 1) * dh], v)
+            copy_rows(v.T, values[la, hd, :, :W])
             scores = np.dot(q, k.T) * scale
             for t in range(W):
                 softmax_into(scores[t, :t + 1], probs[t, :t + 1])
-            attended[:, hd * dh:(hd + 1) * dh] = np.dot(probs, v)
+            copy_rows(np.dot(probs, v), attended[:, hd * dh:(hd + 1) * dh])
         h += np.dot(attended, wt.attn_out_w[la]) + w.attn_out_b[la]
         for t in range(W):
             layer_norm_into(h[t], w.norm2_w[la], w.norm2_b[la], w.eps, normed[t])
@@ -602,13 +609,14 @@ def _transformer_step(x, state, weights, scales, transposed):  # pragma: no cove
         if start > span[0]:  # the window slid (by hop): re-encode the tokens it keeps
             keep = position - start
             for k in range(T):
-                tokens[k, :keep] = tokens[k, start - span[0]:position - span[0]].copy()
+                copy_rows(tokens[k, start - span[0]:position - span[0]], tokens[k, :keep])  # forward: no overlap read
                 _block(tokens[k, :keep], state.keys[k], state.values[k], weights, transposed)
             span[0] = start
         t = position - span[0]
         count = t + 1
     matvec_into(weights.embed_w, scales.embed_w, x.reshape(T, -1), weights.embed_b, state.tmp)
     for k in range(T):
-        tokens[k, t] = state.tmp[k] + state.e
+        for i in range(tokens.shape[2]):
+            tokens[k, t, i] = state.tmp[k, i] + state.e[i]
     _token(t, count, state, weights, scales)
     span[1] = position + 1

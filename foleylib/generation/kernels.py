@@ -71,6 +71,15 @@ def gated_into(z, scratch, out):  # pragma: no cover - compiled
         out[c] = (1 - 2 / (scratch[c] + 1)) / (1 + scratch[r + c])
 
 
+@njit(inline="always", **FAST)
+def copy_rows(src, dst):  # pragma: no cover - compiled
+    """dst[:] = src for 2-D arrays of one shape, as a plain loop: numba compiles each slice assignment between
+    arrays with its shape-mismatch error path, seconds of compile time per kind of array."""
+    for i in range(src.shape[0]):
+        for j in range(src.shape[1]):
+            dst[i, j] = src[i, j]
+
+
 def _by_input(w: np.ndarray) -> np.ndarray:
     """Weights [..., O, I] -> [..., ceil(O / BLOCK), I, BLOCK]: each block of BLOCK output rows stored input by
     input, zero rows padding the last block."""
