@@ -6,9 +6,11 @@ import pytest
 import torch
 from test_cli import foley
 
+from foleylib.core.config import AVSpec
 from foleylib.core.errors import InputError
 from foleylib.data.dataset import load_clip
 from foleylib.data.media import read_audio
+from foleylib.data.motion import has_cache
 from foleylib.data.synth import render_scenes
 from foleylib.evaluation import crossval
 from foleylib.evaluation.crossval import (
@@ -68,6 +70,16 @@ def test_train_options_pass_through_and_are_checked(tmp_path):
         check_train_args(train_options("--wings 2"), tmp_path)
     with pytest.raises(InputError, match="--train-args"):
         train_options("'unclosed")
+
+
+def test_folds_that_read_motion_ingest_their_videos_with_the_motion_cache(claps, tmp_path):
+    assert not CrossvalConfig().reads_motion()
+    reading = CrossvalConfig(train_args=train_options("--video-input rgb+motion"))
+    assert reading.reads_motion()
+    for cached in (False, True):
+        clips = crossval.prepare_clips(claps[:1], tmp_path / str(cached), AVSpec(), print, motion_cache=cached)
+        clip = next(iter(clips.values()))
+        assert has_cache(clip.meta, clip.path) == cached
 
 
 def _interval_holds_mean(b):

@@ -106,6 +106,11 @@ class CrossvalConfig:
     resamples: int = 2000  # bootstrap resamples
     confidence: float = 0.95  # bootstrap interval
 
+    def reads_motion(self) -> bool:
+        """Whether the folds' models read motion channels (`--video-input rgb+motion` or `motion` in train_args):
+        their videos are then ingested with the motion cache, so that no fold computes the motion again."""
+        return train_parser().parse_args([*self.train_args, "--data", "x", "--out", "x"]).video_input != "rgb"
+
     def fold_settings(self, train_clips: list[str]) -> dict:
         """What a finished fold must have been run with to be reused: its training settings and how it generated
         (GENERATION_SETTINGS: takes and the sampling, each recorded only where it is not the default)."""
@@ -188,14 +193,16 @@ def _read_mapping(path: Path) -> dict:
         raise InputError(f"cannot read the group mapping: {err}", path) from None
 
 
-def prepare_clips(sources: list[Path], out: Path, spec: AVSpec, log: Callable[[str], None]) -> dict[str, AlignedClip]:
-    """The clips by name: aligned clip folders as they are, videos aligned into OUT/data/aligned."""
+def prepare_clips(sources: list[Path], out: Path, spec: AVSpec, log: Callable[[str], None],
+                  motion_cache: bool = False) -> dict[str, AlignedClip]:
+    """The clips by name: aligned clip folders as they are, videos aligned into OUT/data/aligned (with the motion
+    cache when `motion_cache`: see ingest_file)."""
     clips = {}
     for source in sources:
         if source.is_dir():
             clip = load_clip(source)
         else:
-            result = ingest_file(source, out / "data" / "aligned", spec)
+            result = ingest_file(source, out / "data" / "aligned", spec, motion_cache=motion_cache)
             log(f"{result.status}: {source} -> {result.clip_dir}")
             clip = load_clip(result.clip_dir)
         if clip.name in clips:
@@ -507,8 +514,9 @@ def run_crossval(sources: list[Path], out: str | Path, group_by: str = "all", cf
         if not source.exists():
             raise InputError("no such file or folder", source)
     clip_groups([s.name if s.is_dir() else safe_name(s.stem) for s in sources], group_by)  # before aligning
-    clips = prepare_clips(sources, out, spec or AVSpec(), log)
-    extra = prepare_clips(also_train, out, spec or AVSpec(), log) if also_train else {}
+    motion = cfg.reads_motion()
+    clips = prepare_clips(sources, out, spec or AVSpec(), log, motion)
+    extra = prepare_clips(also_train, out, spec or AVSpec(), log, motion) if also_train else {}
     both = sorted(set(clips) & set(extra))
     if both:
         raise InputError(f"clip {both[0]!r} is both held out and in --also-train", out)

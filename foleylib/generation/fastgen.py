@@ -608,8 +608,8 @@ def _transformer_step(x, state, weights, scales, transposed):  # pragma: no cove
         start = _window_start(position, 0, M, state.hop)
         if start > span[0]:  # the window slid (by hop): re-encode the tokens it keeps
             keep = position - start
-            for k in range(T):
-                copy_rows(tokens[k, start - span[0]:position - span[0]], tokens[k, :keep])  # forward: no overlap read
+            for k in range(T):  # kept rows move to the front, each read before it is overwritten
+                copy_rows(tokens[k, start - span[0]:position - span[0]], tokens[k, :keep])
                 _block(tokens[k, :keep], state.keys[k], state.values[k], weights, transposed)
             span[0] = start
         t = position - span[0]
