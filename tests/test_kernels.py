@@ -1,4 +1,7 @@
 """The numba primitives of the fused generation loops against numpy/torch on the same inputs."""
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -139,3 +142,26 @@ def test_layer_norm_and_softmax_match_torch():
     softmax_into(out.copy(), probs)
     np.testing.assert_allclose(probs, torch.softmax(torch.from_numpy(out), 0).numpy(), atol=1e-6)
     assert abs(probs.sum() - 1) < 1e-5
+
+
+def test_a_cached_function_compiles_afresh_when_a_module_it_calls_is_edited(tmp_path):
+    """numba's cache alone keys a function to its own file: after an edit of a module it calls, it would still run
+    its compiled copy of the old code. drop_stale_cache, called as fastgen and sampling call it, drops it."""
+    def callee(value: int) -> str:
+        return f"from numba import njit\n\n\n@njit(cache=True)\ndef value():\n    return {value}\n"
+
+    (tmp_path / "callee.py").write_text(callee(1))
+    (tmp_path / "caller.py").write_text(
+        "import callee\nfrom numba import njit\n\nfrom foleylib.generation import kernels\n\n\n"
+        "@njit(cache=True)\ndef twice():\n    return 2 * callee.value()\n\n\n"
+        "kernels.drop_stale_cache(globals(), (callee,))\n")
+
+    def twice() -> str:
+        return subprocess.run([sys.executable, "-c", "import caller; print(caller.twice())"], cwd=tmp_path,
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+    assert twice() == "2"
+    assert twice() == "2" and list((tmp_path / "__pycache__").glob("caller.twice-*.nbc"))  # from the cache
+    (tmp_path / "callee.py").write_text(callee(50))
+    assert twice() == "100"  # without drop_stale_cache: "2", the caller's cached copy of the old callee
+

@@ -13,16 +13,44 @@ built from it.
 """
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+from types import ModuleType
+
 import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401 - the BLAS that np.dot calls in compiled code: loaded now to be limited
 from llvmlite import binding as llvm
 from llvmlite import ir
 from numba import carray, njit, types
 from numba.core import cgutils
+from numba.core.caching import FunctionCache
+from numba.core.registry import CPUDispatcher
 from numba.extending import intrinsic, overload
 from threadpoolctl import ThreadpoolController
 
 _BLAS = ThreadpoolController().select(user_api="blas")
+
+
+def drop_stale_cache(namespace: dict, compiled_in: tuple[ModuleType, ...]) -> None:
+    """numba keys each cached function to the file that defines it alone, but a function compiles what it calls
+    from other modules into itself: after an edit of one of those files, its cached code would still run the old
+    version. Called at the end of a module with its globals() and the modules its functions call: when their
+    sources' hash differs from the one kept beside the module's cache, every cached function of the module is
+    dropped from the cache, to compile afresh at its next call."""
+    cached = [f for f in namespace.values() if isinstance(f, CPUDispatcher) and isinstance(f._cache, FunctionCache)
+              and f.py_func.__module__ == namespace["__name__"]]
+    if not cached:
+        return
+    digest = hashlib.sha256(b"".join(Path(module.__file__).read_bytes() for module in compiled_in)).hexdigest()
+    stamp = Path(cached[0]._cache.cache_path) / f"{namespace['__name__'].rsplit('.', 1)[-1]}.sources"
+    try:
+        if stamp.exists() and stamp.read_text() == digest:
+            return
+        for function in cached:
+            function._cache.flush()
+        stamp.write_text(digest)
+    except OSError:  # a cache folder we cannot write: numba caches nothing there either
+        pass
 
 
 def blas_threads(n: int):

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from numba import njit
 
+from foleylib.generation import kernels
 from foleylib.generation.kernels import FAST, exp_into
 from foleylib.models.losses import mulaw_decode
 
@@ -100,3 +101,6 @@ def takes_draw(samplers: list[Sampler], n: int, channels: int, mulaw: bool) -> D
     if len({(p.temperature, p.top_p) for p in parts}) > 1:
         raise ValueError("takes drawn together share temperature and top_p")
     return DrawParameters(parts[0].temperature, parts[0].top_p, np.concatenate([p.uniforms for p in parts], axis=1))
+
+
+kernels.drop_stale_cache(globals(), (kernels,))
