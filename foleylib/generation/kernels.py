@@ -108,23 +108,16 @@ def copy_rows(src, dst):  # pragma: no cover - compiled
             dst[i, j] = src[i, j]
 
 
-def _by_input(w: np.ndarray) -> np.ndarray:
-    """Weights [..., O, I] -> [..., ceil(O / BLOCK), I, BLOCK]: each block of BLOCK output rows stored input by
-    input, zero rows padding the last block."""
-    *lead, outputs, inputs = w.shape
-    padded = np.zeros((*lead, -(-outputs // BLOCK) * BLOCK, inputs), w.dtype)
-    padded[..., :outputs, :] = w
-    return np.ascontiguousarray(padded.reshape(*lead, -1, BLOCK, inputs).swapaxes(-1, -2))
-
-
 def blocked(w: np.ndarray) -> np.ndarray:
-    """float32 weights [..., O, I] -> [..., ceil(O / BLOCK), 2, I, HALF], what matvec_into reads: each block of
+    """Weights [..., O, I] -> [..., ceil(O / BLOCK), 2, I, HALF], what matvec_into reads (float32): each block of
     BLOCK output rows in two halves, each half stored input by input (the HALF weights of one input are one
     contiguous run, and a half is one sequential stream, as a pair of takes walks it), zero rows padding the last
     block. Output row o of the block is half o // HALF, lane o % HALF."""
-    by_input = _by_input(w)  # [..., blocks, I, BLOCK]
-    halves = by_input.reshape(*by_input.shape[:-1], 2, HALF)
-    return np.ascontiguousarray(np.moveaxis(halves, -2, -3))
+    *lead, outputs, inputs = w.shape
+    padded = np.zeros((*lead, -(-outputs // BLOCK) * BLOCK, inputs), w.dtype)
+    padded[..., :outputs, :] = w
+    halves = padded.reshape(*lead, -1, 2, HALF, inputs)
+    return np.ascontiguousarray(halves.swapaxes(-1, -2))
 
 
 def blocked_pairs(q: np.ndarray) -> np.ndarray:
@@ -133,9 +126,9 @@ def blocked_pairs(q: np.ndarray) -> np.ndarray:
     multiply-add takes them), a zero column padding an odd last input."""
     if q.shape[-1] % 2:
         q = np.concatenate([q, np.zeros((*q.shape[:-1], 1), q.dtype)], axis=-1)
-    by_input = _by_input(q)  # [..., blocks, I, BLOCK]
-    pairs = by_input.reshape(*by_input.shape[:-2], -1, 2, 2, HALF)  # [..., blocks, I / 2, 2 inputs, 2 halves, HALF]
-    return np.ascontiguousarray(np.moveaxis(pairs, (-3, -2), (-1, -4)))
+    halves = blocked(q)  # [..., blocks, 2, I, HALF]
+    pairs = halves.reshape(*halves.shape[:-2], -1, 2, HALF)  # [..., blocks, 2, I / 2, 2 inputs, HALF]
+    return np.ascontiguousarray(pairs.swapaxes(-1, -2))
 
 
 def _stack_of(dtype: types.Type):
@@ -310,8 +303,8 @@ def _int8_block_of(native: bool):
             weights = builder.bitcast(w.data, V16I8.as_pointer())
             starts = []  # where vector v's weights of pair 0 are: its half's stream, its place in a pair's row
             for v in range(n_vectors):
-                half, place = (builder.sdiv(builder.add(first_, _constant(v)), per_pair),
-                               builder.srem(builder.add(first_, _constant(v)), per_pair))
+                vector = builder.add(first_, _constant(v))  # of the block
+                half, place = builder.sdiv(vector, per_pair), builder.srem(vector, per_pair)
                 stream = builder.add(builder.mul(ob_, _constant(2)), half)
                 starts.append(builder.add(builder.mul(builder.mul(stream, pairs), per_pair), place))
             inputs = builder.bitcast(xq_.data, I32.as_pointer())  # a pair of int16 inputs as one int32
