@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_video
+from numba import njit
 
 from foleylib.core.config import AVSpec, preset
 from foleylib.data.media import read_audio
+from foleylib.generation import fastgen
 from foleylib.generation.fastgen import FastTransformerStepper, FastWaveNetStepper
 from foleylib.generation.generate import (
     FoleyEngine,
@@ -18,7 +20,7 @@ from foleylib.generation.generate import (
     run_frames,
     stream,
 )
-from foleylib.generation.kernels import blocked
+from foleylib.generation.kernels import FAST, blocked
 from foleylib.generation.sampling import Sampler, pick_sample
 from foleylib.interfaces.cli import main
 from foleylib.models.config import model_config
@@ -235,6 +237,24 @@ def test_transformer_stepper_matches_full_forward_across_window_slides(kw):
     stepper.set_frame(model.frames(video)[:, 0])
     steps = torch.stack([stepper.step(audio_in[:, t])[0] for t in range(150)])
     assert (steps - full).abs().max() < 1e-4
+
+
+def test_a_sliding_transformer_never_compiles_the_reencode(monkeypatch):
+    """A sliding model's stepper has no re-encode projections (None), and numba prunes the branch that a None
+    rules out before typing it: its step compiles and runs with the re-encode (_block) made uncallable, and steps
+    as the stepper does."""
+    model = tiny("transformer", loss="ce", **SLIDING)
+    stepper, reference = FastTransformerStepper(model), FastTransformerStepper(model)
+    assert stepper.transposed is None
+    monkeypatch.setattr(fastgen, "_block", None)  # a call to it would fail to type
+    step = njit(**{**FAST, "cache": False})(fastgen._transformer_step.py_func)  # compiled afresh, without _block
+    e = model.frames(torch.from_numpy(FRAMES[:3])[None])[:, 0]
+    for s in (stepper, reference):
+        s.set_frame(e)
+    for x in PRIME[:40]:  # past the ring's 32 slots
+        step(x, stepper.state, stepper.kernel_weights, stepper.scales, stepper.transposed)
+        reference.run(x, 1, given=x[None])
+        np.testing.assert_array_equal(stepper.state.out, reference.state.out)
 
 
 @pytest.mark.parametrize("arch,kw", [("wavenet", {}), ("transformer", {}), ("fusion", {})])

@@ -371,14 +371,13 @@ class TransformerState(NamedTuple):
     embedding and scratch buffers (a row per take)."""
 
     e: np.ndarray  # [d] the embedding of the frame on screen
-    tokens: np.ndarray  # [T, M, d] the window's tokens, before the positional embedding (a ring when rolling)
+    tokens: np.ndarray  # [T, M, d] the window's tokens, before the positional embedding (a ring when sliding)
     keys: np.ndarray  # [T, n_layers, heads, ceil(M / BLOCK), 2, d / heads, HALF]: laid out as matvec_into's weights
     values: np.ndarray  # [T, n_layers, heads, d / heads, M] (transposed: see _attend)
     bias_ring: np.ndarray  # [heads, 2M]: slice (M - t) % M .. + M holds each slot's alibi bias at slot t (or 0)
     query: np.ndarray  # [1, d / heads] one head's scaled query
     span: np.ndarray  # int64 [2]: the window's first position and the next position, counted from the reset
     hop: int  # the window's slide (AVTransformer.hop)
-    rolling: bool  # alibi positions: the caches are rings of the last M positions (position p in slot p % M)
     h: np.ndarray  # [T, d] the residual stream
     normed: np.ndarray  # [T, d] its layer norm
     qkv: np.ndarray  # [T, 3d] query, key and value
@@ -421,9 +420,9 @@ class FastTransformerStepper(FusedStepper):
         self.model, self.channels, self.classes, self.takes = model, cfg.channels, model.classes, takes
         self.weights, self.kernel_weights, self.scales = _products(_arrays(model.step_weights()), TransformerScales,
                                                                    precision)
-        w = self.weights
-        self.transposed = TransposedProjections(*(np.ascontiguousarray(a.transpose(0, 2, 1))
-                                                  for a in (w.qkv_w, w.attn_out_w, w.ff1_w, w.ff2_w)))
+        w = self.weights  # a sliding model re-encodes nothing: the compiled step then has no re-encode (see there)
+        self.transposed = None if model.sliding else TransposedProjections(
+            *(np.ascontiguousarray(a.transpose(0, 2, 1)) for a in (w.qkv_w, w.attn_out_w, w.ff1_w, w.ff2_w)))
         self.state = self._new_state()
 
     def _new_state(self) -> TransformerState:
@@ -439,7 +438,7 @@ class FastTransformerStepper(FusedStepper):
             keys=np.zeros((T, cfg.n_layers, heads, -(-M // BLOCK), 2, dh, HALF), np.float32),
             values=np.zeros((T, cfg.n_layers, heads, dh, M), np.float32),
             bias_ring=-(w.slopes[:, None] * distance[None].astype(np.float32)), query=np.zeros((1, dh), np.float32),
-            span=np.zeros(2, np.int64), hop=model.hop, rolling=model.sliding, h=rows(d), normed=rows(d),
+            span=np.zeros(2, np.int64), hop=model.hop, h=rows(d), normed=rows(d),
             qkv=rows(3 * d), attended=rows(d), tmp=rows(d), hidden=rows(cfg.d_ff), scores=np.zeros(M, np.float32),
             probs=np.zeros(M, np.float32), out=np.zeros(T * self.channels * self.classes, np.float32))
 
@@ -455,7 +454,7 @@ class FastTransformerStepper(FusedStepper):
         def token(attended: float) -> float:
             return layers * (dense + 2 * attended * d)
 
-        if self.state.rolling:
+        if self.model.sliding:
             return round(2 * (w.embed_w.size + token(M) + w.decoder_w.size))
         step = w.embed_w.size + token(M - hop / 2) + w.decoder_w.size
         reencode = (M - hop) * token((M - hop + 1) / 2) / hop
@@ -467,7 +466,7 @@ class FastTransformerStepper(FusedStepper):
         flops_per_step; absolute positions: without the re-encodes, so a lower bound)."""
         w, st, M = self.kernel_weights, self.state, self.state.tokens.shape[1]
         matrices = sum(getattr(w, name).nbytes for name in TransformerScales._fields)
-        attended = M if st.rolling else M - st.hop / 2
+        attended = M if self.model.sliding else M - st.hop / 2
         return round(matrices + (st.keys[0].nbytes + st.values[0].nbytes) * attended / M)
 
     def _condition(self, state: TransformerState, e: torch.Tensor) -> None:
@@ -596,13 +595,15 @@ def _run_transformer(previous, n, given, draw, audio, state, unconditional, guid
 @njit(**FAST)
 def _transformer_step(x, state, weights, scales, transposed):  # pragma: no cover - compiled
     """One sample of every take (inputs x [T * C]) at the state's next position; the decoder's outputs go to
-    state.out. Rolling (alibi): position p goes to slot p % M and attends to the last M positions. Else the
-    window of each position starts where the model's window_start says (origin: the reset); when it moves, the
-    tokens it keeps are re-encoded from an empty cache."""
+    state.out. Sliding (alibi; `transposed` None): the caches are rings, position p goes to slot p % M and
+    attends to the last M positions. Else the window of each position starts where the model's window_start says
+    (origin: the reset); when it moves, the tokens it keeps are re-encoded from an empty cache, by products with
+    `transposed`. numba prunes the branch that a None `transposed` rules out before compiling, so a sliding model
+    never compiles the re-encode (_block: seconds of compile time per precision)."""
     tokens, span, M = state.tokens, state.span, state.tokens.shape[1]
     T = tokens.shape[0]
     position = span[1]
-    if state.rolling:
+    if transposed is None:
         t, count = position % M, min(position + 1, M)
     else:
         start = _window_start(position, 0, M, state.hop)
