@@ -144,17 +144,24 @@ def test_layer_norm_and_softmax_match_torch():
     assert abs(probs.sum() - 1) < 1e-5
 
 
-def test_a_cached_function_compiles_afresh_when_a_module_it_calls_is_edited(tmp_path):
+CALLEES = {  # how a compiled caller reaches the callee module's code: callee.py's source, the caller's lines
+    "compiled function": ("from numba import njit\n\n\n@njit(cache=True)\ndef value():\n    return {}\n",
+                          "import callee\n", "callee.value()"),
+    "plain function compiled by the caller": ("def value():\n    return {}\n",  # as fastgen's window rule
+                                              "from callee import value\n\n_value = njit(cache=True)(value)\n",
+                                              "_value()"),
+}
+
+
+@pytest.mark.parametrize("way", CALLEES)
+def test_a_cached_function_compiles_afresh_when_a_module_it_calls_is_edited(tmp_path, way):
     """numba's cache alone keys a function to its own file: after an edit of a module it calls, it would still run
     its compiled copy of the old code. drop_stale_cache, called as fastgen and sampling call it, drops it."""
-    def callee(value: int) -> str:
-        return f"from numba import njit\n\n\n@njit(cache=True)\ndef value():\n    return {value}\n"
-
-    (tmp_path / "callee.py").write_text(callee(1))
+    callee, imports, call = CALLEES[way]
+    (tmp_path / "callee.py").write_text(callee.format(1))
     (tmp_path / "caller.py").write_text(
-        "import callee\nfrom numba import njit\n\nfrom foleylib.generation import kernels\n\n\n"
-        "@njit(cache=True)\ndef twice():\n    return 2 * callee.value()\n\n\n"
-        "kernels.drop_stale_cache(globals(), (callee,))\n")
+        f"from numba import njit\n\nfrom foleylib.generation import kernels\n{imports}\n\n"
+        f"@njit(cache=True)\ndef twice():\n    return 2 * {call}\n\n\nkernels.drop_stale_cache(globals())\n")
 
     def twice() -> str:
         return subprocess.run([sys.executable, "-c", "import caller; print(caller.twice())"], cwd=tmp_path,
@@ -162,6 +169,6 @@ def test_a_cached_function_compiles_afresh_when_a_module_it_calls_is_edited(tmp_
 
     assert twice() == "2"
     assert twice() == "2" and list((tmp_path / "__pycache__").glob("caller.twice-*.nbc"))  # from the cache
-    (tmp_path / "callee.py").write_text(callee(50))
+    (tmp_path / "callee.py").write_text(callee.format(50))
     assert twice() == "100"  # without drop_stale_cache: "2", the caller's cached copy of the old callee
 

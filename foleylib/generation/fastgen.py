@@ -34,7 +34,7 @@ import torch
 from numba import njit
 
 from foleylib.core.config import GENERATION_PRECISIONS
-from foleylib.generation import kernels, sampling
+from foleylib.generation import kernels
 from foleylib.generation.kernels import (
     BLOCK,
     FAST,
@@ -623,4 +623,4 @@ def _transformer_step(x, state, weights, scales, transposed):  # pragma: no cove
     span[1] = position + 1
 
 
-kernels.drop_stale_cache(globals(), (kernels, sampling))
+kernels.drop_stale_cache(globals())

@@ -14,6 +14,7 @@ built from it.
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -31,17 +32,17 @@ from threadpoolctl import ThreadpoolController
 _BLAS = ThreadpoolController().select(user_api="blas")
 
 
-def drop_stale_cache(namespace: dict, compiled_in: tuple[ModuleType, ...]) -> None:
+def drop_stale_cache(namespace: dict) -> None:
     """numba keys each cached function to the file that defines it alone, but a function compiles what it calls
     from other modules into itself: after an edit of one of those files, its cached code would still run the old
-    version. Called at the end of a module with its globals() and the modules its functions call: when their
-    sources' hash differs from the one kept beside the module's cache, every cached function of the module is
-    dropped from the cache, to compile afresh at its next call."""
+    version. Called at the end of a module with its globals(): when the hash of the files its functions may
+    compile in (compiled_sources) differs from the one kept beside the module's cache, every cached function of
+    the module is dropped from the cache, to compile afresh at its next call."""
     cached = [f for f in namespace.values() if isinstance(f, CPUDispatcher) and isinstance(f._cache, FunctionCache)
               and f.py_func.__module__ == namespace["__name__"]]
     if not cached:
         return
-    digest = hashlib.sha256(b"".join(Path(module.__file__).read_bytes() for module in compiled_in)).hexdigest()
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in compiled_sources(namespace))).hexdigest()
     stamp = Path(cached[0]._cache.cache_path) / f"{namespace['__name__'].rsplit('.', 1)[-1]}.sources"
     try:
         if stamp.exists() and stamp.read_text() == digest:
@@ -51,6 +52,27 @@ def drop_stale_cache(namespace: dict, compiled_in: tuple[ModuleType, ...]) -> No
         stamp.write_text(digest)
     except OSError:  # a cache folder we cannot write: numba caches nothing there either
         pass
+
+
+def compiled_sources(namespace: dict) -> list[Path]:
+    """The files whose code the compiled functions of a module (its globals(): `namespace`) may compile into
+    themselves: the files of the compiled functions it names (its own, imported ones, and those that compile a
+    plain function of another module, as fastgen's window rule), of the modules it names that define compiled
+    functions, and so on through those modules' names. Sorted by module name."""
+    found: dict[str, Path] = {}
+    names = [namespace]
+    while names:
+        for value in list(names.pop().values()):
+            if isinstance(value, CPUDispatcher):
+                module = sys.modules[value.py_func.__module__]
+            elif isinstance(value, ModuleType) and any(isinstance(v, CPUDispatcher) for v in vars(value).values()):
+                module = value
+            else:
+                continue
+            if module.__name__ not in found:
+                found[module.__name__] = Path(module.__file__)
+                names.append(vars(module))
+    return [found[name] for name in sorted(found)]
 
 
 def blas_threads(n: int):

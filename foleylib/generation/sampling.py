@@ -103,4 +103,4 @@ def takes_draw(samplers: list[Sampler], n: int, channels: int, mulaw: bool) -> D
     return DrawParameters(parts[0].temperature, parts[0].top_p, np.concatenate([p.uniforms for p in parts], axis=1))
 
 
-kernels.drop_stale_cache(globals(), (kernels,))
+kernels.drop_stale_cache(globals())
