@@ -32,8 +32,9 @@ chromium:
 demo: setup
 	$(VENV)/bin/foley demo --out outputs/demo --force
 
+# the slowest tests listed at the end: where the suite's minutes go (CI's log shows them)
 test: setup
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q --durations=15
 
 test-fast: setup
 	$(VENV)/bin/python -m pytest -q -m "not slow and not notebook"
