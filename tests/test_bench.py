@@ -65,14 +65,12 @@ def test_quick_bench_writes_every_measurement(tmp_path):
         assert _positive(t["paper"]["predictions_per_s"]) and _positive(t["causal"]["predictions_per_s"])
         assert math.isclose(t["ratio"], t["causal"]["predictions_per_s"] / t["paper"]["predictions_per_s"])
     ingest = report["ingest"]
-    assert all(_positive(ingest[k]) for k in ("realtime_factor", "fast_resize_rtf", "motion_rtf", "ffmpeg_rtf",
-                                              "ratio"))
     corpus = ingest["corpus"]
     assert corpus["files"] == 3 and corpus["seconds"] == 3.0 and corpus["jobs"] >= 1  # the quick plan's corpus
-    assert all(_positive(corpus[k]) for k in ("realtime_factor", "fast_resize_rtf", "motion_rtf", "ffmpeg_rtf",
-                                              "ratio"))
-    assert math.isclose(corpus["ratio"], corpus["ffmpeg_rtf"] / corpus["fast_resize_rtf"])
-    assert math.isclose(corpus["exact_ratio"], corpus["ffmpeg_rtf"] / corpus["realtime_factor"])
+    for rates in (ingest, corpus):  # one file, and the corpus a job per core: each against ffmpeg's own decode
+        assert all(_positive(rates[k]) for k in ("realtime_factor", "fast_resize_rtf", "motion_rtf", "ffmpeg_rtf"))
+        assert math.isclose(rates["exact_ratio"], rates["ffmpeg_rtf"] / rates["realtime_factor"])
+        assert math.isclose(rates["fast_resize_ratio"], rates["ffmpeg_rtf"] / rates["fast_resize_rtf"])
     shared = report["shared_training"]
     assert _positive(shared["alone_steps_per_s"]) and len(shared["together_steps_per_s"]) == 2
     assert all(_positive(rate) for rate in shared["together_steps_per_s"])

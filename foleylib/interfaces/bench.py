@@ -390,12 +390,15 @@ def ingest_speed(plan: Plan, seed: int) -> dict:
             plan.repeats)
         ffmpeg = median_seconds(lambda: subprocess.run(_decode_command(clip), stdout=subprocess.DEVNULL, check=True),
                                 plan.repeats)
-        result = {**rates, "ffmpeg_rtf": plan.ingest_seconds / ffmpeg, "corpus": ingest_corpus(plan, seed, Path(tmp))}
-    result["ratio"] = result["ffmpeg_rtf"] / result["realtime_factor"]  # how many times ffmpeg's decode is faster
-    corpus = result["corpus"]  # against ffmpeg decoding the same files, a job per core
-    corpus["ratio"] = corpus["ffmpeg_rtf"] / corpus["fast_resize_rtf"]
-    corpus["exact_ratio"] = corpus["ffmpeg_rtf"] / corpus["realtime_factor"]
-    return result
+        return _against_ffmpeg({**rates, "ffmpeg_rtf": plan.ingest_seconds / ffmpeg,
+                                "corpus": _against_ffmpeg(ingest_corpus(plan, seed, Path(tmp)))})
+
+
+def _against_ffmpeg(rates: dict) -> dict:
+    """Ingest rates with how many times ffmpeg's own decode of the same video is faster: exact_ratio (the exact
+    resize) and fast_resize_ratio (--fast-resize)."""
+    return {**rates, "exact_ratio": rates["ffmpeg_rtf"] / rates["realtime_factor"],
+            "fast_resize_ratio": rates["ffmpeg_rtf"] / rates["fast_resize_rtf"]}
 
 
 def _train_together(count: int, clip: Path, plan: Plan, out: Path) -> list[float]:
