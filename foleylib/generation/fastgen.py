@@ -420,7 +420,7 @@ class FastTransformerStepper(FusedStepper):
         self.model, self.channels, self.classes, self.takes = model, cfg.channels, model.classes, takes
         self.weights, self.kernel_weights, self.scales = _products(_arrays(model.step_weights()), TransformerScales,
                                                                    precision)
-        w = self.weights  # a sliding model re-encodes nothing: the compiled step then has no re-encode (see there)
+        w = self.weights  # None for a sliding model, which re-encodes nothing: see _transformer_step
         self.transposed = None if model.sliding else TransposedProjections(
             *(np.ascontiguousarray(a.transpose(0, 2, 1)) for a in (w.qkv_w, w.attn_out_w, w.ff1_w, w.ff2_w)))
         self.state = self._new_state()
