@@ -21,7 +21,7 @@ from foleylib.generation.generate import (
     stream,
 )
 from foleylib.generation.kernels import FAST, blocked
-from foleylib.generation.sampling import Sampler, pick_sample
+from foleylib.generation.sampling import BINADES, RADIX, Sampler, keep_nucleus, pick_sample, sort_high_halves
 from foleylib.interfaces.cli import main
 from foleylib.models.config import model_config
 from foleylib.models.losses import mulaw_decode
@@ -215,6 +215,49 @@ def test_nucleus_sampling_keeps_the_likeliest_classes():
     draws = {round(float(pick_sample(logits, 1.0, g, top_p=0.7)[0]), 6) for _ in range(200)}
     assert draws == {round(float(mulaw_decode(torch.tensor(k))), 6) for k in (0, 1)}  # 0.5 + 0.3 >= 0.7
     assert float(pick_sample(logits, 1.0, g, top_p=0.01)[0]) == float(mulaw_decode(torch.tensor(0)))
+
+
+def nucleus(p: np.ndarray, top_p: float) -> np.ndarray:
+    """keep_nucleus on a copy of p, with its scratch."""
+    kept, keys, spare = p.copy(), np.empty(len(p), np.int64), np.empty(len(p), np.int64)
+    keep_nucleus(kept, top_p, keys, np.empty(BINADES), spare, np.empty(RADIX, np.int64))
+    return kept
+
+
+def test_radix_sort_orders_by_the_high_halves_and_keeps_the_order_of_equal_ones():
+    rng = np.random.default_rng(0)
+    for high in (rng.integers(0, 1 << 31, 300), rng.integers(0, 4, 300), rng.integers(0, 1 << 31, 1), np.full(5, 7)):
+        keys = (high.astype(np.int64) << 32) | np.arange(len(high))  # low halves: the order they came in
+        expected = keys[np.argsort(high, kind="stable")]
+        ordered = sort_high_halves(keys.copy(), np.empty_like(keys), np.empty(RADIX, np.int64))
+        np.testing.assert_array_equal(ordered, expected)
+
+
+def test_nucleus_keeps_the_likeliest_classes_ties_by_index():
+    p = np.array([0.1, 0.4, 0.4, 0.1], np.float32)
+    np.testing.assert_array_equal(nucleus(p, 0.5), p * [0, 1, 1, 0])  # 0.4 before the second 0.4 is under 0.5
+    np.testing.assert_array_equal(nucleus(p, 0.3), p * [0, 1, 0, 0])  # the tie goes to the lower index
+    np.testing.assert_array_equal(nucleus(p, 0.95), p)
+
+
+def test_nucleus_keeps_what_a_full_stable_sort_keeps():
+    """Against the plain rule (every class sorted by probability, ties by index; kept while the sum before it is
+    under top_p of the total), on probabilities of 16-bit steps over 17 binades: every sum of them is exact in any
+    order, so the two must agree class for class. Peaky, flat, tied and spread rows; top_p from tiny to near 1."""
+    rng = np.random.default_rng(0)
+    rows = [rng.integers(1, 1 << 16, 256),  # flat-ish: most in the top binades
+            np.round(2.0 ** rng.uniform(0, 16, 256)),  # spread over all 17 binades
+            rng.choice([1, 3, 256, 4096, 1 << 16], 256),  # ties
+            np.where(rng.random(256) < 0.03, 1 << 16, rng.integers(1, 64, 256)),  # peaky: a few likely classes
+            np.full(256, 1 << 16)]  # all equal
+    for steps in rows:
+        p = (steps / 2.0 ** 16).astype(np.float32)
+        for top_p in (1e-6, 0.01, 0.3, 0.5, 0.9, 0.99, 0.999999):
+            kept, before = np.zeros_like(p), 0.0
+            for k in np.argsort(-p, kind="stable"):
+                if before < top_p * float(p.sum(dtype=np.float64)):
+                    kept[k], before = p[k], before + p[k]
+            np.testing.assert_array_equal(nucleus(p, top_p), kept)
 
 
 def test_sampling_follows_the_distribution_and_the_temperature():

@@ -14,30 +14,28 @@ from foleylib.generation.kernels import FAST, exp_into
 from foleylib.models.losses import mulaw_decode
 
 MULAW_VALUES = mulaw_decode(torch.arange(256)).numpy()  # class -> sample value, float32 [256]
+BINADES = 256  # float32 exponents: a positive float's bits >> 23
+RADIX = 256  # sort_high_halves's digits: a byte
 
 
 @njit(**FAST)
 def sample_classes(logits, temperature, top_p, uniforms):  # pragma: no cover - compiled
     """Classes int64 [R] from logits float32 [R, K] at `temperature` > 0, restricted to the nucleus holding
-    `top_p` of the probability (the likeliest classes, ties broken by index), one uniform in [0, 1) per row:
-    the first class whose cumulative probability passes the uniform."""
+    `top_p` of the probability (keep_nucleus), one uniform in [0, 1) per row: the first class whose cumulative
+    probability passes the uniform."""
     rows, K = logits.shape
     classes = np.empty(rows, np.int64)
     scaled = np.empty(K, np.float32)
     p = np.empty(K, np.float32)
+    keys, spare = np.empty(K, np.int64), np.empty(K, np.int64)
+    binades, counts = np.empty(BINADES, np.float64), np.empty(RADIX, np.int64)
     for row in range(rows):
         for k in range(K):
             scaled[k] = logits[row, k] / np.float32(temperature)
         scaled -= scaled.max()
         exp_into(scaled, p)
         if top_p < 1.0:
-            total = p.sum()
-            before = 0.0  # probability of the likelier classes
-            for k in np.argsort(-p, kind="mergesort"):
-                if before >= top_p * total:
-                    p[k] = 0.0
-                else:
-                    before += p[k]
+            keep_nucleus(p, top_p, keys, binades, spare, counts)
         total = 0.0
         for k in range(K):
             total += p[k]
@@ -50,6 +48,64 @@ def sample_classes(logits, temperature, top_p, uniforms):  # pragma: no cover - 
                     break
         classes[row] = pick
     return classes
+
+
+@njit(**FAST)
+def keep_nucleus(p, top_p, keys, binades, spare, counts):  # pragma: no cover - compiled
+    """Zero the probabilities p float32 [K] (all > 0) outside their nucleus: the likeliest classes, ties broken by
+    index, taken in that order while the sum of those before (in that order) is under top_p of the total. Only the
+    classes that can be in it are sorted: those of the binades (float exponents), from the top down, whose sums
+    reach top_p of the total with a margin (1e-9 of it) far above what summing in another order can change.
+    Scratch: keys and spare int64 [K], binades float64 [BINADES], counts int64 [RADIX]."""
+    K = p.shape[0]
+    target = top_p * p.sum()
+    bits = p.view(np.int32)  # positive floats order as their bit patterns
+    binades[:] = 0.0
+    for k in range(K):
+        binades[bits[k] >> 23] += p[k]
+    binade, mass = BINADES - 1, binades[BINADES - 1]
+    while binade > 0 and mass < target * (1 + 1e-9):
+        binade -= 1
+        mass += binades[binade]
+    floor, m = np.int32(binade) << 23, 0
+    for k in range(K):
+        if bits[k] >= floor:  # a candidate's key: probability descending, then index ascending
+            keys[m] = (np.int64(0x7FFFFFFF - bits[k]) << 32) | k
+            m += 1
+    ordered = sort_high_halves(keys[:m], spare[:m], counts)
+    before, kept = 0.0, 0
+    while kept < m and before < target:
+        before += p[ordered[kept] & 0xFFFFFFFF]
+        kept += 1
+    for j in range(kept):  # the kept classes are marked by their sign, then every other class is zeroed
+        p[ordered[j] & 0xFFFFFFFF] *= -1
+    for k in range(K):
+        p[k] = -p[k] if p[k] < 0 else np.float32(0.0)
+
+
+@njit(**FAST)
+def sort_high_halves(keys, spare, counts):  # pragma: no cover - compiled
+    """keys int64 [m] >= 0, in the order of their low 32 bits, sorted by their high 32 bits, keeping that order
+    among equal ones: a least-significant-digit radix sort, a byte a pass (a pass whose byte all keys share is
+    skipped), several times faster than a comparison sort of a few hundred keys. Returns the sorted keys: `keys`
+    or `spare` (same size), counts int64 [RADIX]: scratch."""
+    m = keys.shape[0]
+    source, target = keys, spare
+    for shift in range(32, 64, 8):
+        counts[:] = 0
+        for i in range(m):
+            counts[(source[i] >> shift) & (RADIX - 1)] += 1
+        if m == 0 or counts[(source[0] >> shift) & (RADIX - 1)] == m:
+            continue
+        start = 0
+        for digit in range(RADIX):
+            start, counts[digit] = start + counts[digit], start
+        for i in range(m):
+            digit = (source[i] >> shift) & (RADIX - 1)
+            target[counts[digit]] = source[i]
+            counts[digit] += 1
+        source, target = target, source
+    return source
 
 
 def pick_sample(logits: np.ndarray, temperature: float, rng: np.random.Generator, top_p: float = 1.0) -> np.ndarray:
