@@ -9,13 +9,13 @@ GENERATION_KEYS = {"rtf_naive", "rtf_cached", "rtf_live", "speedup", "flops_per_
                    "fraction_of_peak", "step_us_per_sample", "step_gflops", "step_fraction_of_peak", "step_bytes",
                    "read_gbps", "roofline_us_per_sample", "step_fraction_of_roofline", "rtf_batched",
                    "rtf_batched_1thread", "batch", "batch_workers", "batch_speedup", "int8", "step_us_by_takes",
-                   "takes_step_bound"}
+                   "takes_step_bound", "step_us_top_p"}
 ROOFLINE_KEYS = {"step_bytes", "read_gbps", "roofline_us_per_sample", "step_fraction_of_roofline",
                  "takes_step_bound"}
 INT8_KEYS = {"rtf_cached", "rtf_live", "step_us_per_sample", "step_gflops", "step_fraction_of_peak", "rtf_batched",
-             "speedup_over_fp32", "step_us_by_takes"} | ROOFLINE_KEYS
+             "speedup_over_fp32", "step_us_by_takes", "step_us_top_p"} | ROOFLINE_KEYS
 CACHED_ONLY = {"rtf_cached", "rtf_live", "speedup", "step_us_per_sample", "step_gflops",
-               "step_fraction_of_peak", "step_us_by_takes"} | ROOFLINE_KEYS
+               "step_fraction_of_peak", "step_us_by_takes", "step_us_top_p"} | ROOFLINE_KEYS
 
 
 def _positive(value) -> bool:

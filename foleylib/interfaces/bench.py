@@ -73,6 +73,7 @@ class Plan:
     shared_preset: str = "small"  # two `foley train` runs at once against one alone: model preset
     shared_steps: int = 20  # and optimizer steps of each run (the first two and the last are not timed)
     receptive_fields: tuple[int, ...] = (6, 8, 10)  # WaveNet dilation cycles of the scaling curve (2^c + 1)
+    top_p: float = 0.9  # the nucleus of step_us_top_p (the README's setting for real footage)
 
 
 FULL = Plan()
@@ -149,9 +150,10 @@ def _scene(spec: AVSpec, frames: int, seed: int) -> tuple[np.ndarray, np.ndarray
     return video, audio
 
 
-def _samplers(seed: int, takes: int) -> Sampler | list[Sampler]:
+def _samplers(seed: int, takes: int, top_p: float = 1.0) -> Sampler | list[Sampler]:
     """What FoleyEngine takes for `takes` takes: one sampler, or one per take (seeds seed, seed + 1, ...)."""
-    return Sampler(seed=seed) if takes == 1 else [Sampler(seed=seed + k) for k in range(takes)]
+    samplers = [Sampler(top_p=top_p, seed=seed + k) for k in range(takes)]
+    return samplers[0] if takes == 1 else samplers
 
 
 def generation_rtf(model: torch.nn.Module, spec: AVSpec, method: str, frames: int, plan: Plan, seed: int,
@@ -193,10 +195,11 @@ def fusion_flops_per_sample(model: torch.nn.Module, spec: AVSpec) -> int:
 
 
 def step_seconds(model: torch.nn.Module, spec: AVSpec, frames: int, plan: Plan, seed: int,
-                 precision: str = "fp32", takes: int = 1) -> float:
+                 precision: str = "fp32", takes: int = 1, top_p: float = 1.0) -> float:
     """Wall seconds per sample of the fused step alone (FusedStepper.run) of `takes` takes in lockstep on one
-    thread, mu-law draws included, no video embedding."""
-    engine = FoleyEngine(model, spec, "cached", _samplers(seed, takes), precision=precision)  # caches warmed on padding
+    thread, mu-law draws (from the `top_p` nucleus) included, no video embedding."""
+    samplers = _samplers(seed, takes, top_p)
+    engine = FoleyEngine(model, spec, "cached", samplers, precision=precision)  # caches warmed on padding
     n = spec.frame_start(frames)
     previous = np.zeros(spec.channels if takes == 1 else (takes, spec.channels), np.float32)
     return median_seconds(lambda: engine.stepper.run(previous, n, engine.sampler), plan.repeats) / n
@@ -222,12 +225,13 @@ def cached_rates(model: torch.nn.Module, spec: AVSpec, plan: Plan, seed: int, fl
                  workers: int, precision: str) -> dict:
     """Cached generation with the products' weights at `precision`: one stream's rtf_cached (and rtf_live, frames
     pushed as they arrive), the fused step alone (step_us_per_sample; step_gflops from the step's `flops`, counted
-    as float32 ones; its share of the 1-thread peak), its roofline (the longer of reading the step's bytes at
-    read_gbps and its arithmetic at the 1-thread peak; the step's share of it) and plan.takes takes at once on
-    `workers` threads (rtf_batched). What takes at once can give: the step of 1, plan.takes / workers and
-    plan.takes takes in lockstep on one thread (step_us_by_takes), and takes_step_bound, the most audio plan.takes
-    takes on `workers` threads make against one stream if each thread stepped its share of them as fast as alone:
-    takes * step(1) / step(takes / workers)."""
+    as float32 ones; its share of the 1-thread peak; step_us_top_p, the step drawing from the plan.top_p nucleus,
+    which with untrained weights' near-flat distributions holds most classes), its roofline (the longer of reading
+    the step's bytes at read_gbps and its arithmetic at the 1-thread peak; the step's share of it) and plan.takes
+    takes at once on `workers` threads (rtf_batched). What takes at once can give: the step of 1, plan.takes /
+    workers and plan.takes takes in lockstep on one thread (step_us_by_takes), and takes_step_bound, the most audio
+    plan.takes takes on `workers` threads make against one stream if each thread stepped its share of them as fast
+    as alone: takes * step(1) / step(takes / workers)."""
     share = -(-plan.takes // workers)
     by_takes = {n: step_seconds(model, spec, plan.cached_frames, plan, seed, precision, takes=n)
                 for n in sorted({1, share, plan.takes})}
@@ -238,6 +242,8 @@ def cached_rates(model: torch.nn.Module, spec: AVSpec, plan: Plan, seed: int, fl
     return {"rtf_cached": generation_rtf(model, spec, "cached", plan.cached_frames, plan, seed, precision),
             "rtf_live": generation_rtf(model, spec, "cached", plan.cached_frames, plan, seed, precision, live=True),
             "step_us_per_sample": step * 1e6, "step_gflops": flops / step / 1e9,
+            "step_us_top_p": 1e6 * step_seconds(model, spec, plan.cached_frames, plan, seed, precision,
+                                                top_p=plan.top_p),
             "step_fraction_of_peak": flops / step / 1e9 / peak_1thread,
             "step_bytes": nbytes, "read_gbps": read, "roofline_us_per_sample": roofline * 1e6,
             "step_fraction_of_roofline": roofline / step,
@@ -258,7 +264,8 @@ def generation(arch: str, plan: Plan, spec: AVSpec, peak_1thread: float, seed: i
         flops = fusion_flops_per_sample(model, spec)
         rate = result["rtf_naive"]
         result |= {"rtf_cached": None, "rtf_live": None, "speedup": None, "step_us_per_sample": None,
-                   "step_gflops": None, "step_fraction_of_peak": None, "step_bytes": None, "read_gbps": None,
+                   "step_gflops": None, "step_fraction_of_peak": None, "step_us_top_p": None, "step_bytes": None,
+                   "read_gbps": None,
                    "roofline_us_per_sample": None, "step_fraction_of_roofline": None, "step_us_by_takes": None,
                    "takes_step_bound": None, "int8": None,
                    "rtf_batched": takes_rtf(model, spec, plan, seed, workers)}
@@ -442,6 +449,7 @@ def run_bench(quick: bool = False, seed: int = 0, log: Callable[[str], None] = l
             report["generation"][name] = g = generation(arch, plan, spec, peak_1thread, seed, **overrides)
         cached = "" if g["rtf_cached"] is None else (
             f", cached {g['rtf_cached']:.3f} (live {g['rtf_live']:.3f}; step {g['step_us_per_sample']:.1f} us, "
+            f"{g['step_us_top_p']:.1f} us at top-p {plan.top_p}, "
             f"roofline {g['roofline_us_per_sample']:.1f} us)")
         bound = "" if g["takes_step_bound"] is None else f", at most {g['takes_step_bound']:.2f}x by their steps"
         log(f"generation {name}: rtf naive {g['rtf_naive']:.4f}{cached}, {g['batch']} takes at once "
