@@ -85,10 +85,10 @@ def keep_nucleus(p, top_p, keys, binades, spare, counts):  # pragma: no cover - 
 
 @njit(**FAST)
 def sort_high_halves(keys, spare, counts):  # pragma: no cover - compiled
-    """keys int64 [m] >= 0, in the order of their low 32 bits, sorted by their high 32 bits, keeping that order
-    among equal ones: a least-significant-digit radix sort, a byte a pass (a pass whose byte all keys share is
-    skipped), several times faster than a comparison sort of a few hundred keys. Returns the sorted keys: `keys`
-    or `spare` (same size), counts int64 [RADIX]: scratch."""
+    """keys int64 [m] >= 0 sorted by their high 32 bits, keys with equal high halves kept in the order they came
+    in: a least-significant-digit radix sort, a byte a pass (a pass whose byte all keys share is skipped), several
+    times faster than a comparison sort of a few hundred keys. Returns the sorted keys, which are in `keys` or in
+    `spare` (same size; both are overwritten); counts int64 [RADIX]: scratch."""
     m = keys.shape[0]
     source, target = keys, spare
     for shift in range(32, 64, 8):
